@@ -1,0 +1,61 @@
+/* Matching: one Hyperscan database for every pattern of a rule set, one scan per text.
+ *
+ * The compiled database is read-only and shared by all threads; each thread owns a
+ * match_scratch_t. Keyword hits are kept only at Unicode word boundaries (checked in the
+ * match callback). Results are grouped per rule, sorted by rule index, with spans as byte
+ * offsets into the scanned (normalized) text. */
+#ifndef TW_MATCH_H
+#define TW_MATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "rules.h"
+
+#define MATCH_MAX_SPANS_PER_RULE 8
+#define MATCH_MAX_RULES_PER_POST 256
+
+typedef struct match_db match_db_t;
+typedef struct match_scratch match_scratch_t;
+
+typedef struct {
+    uint32_t start; /* byte offsets into the scanned text, [start, end) */
+    uint32_t end;
+} match_span_t;
+
+typedef struct {
+    uint32_t rule_index;
+    uint32_t nspans;
+    match_span_t spans[MATCH_MAX_SPANS_PER_RULE]; /* first spans found, in text order */
+} match_rule_hit_t;
+
+typedef struct {
+    match_rule_hit_t *hits; /* sorted by rule_index, one entry per matching rule */
+    size_t count;
+    size_t cap;
+    bool truncated; /* more rules or spans matched than the caps keep */
+} match_set_t;
+
+void match_set_init(match_set_t *set);
+void match_set_fini(match_set_t *set);
+
+/* Compiles every pattern of rs into one database. Each pattern that does not compile is
+ * reported in diag as "file:line: rule <id>: pattern '<re>': <reason>"; returns
+ * TW_ERR_COMPILE if any failed (no database), 0 and *out otherwise. rs must outlive *out. */
+int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag);
+void match_db_free(match_db_t *db);
+const rule_set_t *match_db_rules(const match_db_t *db);
+size_t match_db_size_bytes(const match_db_t *db);
+
+/* One scratch per thread; returns 0 or TW_ERR_NOMEM. */
+int match_scratch_new(const match_db_t *db, match_scratch_t **out);
+void match_scratch_free(match_scratch_t *scratch);
+
+/* Scans text[0, len) and replaces the contents of set with the rules that match.
+ * Returns 0 or TW_ERR_SCAN. */
+int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
+               match_set_t *set);
+
+#endif

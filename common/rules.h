@@ -1,0 +1,65 @@
+/* Rules files: parsing the YAML into a plain rule set that match.c compiles.
+ *
+ * The minimum format (DESIGN.md) is a top-level `rules:` sequence whose items have
+ * id, category, severity (low|medium|high|critical), keywords (caseless whole words),
+ * keywords_file (one literal per line, relative to the rules file) and regex
+ * (Hyperscan/PCRE syntax). Keywords are normalized with normalize_text() at load time so
+ * they compare against normalized post text. */
+#ifndef TW_RULES_H
+#define TW_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef enum {
+    RULE_SEVERITY_LOW,
+    RULE_SEVERITY_MEDIUM,
+    RULE_SEVERITY_HIGH,
+    RULE_SEVERITY_CRITICAL,
+} rule_severity_t;
+
+typedef struct {
+    char *id;
+    char *category;
+    rule_severity_t severity;
+    char *file; /* rules file that defined it */
+    int line;   /* 1-based line of the rule's mapping */
+} rule_t;
+
+typedef enum {
+    RULE_PATTERN_KEYWORD, /* literal, whole word, already normalized */
+    RULE_PATTERN_REGEX,   /* Hyperscan/PCRE syntax, matched against normalized text */
+} rule_pattern_kind_t;
+
+typedef struct {
+    uint32_t rule_index; /* index into rule_set_t.rules */
+    rule_pattern_kind_t kind;
+    char *text; /* normalized keyword, or regex source */
+    char *file; /* where the pattern was written (rules file or keywords file) */
+    int line;
+} rule_pattern_t;
+
+typedef struct {
+    rule_t *rules;
+    size_t nrules;
+    rule_pattern_t *patterns;
+    size_t npatterns;
+    /* "sha256:<64 hex>" over the rules file and every keywords file it reads, in order */
+    char version[72];
+} rule_set_t;
+
+/* Loads and validates the rules file at path. Every problem found (YAML syntax, missing or
+ * duplicate id, unknown severity, unreadable keywords file, empty keyword, unknown key) is
+ * appended to diag as "file:line: message"; parsing continues past errors so all are reported.
+ * Returns 0 and a new rule set in *out (free with rule_set_free), or a negative tw_err_t and
+ * *out = NULL when any error was found. Regex syntax is checked by match_db_compile(). */
+int rule_set_load(const char *path, rule_set_t **out, tw_diag_t *diag);
+void rule_set_free(rule_set_t *rs);
+
+const char *rule_severity_name(rule_severity_t severity);
+/* Returns 0 and sets *out, or TW_ERR_INVALID for an unknown name. */
+int rule_severity_parse(const char *name, rule_severity_t *out);
+
+#endif
