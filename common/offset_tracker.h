@@ -1,0 +1,38 @@
+/* At-least-once bookkeeping: a partition's offset may be committed only up to the first post
+ * whose output (alert or dead-letter record) the broker has not yet acknowledged. Posts finish
+ * out of order (a post with no alert finishes at once, an alert when its delivery report
+ * arrives), so each partition keeps its in-flight offsets in order and the commit position is
+ * the contiguous watermark. Not thread-safe: the Kafka loop owns it. */
+#ifndef TW_OFFSET_TRACKER_H
+#define TW_OFFSET_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct offset_tracker offset_tracker_t;
+
+int offset_tracker_new(offset_tracker_t **out);
+void offset_tracker_free(offset_tracker_t *t);
+
+/* Registers offset as in flight on partition. Offsets of one partition must be added in
+ * increasing order. Returns 0 or TW_ERR_NOMEM. */
+int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset);
+
+/* Marks (partition, offset) finished. Unknown pairs (a partition revoked meanwhile) are
+ * ignored. */
+void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset);
+
+/* Calls commit(partition, next_offset) for each partition whose watermark advanced since the
+ * last call; next_offset is the offset to resume from (last finished + 1). Returns the number
+ * of partitions reported. */
+size_t offset_tracker_collect(offset_tracker_t *t,
+                              void (*commit)(void *opaque, int32_t partition, int64_t next_offset),
+                              void *opaque);
+
+/* Forgets a partition (revoked); later done() calls for it are ignored. */
+void offset_tracker_forget(offset_tracker_t *t, int32_t partition);
+
+/* Posts still in flight over all partitions. */
+size_t offset_tracker_pending(const offset_tracker_t *t);
+
+#endif

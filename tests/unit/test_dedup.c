@@ -1,0 +1,220 @@
+/* The memory and Redis duplicate stores must give the same answers for the same batches
+ * (scan and run agree). The Redis half starts a real redis-server on a free loopback port and
+ * is skipped, saying so, where redis-server is not installed. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dedup.h"
+#include "fingerprint.h"
+#include "tw_test.h"
+
+typedef struct {
+    const char *id;
+    const char *author;
+    const char *text;
+    int64_t ts;
+} sample_t;
+
+static const sample_t samples[] = {
+    {"p1", "alice", "win a free phone today click the link and claim it now", 100},
+    {"p2", "bob", "win a free phone today click the link and claim it now!!", 110},
+    {"p3", "carol", "win a free phone today just click the link and claim it now", 105},
+    {"p4", "dave", "the weather in the harbour is lovely this time of year", 120},
+    {"p2", "bob", "win a free phone today click the link and claim it now!!", 110}, /* replay */
+    {"p5", "bob", "win a free phone today click the link and claim it now", 130},
+    {"p6", NULL, "the weather in the harbour is lovely this time of year", 90},
+};
+#define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
+
+static void make_items(dedup_item_t *items, fingerprint_t *fps)
+{
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        fingerprint_compute(samples[i].text, strlen(samples[i].text), &fps[i]);
+        items[i] = (dedup_item_t){samples[i].id,
+                                  strlen(samples[i].id),
+                                  samples[i].author,
+                                  samples[i].author ? strlen(samples[i].author) : 0,
+                                  samples[i].ts,
+                                  &fps[i]};
+    }
+}
+
+/* Checks the expected semantics; used for both stores. Two batches exercise state carried
+ * between round trips as well as within one. */
+static int check_store(dedup_store_t *store)
+{
+    dedup_item_t items[NSAMPLES];
+    fingerprint_t fps[NSAMPLES];
+    dedup_result_t r[NSAMPLES];
+    make_items(items, fps);
+    if (dedup_batch_check(store, items, 3, r) != 0)
+        return fprintf(stderr, "batch 1 failed\n"), 1;
+    if (dedup_batch_check(store, items + 3, NSAMPLES - 3, r + 3) != 0)
+        return fprintf(stderr, "batch 2 failed\n"), 1;
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s\n", #cond);                                             \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    for (size_t i = 0; i < NSAMPLES; i++)
+        EXPECT(r[i].available);
+    EXPECT(r[0].count == 1 && !r[0].replay);
+    EXPECT(r[1].cluster == r[0].cluster && r[1].count == 2 && r[1].authors == 2);
+    EXPECT(r[2].cluster == r[0].cluster && r[2].count == 3 && r[2].authors == 3);
+    EXPECT(r[3].cluster != r[0].cluster && r[3].count == 1);
+    EXPECT(r[4].replay && r[4].cluster == r[0].cluster && r[4].count == 3); /* not counted */
+    EXPECT(r[5].cluster == r[0].cluster && r[5].count == 4 && r[5].authors == 3);
+    EXPECT(r[5].first_seen == 100 && r[5].last_seen == 130);
+    EXPECT(r[6].cluster == r[3].cluster && r[6].count == 2 && r[6].authors == 1);
+    EXPECT(r[6].first_seen == 90);
+    EXPECT(r[0].cluster == fps[0].exact); /* a new cluster is named after its first post */
+#undef EXPECT
+    return bad;
+}
+
+TW_TEST(memory_store_semantics)
+{
+    dedup_store_t *store;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1000, &store), 0);
+    TW_ASSERT_INT_EQ(check_store(store), 0);
+    dedup_store_free(store);
+}
+
+TW_TEST(memory_store_stays_bounded)
+{
+    dedup_store_t *store;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 64, &store), 0);
+    char text[64], id[32];
+    for (int i = 0; i < 5000; i++) {
+        /* random letters, not digits: digit runs are folded away by the fingerprint */
+        static uint64_t lcg = 42;
+        size_t k = 0;
+        for (int w = 0; w < 6; w++) {
+            for (int c = 0; c < 6; c++) {
+                lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+                text[k++] = (char)('a' + (lcg >> 33) % 26);
+            }
+            text[k++] = ' ';
+        }
+        text[k - 1] = '\0';
+        snprintf(id, sizeof(id), "id%d", i);
+        fingerprint_t fp;
+        fingerprint_compute(text, strlen(text), &fp);
+        dedup_item_t item = {id, strlen(id), "a", 1, i, &fp};
+        dedup_result_t r;
+        TW_ASSERT_INT_EQ(dedup_batch_check(store, &item, 1, &r), 0);
+        TW_ASSERT(r.available);
+    }
+    dedup_store_free(store);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static int wait_for_port(int port, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (ok)
+            return 0;
+        struct timespec tick = {0, 50 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    return -1;
+}
+
+TW_TEST(redis_store_matches_memory_store)
+{
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "  SKIP: redis-server is not installed\n");
+        return;
+    }
+    int port = free_port();
+    TW_ASSERT(port > 0);
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    pid_t pid = fork();
+    TW_ASSERT(pid >= 0);
+    if (pid == 0) {
+        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    int ready = wait_for_port(port, 10000);
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/3", port);
+    dedup_store_t *store = NULL;
+    int rc = ready == 0 ? dedup_redis_new(url, 3600, 2000, &store, NULL) : -1;
+    int semantics = rc == 0 ? check_store(store) : -1;
+
+    /* Redis going away costs duplicate information, never a crash or a hang */
+    int down_rc = 0, down_available = 1;
+    if (rc == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pid = 0;
+        fingerprint_t fp;
+        fingerprint_compute("after the outage", 16, &fp);
+        dedup_item_t item = {"late", 4, "x", 1, 1, &fp};
+        dedup_result_t r;
+        down_rc = dedup_batch_check(store, &item, 1, &r);
+        down_available = r.available;
+    }
+    dedup_store_free(store);
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    TW_ASSERT_INT_EQ(ready, 0);
+    TW_ASSERT_INT_EQ(rc, 0);
+    TW_ASSERT_INT_EQ(semantics, 0);
+    TW_ASSERT(down_rc != 0);
+    TW_ASSERT_INT_EQ(down_available, 0);
+}
+
+TW_TEST(redis_url_errors_are_reported)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    dedup_store_t *store = NULL;
+    TW_ASSERT(dedup_redis_new("http://x", 60, 100, &store, &diag) != 0);
+    TW_ASSERT(dedup_redis_new("redis://host:99999/0", 60, 100, &store, &diag) != 0);
+    TW_ASSERT(dedup_redis_new("redis://host:6379/abc", 60, 100, &store, &diag) != 0);
+    TW_ASSERT_INT_EQ(diag.count, 3);
+    TW_ASSERT(strstr(diag.lines[1], "bad port") != NULL);
+    tw_diag_fini(&diag);
+}
+
+int main(void)
+{
+    TW_RUN(TW_CASE(memory_store_semantics), TW_CASE(memory_store_stays_bounded),
+           TW_CASE(redis_store_matches_memory_store), TW_CASE(redis_url_errors_are_reported));
+}

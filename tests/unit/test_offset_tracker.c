@@ -1,0 +1,103 @@
+#include "offset_tracker.h"
+#include "tw_test.h"
+
+typedef struct {
+    int32_t partition[16];
+    int64_t next[16];
+    int n;
+} commits_t;
+
+static void record_commit(void *opaque, int32_t partition, int64_t next_offset)
+{
+    commits_t *c = opaque;
+    c->partition[c->n] = partition;
+    c->next[c->n] = next_offset;
+    c->n++;
+}
+
+TW_TEST(watermark_waits_for_the_oldest_post)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    for (int64_t o = 10; o < 15; o++)
+        TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, o), 0);
+    commits_t c = {0};
+    offset_tracker_done(t, 0, 12);
+    offset_tracker_done(t, 0, 13);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 0);
+    offset_tracker_done(t, 0, 10);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[0], 11);
+    offset_tracker_done(t, 0, 11);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[1], 14); /* 11, 12, 13 done; 14 still in flight */
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 1);
+    offset_tracker_done(t, 0, 14);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[2], 15);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    offset_tracker_free(t);
+}
+
+TW_TEST(partitions_are_independent_and_gaps_are_fine)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    /* compacted or transactional topics skip offsets */
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 1, 5), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 1, 9), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 2, 0), 0);
+    offset_tracker_done(t, 2, 0);
+    offset_tracker_done(t, 1, 9);
+    commits_t c = {0};
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.partition[0], 2);
+    TW_ASSERT_INT_EQ(c.next[0], 1);
+    offset_tracker_done(t, 1, 5);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.partition[1], 1);
+    TW_ASSERT_INT_EQ(c.next[1], 10);
+    offset_tracker_free(t);
+}
+
+TW_TEST(revoked_partition_ignores_late_reports)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 3, 100), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 3, 101), 0);
+    offset_tracker_forget(t, 3);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    offset_tracker_done(t, 3, 100); /* a delivery report arriving after the revoke */
+    commits_t c = {0};
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 0);
+    offset_tracker_done(t, 3, 100); /* twice is harmless too */
+    offset_tracker_free(t);
+}
+
+TW_TEST(ring_grows_across_wraparound)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    int64_t next = 0;
+    commits_t c = {0};
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 300; i++)
+            TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, next + i), 0);
+        for (int i = 299; i >= 0; i--)
+            offset_tracker_done(t, 0, next + i);
+        next += 300;
+        c.n = 0;
+        TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+        TW_ASSERT_INT_EQ(c.next[0], next);
+    }
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    offset_tracker_free(t);
+}
+
+int main(void)
+{
+    TW_RUN(TW_CASE(watermark_waits_for_the_oldest_post),
+           TW_CASE(partitions_are_independent_and_gaps_are_fine),
+           TW_CASE(revoked_partition_ignores_late_reports), TW_CASE(ring_grows_across_wraparound));
+}

@@ -1,0 +1,273 @@
+/* tidewatch: command line, configuration precedence, signals and the shutdown watchdog. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "demo.h"
+#include "engine.h"
+#include "log.h"
+#include "run.h"
+#include "scan.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1; /* the loops notice it between batches */
+}
+
+static const char usage[] =
+    "usage:\n"
+    "  tidewatch run   [--config FILE] [--brokers H:P,...] [--group G] [--input-topic T]\n"
+    "                  [--output-topic T] [--dlq-topic T] [--rules FILE]\n"
+    "                  [--redis redis://H:P/DB] [--http H:P] [-X key=value]...\n"
+    "  tidewatch scan  --rules FILE [--config FILE] [-X key=value]... [POSTS.jsonl | -]\n"
+    "  tidewatch rules check FILE\n"
+    "  tidewatch demo  [--rules FILE]\n"
+    "  tidewatch config docs        print the configuration reference (docs/CONFIG.md)\n"
+    "  tidewatch config show [...]  print the effective configuration, secrets masked\n"
+    "  tidewatch --help | --version\n"
+    "\n"
+    "Configuration: defaults < --config YAML < TIDEWATCH_<KEY> environment < flags.\n"
+    "-X sets any key, including kafka.<librdkafka property> (-X kafka.security.protocol=SSL).\n";
+
+/* Flags that name a configuration key directly. */
+static const struct {
+    const char *flag;
+    const char *key;
+} flag_keys[] = {
+    {"brokers", "brokers"},         {"group", "group"},
+    {"input-topic", "input_topic"}, {"output-topic", "output_topic"},
+    {"dlq-topic", "dlq_topic"},     {"rules", "rules"},
+    {"redis", "redis"},             {"http", "http"},
+    {"log-level", "log_level"},
+};
+#define NFLAG_KEYS (sizeof(flag_keys) / sizeof(flag_keys[0]))
+
+typedef struct {
+    const char *config_file;
+    const char *keys[64];
+    const char *values[64];
+    char *owned[64];
+    int n;
+    int nowned;
+    const char *positional[4];
+    int npositional;
+} cli_args_t;
+
+static void cli_args_fini(cli_args_t *args)
+{
+    for (int i = 0; i < args->nowned; i++)
+        free(args->owned[i]);
+}
+
+/* Parses flags after the subcommand. Returns 0, or 2 for a usage error (message printed). */
+static int cli_parse(int argc, char **argv, cli_args_t *args)
+{
+    struct option opts[NFLAG_KEYS + 3];
+    memset(opts, 0, sizeof(opts));
+    for (size_t i = 0; i < NFLAG_KEYS; i++)
+        opts[i] = (struct option){flag_keys[i].flag, required_argument, NULL, (int)(i + 1000)};
+    opts[NFLAG_KEYS] = (struct option){"config", required_argument, NULL, 'c'};
+    opts[NFLAG_KEYS + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1) {
+        if (args->n >= 64) {
+            fprintf(stderr, "tidewatch: too many flags\n");
+            return 2;
+        }
+        if (c == 'c') {
+            args->config_file = optarg;
+        } else if (c == 'X') {
+            char *eq = strchr(optarg, '=');
+            if (!eq) {
+                fprintf(stderr, "tidewatch: -X needs key=value, got '%s'\n", optarg);
+                return 2;
+            }
+            char *key = strndup(optarg, (size_t)(eq - optarg));
+            args->owned[args->nowned++] = key;
+            args->keys[args->n] = key;
+            args->values[args->n++] = eq + 1;
+        } else if (c >= 1000 && c < 1000 + (int)NFLAG_KEYS) {
+            args->keys[args->n] = flag_keys[c - 1000].key;
+            args->values[args->n++] = optarg;
+        } else if (c == 'h') {
+            fputs(usage, stdout);
+            exit(0);
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (args->npositional >= 4) {
+            fprintf(stderr, "tidewatch: too many arguments\n");
+            return 2;
+        }
+        args->positional[args->npositional++] = argv[i];
+    }
+    return 0;
+}
+
+/* Applies defaults < file < environment < flags. Returns 0 or 2 (errors printed). */
+static int build_config(config_t *cfg, const cli_args_t *args)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    int rc = config_init(cfg);
+    if (rc == 0 && args->config_file)
+        rc = config_load_file(cfg, args->config_file, &diag);
+    if (rc == 0)
+        rc = config_load_env(cfg, environ, &diag);
+    for (int i = 0; rc == 0 && i < args->n; i++) {
+        char origin[128];
+        snprintf(origin, sizeof(origin), "flag %s", args->keys[i]);
+        rc = config_set(cfg, args->keys[i], args->values[i], origin, &diag);
+    }
+    if (rc == 0 && log_level_set_name(cfg->log_level) != 0) {
+        tw_diag_add(&diag, "log_level: unknown level '%s'", cfg->log_level);
+        rc = TW_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "tidewatch: %s\n", diag.lines[i]);
+    tw_diag_fini(&diag);
+    return rc == 0 ? 0 : 2;
+}
+
+static void *watchdog_thread(void *arg)
+{
+    long timeout_s = *(long *)arg;
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    while (!stop_requested)
+        nanosleep(&tick, NULL);
+    /* librdkafka 2.0.2's close can hang when the brokers are gone; Kubernetes would SIGKILL
+     * us anyway, so exit on our own terms with a log line. Nothing uncommitted is lost: it
+     * is re-read after the restart. */
+    struct timespec deadline = {timeout_s, 0};
+    nanosleep(&deadline, NULL);
+    log_error("shutdown took longer than %ld s; exiting without a clean close", timeout_s);
+    _exit(3);
+    return NULL;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int cmd_rules_check(const char *path)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    rule_set_t *rules = NULL;
+    match_db_t *db = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = engine_load_rules(path, &rules, &db, &diag);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    if (rc == 0) {
+        printf("%s: ok: %zu rules, %zu patterns, %s, compiled in %.3f s, database %zu bytes\n",
+               path, rules->nrules, rules->npatterns, rules->version,
+               (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+               match_db_size_bytes(db));
+    } else {
+        fprintf(stderr, "%s: refused: %zu problem(s)\n", path, diag.count);
+    }
+    match_db_free(db);
+    rule_set_free(rules);
+    tw_diag_fini(&diag);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("tidewatch %s\n", TIDEWATCH_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "rules") == 0) {
+        if (argc != 4 || strcmp(argv[2], "check") != 0) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        return cmd_rules_check(argv[3]);
+    }
+    if (strcmp(cmd, "config") == 0 && argc == 3 && strcmp(argv[2], "docs") == 0) {
+        config_write_docs(stdout);
+        return 0;
+    }
+    bool show_config = strcmp(cmd, "config") == 0 && argc >= 3 && strcmp(argv[2], "show") == 0;
+    if (!show_config && strcmp(cmd, "run") != 0 && strcmp(cmd, "scan") != 0 &&
+        strcmp(cmd, "demo") != 0) {
+        fprintf(stderr, "tidewatch: unknown command '%s'\n\n%s", cmd, usage);
+        return 2;
+    }
+
+    cli_args_t args;
+    memset(&args, 0, sizeof(args));
+    int skip = show_config ? 2 : 1;
+    int rc = cli_parse(argc - skip, argv + skip, &args);
+    config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    if (rc == 0)
+        rc = build_config(&cfg, &args);
+    if (rc != 0) {
+        cli_args_fini(&args);
+        config_fini(&cfg);
+        return rc;
+    }
+    if (show_config) {
+        config_dump_json(&cfg, stdout);
+    } else if (strcmp(cmd, "scan") == 0) {
+        if (args.npositional > 1) {
+            fputs(usage, stderr);
+            rc = 2;
+        } else {
+            rc = scan_file(&cfg, args.npositional ? args.positional[0] : "-") == 0 ? 0 : 1;
+        }
+    } else {
+        install_signals();
+        pthread_t tid;
+        long watchdog_s = cfg.shutdown_timeout_s;
+        pthread_create(&tid, NULL, watchdog_thread, &watchdog_s);
+        pthread_detach(tid);
+        if (strcmp(cmd, "demo") == 0) {
+            if (!getenv("TIDEWATCH_LOG_LEVEL") && log_threshold < LOG_LEVEL_WARN)
+                log_threshold = LOG_LEVEL_WARN; /* the demo's screen is the alerts */
+            rc = demo_main(&cfg, &stop_requested) == 0 ? 0 : 1;
+        } else {
+            run_options_t opts = {.stop = &stop_requested};
+            rc = run_worker(&cfg, &opts) == 0 ? 0 : 1;
+        }
+    }
+    cli_args_fini(&args);
+    config_fini(&cfg);
+    return rc;
+}

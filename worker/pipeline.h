@@ -1,0 +1,71 @@
+/* The per-batch pipeline shared by every mode (run, scan, demo): decode -> normalize ->
+ * match -> fingerprint -> dedupe (one store round trip per batch) -> decide -> encode.
+ * A pipeline_t is owned by one thread: it holds that thread's Hyperscan scratch, duplicate
+ * store connection and reusable buffers. The rule set and compiled database are shared and
+ * read-only. */
+#ifndef TW_PIPELINE_H
+#define TW_PIPELINE_H
+
+#include <stddef.h>
+
+#include "alert.h"
+#include "buf.h"
+#include "config.h"
+#include "dedup.h"
+#include "fingerprint.h"
+#include "match.h"
+#include "normalize.h"
+#include "post.h"
+
+typedef struct {
+    const char *data; /* raw message value; not NUL-terminated */
+    size_t len;
+    alert_source_t source;
+} pipeline_input_t;
+
+typedef enum {
+    PIPELINE_PASS,        /* nothing to publish */
+    PIPELINE_ALERT,       /* publish alert (key = post id) */
+    PIPELINE_DEAD_LETTER, /* publish the original bytes to the dead-letter topic */
+} pipeline_outcome_t;
+
+typedef struct {
+    pipeline_outcome_t outcome;
+    post_reason_t reason; /* for dead letters */
+    char error[200];      /* for dead letters: human-readable detail */
+    const char *key;      /* alert key (post id); valid until the next batch */
+    size_t key_len;
+    size_t alert_offset; /* the alert JSON is pipeline_t.alerts.data[offset, offset + len) */
+    size_t alert_len;
+} pipeline_result_t;
+
+typedef struct {
+    const config_t *cfg;
+    const rule_set_t *rules;
+    const match_db_t *db;
+    match_scratch_t *scratch;
+    dedup_store_t *dedup; /* borrowed */
+    post_fields_t fields;
+    size_t cap;
+    post_t *posts;
+    normalized_t *norms;
+    match_set_t *matches;
+    fingerprint_t *fps;
+    dedup_item_t *items;
+    dedup_result_t *dups;
+    size_t *item_post; /* dedup item -> post index */
+    buf_t alerts;
+} pipeline_t;
+
+/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
+int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules,
+                  const match_db_t *db, dedup_store_t *dedup);
+void pipeline_fini(pipeline_t *p);
+
+/* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
+ * stay valid until the next call. Returns 0, or a negative tw_err_t for failures that are not
+ * the input's fault (out of memory, a Hyperscan error): the batch must then be retried. */
+int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                     pipeline_result_t *results);
+
+#endif

@@ -1,0 +1,127 @@
+#include "scan.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "engine.h"
+#include "log.h"
+#include "pipeline.h"
+
+typedef struct {
+    char *data;
+    size_t cap;
+} line_slot_t;
+
+static void report_bad_line(const char *file, int64_t line, const pipeline_result_t *res)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "{\"dead_letter\":{\"file\":");
+    buf_append_json_string(&b, file, strlen(file));
+    buf_append_str(&b, ",\"line\":");
+    buf_append_i64(&b, line);
+    buf_append_str(&b, ",\"reason\":\"");
+    buf_append_str(&b, post_reason_name(res->reason));
+    buf_append_str(&b, "\",\"error\":");
+    buf_append_json_string(&b, res->error, strlen(res->error));
+    buf_append_str(&b, "}}\n");
+    if (!b.failed)
+        fputs(b.data, stderr);
+    buf_fini(&b);
+}
+
+int scan_file(const config_t *cfg, const char *path)
+{
+    const char *name = path && strcmp(path, "-") != 0 ? path : "-";
+    FILE *in = strcmp(name, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!in) {
+        log_error("%s: cannot open: %s", path, strerror(errno));
+        return TW_ERR_IO;
+    }
+    engine_t engine;
+    int rc = engine_open(&engine, cfg, true);
+    if (rc != 0) {
+        if (in != stdin)
+            fclose(in);
+        return rc;
+    }
+    size_t batch = (size_t)cfg->batch_size;
+    pipeline_t pipe;
+    line_slot_t *lines = calloc(batch, sizeof(*lines));
+    pipeline_input_t *inputs = calloc(batch, sizeof(*inputs));
+    pipeline_result_t *results = calloc(batch, sizeof(*results));
+    size_t nposts = 0, nalerts = 0, nbad = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool pipe_ready = false;
+    if (!lines || !inputs || !results) {
+        rc = TW_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup)) != 0)
+        goto out;
+    pipe_ready = true;
+
+    int64_t lineno = 0;
+    bool eof = false;
+    while (!eof) {
+        size_t n = 0;
+        while (n < batch) {
+            ssize_t len = getline(&lines[n].data, &lines[n].cap, in);
+            if (len < 0) {
+                eof = true;
+                break;
+            }
+            lineno++;
+            while (len > 0 && (lines[n].data[len - 1] == '\n' || lines[n].data[len - 1] == '\r'))
+                len--;
+            if (len == 0)
+                continue; /* blank lines separate nothing in JSONL */
+            inputs[n].data = lines[n].data;
+            inputs[n].len = (size_t)len;
+            inputs[n].source = (alert_source_t){.file = name, .line = lineno};
+            n++;
+        }
+        if (!n)
+            continue;
+        if ((rc = pipeline_process(&pipe, inputs, n, results)) != 0)
+            goto out;
+        nposts += n;
+        for (size_t i = 0; i < n; i++) {
+            if (results[i].outcome == PIPELINE_ALERT) {
+                fwrite(pipe.alerts.data + results[i].alert_offset, 1, results[i].alert_len,
+                       stdout);
+                fputc('\n', stdout);
+                nalerts++;
+            } else if (results[i].outcome == PIPELINE_DEAD_LETTER) {
+                report_bad_line(name, inputs[i].source.line, &results[i]);
+                nbad++;
+            }
+        }
+    }
+    if (ferror(in)) {
+        log_error("%s: read error: %s", name, strerror(errno));
+        rc = TW_ERR_IO;
+    }
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    log_info("scanned %zu posts in %.3f s (%.0f posts/s): %zu alerts, %zu undecodable", nposts,
+             secs, secs > 0 ? (double)nposts / secs : 0.0, nalerts, nbad);
+out:
+    if (pipe_ready)
+        pipeline_fini(&pipe);
+    for (size_t i = 0; lines && i < batch; i++)
+        free(lines[i].data);
+    free(lines);
+    free(inputs);
+    free(results);
+    engine_close(&engine);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
