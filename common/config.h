@@ -38,6 +38,7 @@ typedef struct {
     long batch_size;
     long batch_timeout_ms;
     long max_post_bytes;
+    long dlq_max_bytes;
     long dedup_window_s;
     long dedup_alert_min_count;
     long redis_timeout_ms;

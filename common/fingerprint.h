@@ -9,11 +9,16 @@
 #ifndef TW_FINGERPRINT_H
 #define TW_FINGERPRINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define FINGERPRINT_BANDS 20
-#define FINGERPRINT_ROWS 5
+#define FINGERPRINT_ROWS  5
+
+/* exact == fingerprint_hash64(canonical text, FINGERPRINT_SEED_EXACT). Part of the fleet-wide
+ * key format, like the private seeds and MinHash parameters in fingerprint.c. */
+#define FINGERPRINT_SEED_EXACT UINT64_C(0x7477657861637431) /* "twexact1" */
 
 typedef struct {
     uint64_t exact;
@@ -25,7 +30,19 @@ typedef struct {
  * exact = hash of "" and nbands = 0. */
 void fingerprint_compute(const char *norm, size_t len, fingerprint_t *fp);
 
-/* 64-bit hash used for fingerprints and cluster ids: stable across builds and platforms. */
+/* 64-bit hash used for fingerprints and cluster ids: stable across builds and platforms.
+ * It is XXH64, so the published xxHash test vectors apply. data may be NULL when len is 0. */
 uint64_t fingerprint_hash64(const void *data, size_t len, uint64_t seed);
+
+/* Writes the canonical text that fingerprint_compute() hashes (links, mentions, punctuation
+ * dropped, digit runs folded to "0"; see fingerprint.c) into out, truncated to out_cap - 1
+ * bytes and NUL-terminated when out_cap > 0. Returns its full length. For tests and for
+ * showing operators why two posts were clustered; never on the hot path. */
+size_t fingerprint_canonical(const char *norm, size_t len, char *out, size_t out_cap);
+
+/* True when the canonical text was empty: the post had only links, mentions, punctuation or
+ * whitespace. All such posts share one exact hash and carry nothing to compare, so duplicate
+ * detection should skip them rather than cluster them together. */
+bool fingerprint_is_empty(const fingerprint_t *fp);
 
 #endif

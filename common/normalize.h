@@ -17,11 +17,20 @@ typedef struct {
     uint32_t *src_end;   /* per normalized byte: one past the last original byte */
     size_t cap;          /* capacity of the three arrays; buffers are reused between calls */
 } normalized_t;
+/* Offset map details: output that came from several original code points (a composed
+ * "e" + U+0301, a fullwidth letter, "ss" from U+00DF) maps every byte to the whole original
+ * range; one space standing for a whitespace run maps to the whole run. src_start and src_end
+ * are non-decreasing. Like text's NUL, src_start[len] == src_end[len] == the original length
+ * (a sentinel, so an empty span at the end maps to the end of the original). */
 
+/* init allocates nothing (text is "" until the first normalize_text); fini frees the buffers
+ * and leaves norm initialized. */
 void normalized_init(normalized_t *norm);
 void normalized_fini(normalized_t *norm);
 
 /* Normalizes src[0, len) into norm, reusing its buffers. src need not be NUL-terminated.
+ * Control characters count as whitespace; leading and trailing whitespace is trimmed.
+ * ASCII-only input never calls into utf8proc, and a warmed-up norm is not reallocated.
  * Returns 0, TW_ERR_UTF8 when src is not valid UTF-8, TW_ERR_TOO_LARGE when len does not fit
  * in 32-bit offsets, TW_ERR_NOMEM. On error norm holds an empty string. */
 int normalize_text(const char *src, size_t len, normalized_t *norm);

@@ -13,6 +13,13 @@
 
 #include "err.h"
 
+/* Input caps, so that a hostile or broken rules file is an error and not an exhausted worker. */
+#define RULES_MAX_FILE_BYTES           (64u << 20)  /* a rules file, or one keywords file */
+#define RULES_MAX_KEYWORDS_TOTAL_BYTES (256u << 20) /* all keywords files of one load */
+#define RULES_MAX_PATTERN_BYTES        (64u << 10)  /* one keyword or regex, before and after */
+#define RULES_MAX_PATTERNS             2000000u     /* keywords + regexes of one load */
+#define RULES_MAX_DIAGS                1000u        /* lines one load adds to diag */
+
 typedef enum {
     RULE_SEVERITY_LOW,
     RULE_SEVERITY_MEDIUM,
@@ -48,6 +55,10 @@ typedef struct {
     size_t npatterns;
     /* "sha256:<64 hex>" over the rules file and every keywords file it reads, in order */
     char version[72];
+    /* Owned path strings that rules[].file and patterns[].file point into (one copy per file,
+     * not per rule: a set can hold 50,000 rules and millions of keywords). */
+    char **files;
+    size_t nfiles;
 } rule_set_t;
 
 /* Loads and validates the rules file at path. Every problem found (YAML syntax, missing or
@@ -56,6 +67,12 @@ typedef struct {
  * Returns 0 and a new rule set in *out (free with rule_set_free), or a negative tw_err_t and
  * *out = NULL when any error was found. Regex syntax is checked by match_db_compile(). */
 int rule_set_load(const char *path, rule_set_t **out, tw_diag_t *diag);
+/* Same as rule_set_load for a rules file already in memory (embedded defaults, fuzzing). name is
+ * used in diagnostics and as the base for relative keywords_file paths; data need not be
+ * NUL-terminated. */
+int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_set_t **out,
+                         tw_diag_t *diag);
+/* NULL is a no-op. */
 void rule_set_free(rule_set_t *rs);
 
 const char *rule_severity_name(rule_severity_t severity);

@@ -1,6 +1,7 @@
 #include "kafka_sink.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ struct kafka_sink {
     rd_kafka_topic_t *alerts;
     char *alerts_topic;
     char *dlq_topic;
+    size_t dlq_max_bytes;
     kafka_sink_delivery_fn on_delivery;
     void *opaque;
 };
@@ -74,6 +76,7 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->opaque = opaque;
     sink->alerts_topic = strdup(cfg->output_topic);
     sink->dlq_topic = strdup(cfg->dlq_topic);
+    sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic) {
         if (conf)
@@ -139,11 +142,20 @@ int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t k
                                    const char *error, const char *src_topic,
                                    int32_t src_partition, int64_t src_offset)
 {
-    char partition[16], offset[24];
+    char partition[16], offset[24], original_len[24];
     snprintf(partition, sizeof(partition), "%d", (int)src_partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)src_offset);
+    snprintf(original_len, sizeof(original_len), "%zu", len);
+    /* A post larger than the producer or topic allows would fail its delivery and stop the
+     * partition for good; its first bytes plus the source position are what an operator
+     * needs, and the whole post stays in the source topic. */
+    bool truncated = len > sink->dlq_max_bytes;
+    if (truncated)
+        len = sink->dlq_max_bytes;
     for (;;) {
-        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(5);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+        if (truncated)
+            rd_kafka_header_add(hdrs, "truncated", -1, original_len, -1);
         rd_kafka_header_add(hdrs, "reason", -1, reason, -1);
         rd_kafka_header_add(hdrs, "error", -1, error, -1);
         rd_kafka_header_add(hdrs, "source_topic", -1, src_topic, -1);

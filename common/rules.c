@@ -1,0 +1,834 @@
+/* Rules files: YAML -> rule_set_t.
+ *
+ * libyaml's document API gives us a node tree with line marks; we walk it at a fixed depth
+ * (root -> rules -> rule -> value -> item), never recursively, so aliases, anchors and even
+ * self-referencing anchors cannot make the walk loop or explode. Every problem is reported
+ * with its file:line and parsing carries on, so an operator fixes a file in one round trip. */
+#include "rules.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <yaml.h>
+
+#include "normalize.h"
+
+static const char *const severity_names[] = {
+    [RULE_SEVERITY_LOW] = "low",
+    [RULE_SEVERITY_MEDIUM] = "medium",
+    [RULE_SEVERITY_HIGH] = "high",
+    [RULE_SEVERITY_CRITICAL] = "critical",
+};
+
+const char *rule_severity_name(rule_severity_t severity)
+{
+    if ((unsigned)severity >= sizeof(severity_names) / sizeof(severity_names[0]))
+        return "unknown";
+    return severity_names[severity];
+}
+
+int rule_severity_parse(const char *name, rule_severity_t *out)
+{
+    for (size_t i = 0; i < sizeof(severity_names) / sizeof(severity_names[0]); i++) {
+        if (strcmp(name, severity_names[i]) == 0) {
+            *out = (rule_severity_t)i;
+            return 0;
+        }
+    }
+    return TW_ERR_INVALID;
+}
+
+/* Keys a rule mapping may have; anything else is an error so a typo ("keyword:") is not a
+ * rule that silently never matches. */
+enum {
+    KEY_ID = 1 << 0,
+    KEY_CATEGORY = 1 << 1,
+    KEY_SEVERITY = 1 << 2,
+    KEY_KEYWORDS = 1 << 3,
+    KEY_KEYWORDS_FILE = 1 << 4,
+    KEY_REGEX = 1 << 5,
+};
+
+typedef struct {
+    const char *name; /* rules file name for diagnostics; owned copy in rs->files */
+    const char *dir;  /* prefix for relative keywords_file paths; NULL = current directory */
+    yaml_document_t *doc;
+    rule_set_t *rs;
+    size_t rules_cap;
+    size_t patterns_cap;
+    size_t files_cap;
+    tw_diag_t *diag;
+    size_t nerrors;
+    bool nomem;
+    bool too_many_patterns;
+    size_t keywords_bytes; /* read from keywords files so far, against the total cap */
+    size_t attempts;       /* keywords and regexes tried (good or bad) in the current rule */
+    EVP_MD_CTX *md;
+    normalized_t norm;
+    uint32_t *ids; /* open-addressing table of rule index + 1, 0 = empty */
+    size_t ids_cap;
+} loader_t;
+
+/* Appends "file:line: message" (or "file: message" for line 0) to the caller's diag. After
+ * RULES_MAX_DIAGS lines only the count grows, so a million-line broken keywords file cannot
+ * turn into a million-line report. */
+__attribute__((format(printf, 4, 5))) static void loader_error(loader_t *ld, const char *file,
+                                                               int line, const char *fmt, ...)
+{
+    ld->nerrors++;
+    if (ld->nerrors > RULES_MAX_DIAGS)
+        return;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        ld->nomem = true;
+        return;
+    }
+    if (line > 0)
+        tw_diag_add(ld->diag, "%s:%d: %s", file, line, msg);
+    else
+        tw_diag_add(ld->diag, "%s: %s", file, msg);
+    free(msg);
+}
+
+/* Quotes s for a diagnostic: at most 60 bytes, control bytes and quotes escaped, so a keyword
+ * with a newline or a 64 KiB regex still gives a one-line message. */
+static const char *loader_quote(const char *s, size_t len, char buf[static 256])
+{
+    size_t o = 0;
+    size_t shown = len > 60 ? 60 : len;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\')
+            o += (size_t)snprintf(buf + o, 256 - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    if (shown < len) {
+        /* Do not cut a UTF-8 sequence in half: back up to its lead byte. */
+        while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
+            o--;
+        if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
+            o--;
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void *loader_grow(loader_t *ld, void *ptr, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return ptr;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(ptr, ncap * elem);
+    if (!p) {
+        ld->nomem = true;
+        return NULL;
+    }
+    *cap = ncap;
+    return p;
+}
+
+/* Keeps one owned copy of a path and returns it; rules and patterns point into it. */
+static const char *loader_file_add(loader_t *ld, const char *path)
+{
+    rule_set_t *rs = ld->rs;
+    char **files = loader_grow(ld, rs->files, &ld->files_cap, rs->nfiles, sizeof(*files));
+    if (!files)
+        return NULL;
+    rs->files = files;
+    char *copy = strdup(path);
+    if (!copy) {
+        ld->nomem = true;
+        return NULL;
+    }
+    rs->files[rs->nfiles++] = copy;
+    return copy;
+}
+
+static int node_line(const yaml_node_t *node)
+{
+    return (int)node->start_mark.line + 1;
+}
+
+/* Returns the scalar's text, or NULL after reporting why it is not usable as a string. */
+static const char *loader_scalar(loader_t *ld, const yaml_node_t *node, const char *what,
+                                 size_t *len)
+{
+    if (node->type != YAML_SCALAR_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a string, not a %s", what,
+                     node->type == YAML_MAPPING_NODE ? "mapping" : "sequence");
+        return NULL;
+    }
+    const char *s = (const char *)node->data.scalar.value;
+    size_t n = node->data.scalar.length;
+    /* "\0" is legal in a double-quoted YAML string but everything downstream is C strings. */
+    if (memchr(s, '\0', n)) {
+        loader_error(ld, ld->name, node_line(node), "%s contains a NUL byte", what);
+        return NULL;
+    }
+    *len = n;
+    return s;
+}
+
+static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int line)
+{
+    rule_set_t *rs = ld->rs;
+    if (rs->npatterns >= RULES_MAX_PATTERNS) {
+        if (!ld->too_many_patterns)
+            loader_error(ld, file, line, "too many keywords and regexes (limit %u)",
+                         RULES_MAX_PATTERNS);
+        ld->too_many_patterns = true;
+        return NULL;
+    }
+    rule_pattern_t *pats =
+        loader_grow(ld, rs->patterns, &ld->patterns_cap, rs->npatterns, sizeof(*pats));
+    if (!pats)
+        return NULL;
+    rs->patterns = pats;
+    rule_pattern_t *pat = &rs->patterns[rs->npatterns];
+    memset(pat, 0, sizeof(*pat));
+    pat->rule_index = (uint32_t)(rs->nrules - 1);
+    pat->file = (char *)file;
+    pat->line = line;
+    return pat;
+}
+
+static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file,
+                               int line)
+{
+    char q[256];
+    ld->attempts++;
+    if (len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, file, line, "keyword '%s' is longer than %u bytes",
+                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    int err = normalize_text(s, len, &ld->norm);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        return;
+    }
+    if (err < 0) {
+        loader_error(ld, file, line, "keyword '%s': %s", loader_quote(s, len, q),
+                     tw_err_str(err));
+        return;
+    }
+    if (ld->norm.len == 0) {
+        loader_error(ld, file, line, "keyword '%s' is empty after normalization",
+                     loader_quote(s, len, q));
+        return;
+    }
+    if (ld->norm.len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, file, line, "keyword '%s' is longer than %u bytes after normalization",
+                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    rule_pattern_t *pat = loader_pattern_add(ld, file, line);
+    if (!pat)
+        return;
+    pat->kind = RULE_PATTERN_KEYWORD;
+    pat->text = strndup(ld->norm.text, ld->norm.len);
+    if (!pat->text) {
+        ld->nomem = true;
+        return;
+    }
+    ld->rs->npatterns++;
+}
+
+static void loader_regex_add(loader_t *ld, const char *s, size_t len, int line)
+{
+    char q[256];
+    ld->attempts++;
+    if (len == 0) {
+        loader_error(ld, ld->name, line, "empty regex");
+        return;
+    }
+    if (len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, ld->name, line, "regex '%s' is longer than %u bytes",
+                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    rule_pattern_t *pat = loader_pattern_add(ld, ld->name, line);
+    if (!pat)
+        return;
+    pat->kind = RULE_PATTERN_REGEX;
+    pat->text = strndup(s, len);
+    if (!pat->text) {
+        ld->nomem = true;
+        return;
+    }
+    ld->rs->npatterns++;
+}
+
+/* Reads a whole regular file of at most max bytes into *data (owned by the caller, with a
+ * NUL after the last byte). Returns 0, or a negative tw_err_t with errno-style detail in why. */
+static int file_read(const char *path, size_t max, char **data, size_t *len, const char **why)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *why = strerror(errno);
+        return errno == ENOENT ? TW_ERR_NOT_FOUND : TW_ERR_IO;
+    }
+    int err = 0;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        *why = strerror(errno);
+        err = TW_ERR_IO;
+        goto out;
+    }
+    /* A FIFO, /dev/zero or a directory would block, never end or make no sense as a list. */
+    if (!S_ISREG(st.st_mode)) {
+        *why = "not a regular file";
+        err = TW_ERR_IO;
+        goto out;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        *why = "file too large";
+        err = TW_ERR_TOO_LARGE;
+        goto out;
+    }
+    /* The size is only a hint (the file may grow while we read): read at most max + 1 bytes. */
+    size_t cap = (size_t)st.st_size + 1;
+    size_t n = 0;
+    buf = malloc(cap + 1);
+    if (!buf) {
+        err = TW_ERR_NOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                *why = "file too large";
+                err = TW_ERR_TOO_LARGE;
+                goto out;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap + 1);
+            if (!nbuf) {
+                err = TW_ERR_NOMEM;
+                goto out;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                *why = strerror(errno);
+                err = TW_ERR_IO;
+                goto out;
+            }
+            break;
+        }
+    }
+    if (n > max) {
+        *why = "file too large";
+        err = TW_ERR_TOO_LARGE;
+        goto out;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return err;
+}
+
+static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+{
+    char q[256];
+    if (rel_len == 0) {
+        loader_error(ld, ld->name, line, "keywords_file is empty");
+        return;
+    }
+    char *path = NULL;
+    int n = (rel[0] == '/' || !ld->dir) ? asprintf(&path, "%s", rel)
+                                        : asprintf(&path, "%s/%s", ld->dir, rel);
+    if (n < 0) {
+        ld->nomem = true;
+        return;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        goto out;
+    }
+    if (err < 0)
+        ld->attempts++; /* reported below; not also "rule has no keywords" */
+    if (err == TW_ERR_TOO_LARGE) {
+        loader_error(ld, ld->name, line, "keywords_file '%s': larger than %u bytes",
+                     loader_quote(path, strlen(path), q), RULES_MAX_FILE_BYTES);
+        goto out;
+    }
+    if (err < 0) {
+        loader_error(ld, ld->name, line, "keywords_file '%s': %s",
+                     loader_quote(path, strlen(path), q), why);
+        goto out;
+    }
+    /* Aliases can name the same file many times; cap what one load may read in total. */
+    if (len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
+        loader_error(ld, ld->name, line,
+                     "keywords_file '%s': keywords files add up to more than %u bytes",
+                     loader_quote(path, strlen(path), q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
+        goto out;
+    }
+    ld->keywords_bytes += len;
+    if (EVP_DigestUpdate(ld->md, data, len) != 1) {
+        ld->nomem = true;
+        goto out;
+    }
+    const char *file = loader_file_add(ld, path);
+    if (!file)
+        goto out;
+    int lineno = 0;
+    for (const char *p = data, *end = data + len; p < end && !ld->nomem;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        lineno++;
+        const char *s = p;
+        size_t slen = (size_t)(eol - p);
+        p = nl ? nl + 1 : end;
+        if (slen > 0 && s[slen - 1] == '\r')
+            slen--;
+        size_t blank = 0;
+        while (blank < slen && (s[blank] == ' ' || s[blank] == '\t'))
+            blank++;
+        if (blank == slen || s[0] == '#')
+            continue;
+        if (memchr(s, '\0', slen)) {
+            ld->attempts++;
+            loader_error(ld, file, lineno, "keyword contains a NUL byte");
+            continue;
+        }
+        loader_keyword_add(ld, s, slen, file, lineno);
+    }
+out:
+    free(data);
+    free(path);
+}
+
+/* Calls fn on the node if it is a scalar, or on each item if it is a sequence of scalars:
+ * keywords_file and regex accept either form. */
+typedef void (*loader_item_fn)(loader_t *ld, const char *s, size_t len, int line);
+
+static void loader_each_string(loader_t *ld, const yaml_node_t *node, const char *what,
+                               bool allow_scalar, loader_item_fn fn)
+{
+    size_t len;
+    if (node->type == YAML_SCALAR_NODE && allow_scalar) {
+        const char *s = loader_scalar(ld, node, what, &len);
+        if (s)
+            fn(ld, s, len, node_line(node));
+        return;
+    }
+    if (node->type != YAML_SEQUENCE_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a %s", what,
+                     allow_scalar ? "string or a sequence of strings" : "sequence of strings");
+        return;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top && !ld->nomem; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        if (!item)
+            continue;
+        const char *s = loader_scalar(ld, item, what, &len);
+        if (s)
+            fn(ld, s, len, node_line(item));
+        else
+            ld->attempts++;
+    }
+}
+
+static void loader_keyword_item(loader_t *ld, const char *s, size_t len, int line)
+{
+    loader_keyword_add(ld, s, len, ld->name, line);
+}
+
+static char *loader_strdup(loader_t *ld, const char *s, size_t len)
+{
+    char *copy = strndup(s, len);
+    if (!copy)
+        ld->nomem = true;
+    return copy;
+}
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Returns the index of an earlier rule with the same id, or SIZE_MAX after recording index. */
+static size_t loader_id_claim(loader_t *ld, const char *id, size_t index)
+{
+    if ((ld->rs->nrules + 1) * 2 > ld->ids_cap) {
+        size_t ncap = ld->ids_cap ? ld->ids_cap * 2 : 64;
+        uint32_t *nids = calloc(ncap, sizeof(*nids));
+        if (!nids) {
+            ld->nomem = true;
+            return SIZE_MAX;
+        }
+        for (size_t i = 0; i < ld->ids_cap; i++) {
+            if (!ld->ids[i])
+                continue;
+            size_t j = id_hash(ld->rs->rules[ld->ids[i] - 1].id) & (ncap - 1);
+            while (nids[j])
+                j = (j + 1) & (ncap - 1);
+            nids[j] = ld->ids[i];
+        }
+        free(ld->ids);
+        ld->ids = nids;
+        ld->ids_cap = ncap;
+    }
+    size_t j = id_hash(id) & (ld->ids_cap - 1);
+    while (ld->ids[j]) {
+        size_t other = ld->ids[j] - 1;
+        if (strcmp(ld->rs->rules[other].id, id) == 0)
+            return other;
+        j = (j + 1) & (ld->ids_cap - 1);
+    }
+    ld->ids[j] = (uint32_t)(index + 1);
+    return SIZE_MAX;
+}
+
+static void loader_rule(loader_t *ld, const yaml_node_t *node)
+{
+    rule_set_t *rs = ld->rs;
+    int line = node_line(node);
+    if (node->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, line, "a rule must be a mapping (id, category, ...)");
+        return;
+    }
+    rule_t *rules = loader_grow(ld, rs->rules, &ld->rules_cap, rs->nrules, sizeof(*rules));
+    if (!rules)
+        return;
+    rs->rules = rules;
+    /* The rule is appended before its patterns so they can refer to its index; on any error
+     * the whole set is discarded, so a half-filled rule never escapes. */
+    rule_t *rule = &rs->rules[rs->nrules++];
+    memset(rule, 0, sizeof(*rule));
+    rule->severity = RULE_SEVERITY_MEDIUM;
+    rule->file = (char *)ld->name;
+    rule->line = line;
+    size_t index = rs->nrules - 1;
+    unsigned seen = 0;
+    ld->attempts = 0;
+    char q[256];
+
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top && !ld->nomem; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
+        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
+        if (!key || !value)
+            continue;
+        size_t klen, vlen;
+        const char *k = loader_scalar(ld, key, "a rule key", &klen);
+        if (!k)
+            continue;
+        unsigned bit = 0;
+        if (strcmp(k, "id") == 0)
+            bit = KEY_ID;
+        else if (strcmp(k, "category") == 0)
+            bit = KEY_CATEGORY;
+        else if (strcmp(k, "severity") == 0)
+            bit = KEY_SEVERITY;
+        else if (strcmp(k, "keywords") == 0)
+            bit = KEY_KEYWORDS;
+        else if (strcmp(k, "keywords_file") == 0)
+            bit = KEY_KEYWORDS_FILE;
+        else if (strcmp(k, "regex") == 0)
+            bit = KEY_REGEX;
+        if (!bit) {
+            loader_error(ld, ld->name, node_line(key),
+                         "unknown key '%s' in rule (expected id, category, severity, keywords, "
+                         "keywords_file or regex)",
+                         loader_quote(k, klen, q));
+            continue;
+        }
+        if (seen & bit) {
+            loader_error(ld, ld->name, node_line(key), "duplicate key '%s' in rule", k);
+            continue;
+        }
+        seen |= bit;
+        const char *v;
+        switch (bit) {
+        case KEY_ID:
+            if (!(v = loader_scalar(ld, value, "id", &vlen)))
+                break;
+            if (vlen == 0)
+                loader_error(ld, ld->name, node_line(value), "id is empty");
+            else
+                rule->id = loader_strdup(ld, v, vlen);
+            break;
+        case KEY_CATEGORY:
+            if (!(v = loader_scalar(ld, value, "category", &vlen)))
+                break;
+            if (vlen == 0)
+                loader_error(ld, ld->name, node_line(value), "category is empty");
+            else
+                rule->category = loader_strdup(ld, v, vlen);
+            break;
+        case KEY_SEVERITY:
+            if (!(v = loader_scalar(ld, value, "severity", &vlen)))
+                break;
+            if (rule_severity_parse(v, &rule->severity) != 0)
+                loader_error(ld, ld->name, node_line(value),
+                             "unknown severity '%s' (expected low, medium, high or critical)",
+                             loader_quote(v, vlen, q));
+            break;
+        case KEY_KEYWORDS:
+            loader_each_string(ld, value, "keywords", false, loader_keyword_item);
+            break;
+        case KEY_KEYWORDS_FILE:
+            loader_each_string(ld, value, "keywords_file", true, loader_keywords_file);
+            break;
+        case KEY_REGEX:
+            loader_each_string(ld, value, "regex", true, loader_regex_add);
+            break;
+        }
+    }
+    if (ld->nomem)
+        return;
+    rule = &rs->rules[index];
+    const char *shown = rule->id ? loader_quote(rule->id, strlen(rule->id), q) : NULL;
+    if (!(seen & KEY_ID))
+        loader_error(ld, ld->name, line, "rule has no 'id'");
+    if (!(seen & KEY_CATEGORY))
+        loader_error(ld, ld->name, line, "rule '%s' has no 'category'", shown ? shown : "?");
+    /* A pattern that failed was already reported; only say "nothing to match" when the rule
+     * really had nothing (no pattern key, an empty list, a comment-only keywords file). */
+    if (ld->attempts == 0 && !ld->too_many_patterns)
+        loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex",
+                     shown ? shown : "?");
+    if (rule->id) {
+        size_t other = loader_id_claim(ld, rule->id, index);
+        if (other != SIZE_MAX)
+            loader_error(ld, ld->name, line, "duplicate rule id '%s' (first defined at %s:%d)",
+                         shown, rs->rules[other].file, rs->rules[other].line);
+    }
+}
+
+static void loader_document(loader_t *ld)
+{
+    yaml_node_t *root = yaml_document_get_root_node(ld->doc);
+    /* "---" alone is a document holding one empty scalar: as empty as an empty file. */
+    if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
+        loader_error(ld, ld->name, 1, "empty rules file: expected a mapping with a 'rules' list");
+        return;
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(root),
+                     "the top level must be a mapping with a 'rules' list");
+        return;
+    }
+    bool have_rules = false;
+    char q[256];
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top && !ld->nomem; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
+        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
+        if (!key || !value)
+            continue;
+        size_t klen;
+        const char *k = loader_scalar(ld, key, "a top-level key", &klen);
+        if (!k)
+            continue;
+        if (strcmp(k, "rules") != 0) {
+            loader_error(ld, ld->name, node_line(key), "unknown top-level key '%s'",
+                         loader_quote(k, klen, q));
+            continue;
+        }
+        if (have_rules) {
+            loader_error(ld, ld->name, node_line(key), "duplicate key 'rules'");
+            continue;
+        }
+        have_rules = true;
+        if (value->type == YAML_SCALAR_NODE && value->data.scalar.length == 0)
+            continue; /* "rules:" with nothing under it: an empty rule set */
+        if (value->type != YAML_SEQUENCE_NODE) {
+            loader_error(ld, ld->name, node_line(value), "'rules' must be a sequence of rules");
+            continue;
+        }
+        for (yaml_node_item_t *it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top && !ld->nomem; it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (item)
+                loader_rule(ld, item);
+        }
+    }
+    if (!have_rules)
+        loader_error(ld, ld->name, node_line(root), "no 'rules' list");
+}
+
+static void loader_yaml_error(loader_t *ld, const yaml_parser_t *parser)
+{
+    if (parser->error == YAML_MEMORY_ERROR) {
+        ld->nomem = true;
+        return;
+    }
+    const char *problem = parser->problem ? parser->problem : "malformed YAML";
+    if (parser->context)
+        loader_error(ld, ld->name, (int)parser->problem_mark.line + 1, "YAML: %s %s",
+                     parser->context, problem);
+    else
+        loader_error(ld, ld->name, (int)parser->problem_mark.line + 1, "YAML: %s", problem);
+}
+
+void rule_set_free(rule_set_t *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        free(rs->rules[i].id);
+        free(rs->rules[i].category);
+    }
+    for (size_t i = 0; i < rs->npatterns; i++)
+        free(rs->patterns[i].text);
+    for (size_t i = 0; i < rs->nfiles; i++)
+        free(rs->files[i]);
+    free(rs->rules);
+    free(rs->patterns);
+    free(rs->files);
+    free(rs);
+}
+
+int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_set_t **out,
+                         tw_diag_t *diag)
+{
+    *out = NULL;
+    loader_t ld = {.diag = diag};
+    normalized_init(&ld.norm);
+    char *dir = NULL;
+    yaml_parser_t parser;
+    bool parser_ok = false;
+    yaml_document_t doc;
+    bool doc_ok = false;
+    int err = 0;
+
+    ld.rs = calloc(1, sizeof(*ld.rs));
+    ld.md = EVP_MD_CTX_new();
+    if (!ld.rs || !ld.md) {
+        ld.nomem = true;
+        goto out;
+    }
+    if (!(ld.name = loader_file_add(&ld, name)))
+        goto out;
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        /* "/rules.yaml" lives in "/", which joins as "" + "/" + rel. */
+        if (!(dir = strndup(name, (size_t)(slash - name)))) {
+            ld.nomem = true;
+            goto out;
+        }
+        ld.dir = dir;
+    }
+    if (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ld.md, data, len) != 1) {
+        ld.nomem = true;
+        goto out;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        ld.nomem = true;
+        goto out;
+    }
+    parser_ok = true;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        loader_yaml_error(&ld, &parser);
+        goto out;
+    }
+    doc_ok = true;
+    ld.doc = &doc;
+    loader_document(&ld);
+    yaml_document_delete(&doc);
+    doc_ok = false;
+    /* A second document would be silently ignored by yaml_parser_load; say so instead. */
+    if (!ld.nomem) {
+        if (!yaml_parser_load(&parser, &doc)) {
+            loader_yaml_error(&ld, &parser);
+        } else {
+            doc_ok = true;
+            yaml_node_t *root = yaml_document_get_root_node(&doc);
+            if (root)
+                loader_error(&ld, ld.name, node_line(root),
+                             "more than one YAML document; put all rules in one");
+        }
+    }
+    if (ld.nomem || ld.nerrors)
+        goto out;
+
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_DigestFinal_ex(ld.md, digest, &dlen) != 1 || dlen != 32) {
+        ld.nomem = true;
+        goto out;
+    }
+    char *v = ld.rs->version;
+    memcpy(v, "sha256:", 7);
+    for (unsigned i = 0; i < dlen; i++)
+        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
+    *out = ld.rs;
+    ld.rs = NULL;
+out:
+    if (ld.nerrors > RULES_MAX_DIAGS)
+        tw_diag_add(diag, "%s: %zu more errors not shown", name, ld.nerrors - RULES_MAX_DIAGS);
+    if (ld.nomem)
+        err = TW_ERR_NOMEM;
+    else if (ld.nerrors)
+        err = TW_ERR_PARSE;
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    rule_set_free(ld.rs);
+    EVP_MD_CTX_free(ld.md);
+    normalized_fini(&ld.norm);
+    free(ld.ids);
+    free(dir);
+    return err;
+}
+
+int rule_set_load(const char *path, rule_set_t **out, tw_diag_t *diag)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
+    if (err == TW_ERR_TOO_LARGE) {
+        tw_diag_add(diag, "%s: larger than %u bytes", path, RULES_MAX_FILE_BYTES);
+        return err;
+    }
+    if (err == TW_ERR_NOMEM)
+        return err;
+    if (err < 0) {
+        tw_diag_add(diag, "%s: %s", path, why);
+        return err;
+    }
+    err = rule_set_load_buffer(path, data, len, out, diag);
+    free(data);
+    return err;
+}
