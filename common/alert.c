@@ -13,8 +13,8 @@ static size_t utf8_floor(const char *s, size_t i)
 static void append_snippet(buf_t *out, const post_t *post, size_t start, size_t end)
 {
     size_t from = start > ALERT_SNIPPET_CONTEXT ? start - ALERT_SNIPPET_CONTEXT : 0;
-    size_t to = end + ALERT_SNIPPET_CONTEXT < post->text_len ? end + ALERT_SNIPPET_CONTEXT
-                                                              : post->text_len;
+    size_t to =
+        end + ALERT_SNIPPET_CONTEXT < post->text_len ? end + ALERT_SNIPPET_CONTEXT : post->text_len;
     from = utf8_floor(post->text, from);
     to = to < post->text_len ? utf8_floor(post->text, to) : post->text_len;
     buf_append_json_string(out, post->text + from, to - from);

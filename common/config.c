@@ -22,9 +22,13 @@ typedef struct {
 } config_entry_t;
 
 #define STR_ENTRY(key, field, def, help)                                                           \
-    {key, CONFIG_STRING, def, offsetof(config_t, field), 0, 0, help}
+    {                                                                                              \
+        key, CONFIG_STRING, def, offsetof(config_t, field), 0, 0, help                             \
+    }
 #define INT_ENTRY(key, field, def, min, max, help)                                                 \
-    {key, CONFIG_INT, def, offsetof(config_t, field), min, max, help}
+    {                                                                                              \
+        key, CONFIG_INT, def, offsetof(config_t, field), min, max, help                            \
+    }
 
 static const config_entry_t config_table[] = {
     STR_ENTRY("brokers", brokers, "localhost:9092", "Kafka bootstrap servers, host:port,..."),
@@ -94,8 +98,7 @@ static int config_set_entry(config_t *cfg, const config_entry_t *e, const char *
         return TW_ERR_CONFIG;
     }
     if (v < e->min || v > e->max) {
-        tw_diag_add(diag, "%s: %s: %ld is outside [%ld, %ld]", origin, e->key, v, e->min,
-                    e->max);
+        tw_diag_add(diag, "%s: %s: %ld is outside [%ld, %ld]", origin, e->key, v, e->min, e->max);
         return TW_ERR_CONFIG;
     }
     *(long *)field = v;
@@ -156,8 +159,8 @@ int config_init(config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < CONFIG_NENTRIES; i++) {
-        int rc = config_set_entry(cfg, &config_table[i], config_table[i].default_value,
-                                  "default", NULL);
+        int rc =
+            config_set_entry(cfg, &config_table[i], config_table[i].default_value, "default", NULL);
         if (rc != 0) {
             config_fini(cfg);
             return rc;

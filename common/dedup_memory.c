@@ -107,7 +107,7 @@ typedef struct {
     dedup_store_t base;
     int64_t window_s;
     size_t max_clusters;
-    u64map_t keys;     /* exact or band key -> cluster id; value's expiry in key_expiry */
+    u64map_t keys; /* exact or band key -> cluster id; value's expiry in key_expiry */
     u64map_t key_expiry;
     u64map_t clusters; /* cluster id -> index + 1 into cluster_list */
     cluster_t *cluster_list;

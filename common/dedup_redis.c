@@ -37,7 +37,8 @@ static const char dedup_script[] =
     "    if author ~= '' then redis.call('PFADD', ckey .. ':a', author) end\n"
     "    local first = tonumber(redis.call('HGET', ckey, 'first'))\n"
     "    local last = tonumber(redis.call('HGET', ckey, 'last'))\n"
-    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) end\n"
+    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) "
+    "end\n"
     "    if count == 1 or last == nil or ts > last then redis.call('HSET', ckey, 'last', ts) end\n"
     "  end\n"
     "  if not redis.call('SET', xkey, cluster, 'NX', 'EX', window) then\n"
@@ -63,7 +64,7 @@ static const char dedup_script[] =
     "end\n"
     "return out\n";
 
-#define REDIS_KEY_PREFIX "tw:"
+#define REDIS_KEY_PREFIX       "tw:"
 #define REDIS_RECONNECT_MIN_MS 100
 #define REDIS_RECONNECT_MAX_MS 5000
 
@@ -149,9 +150,8 @@ static int dedup_redis_connect(dedup_redis_t *r)
         freeReplyObject(reply);
     }
     if (!ok) {
-        log_ratelimited(LOG_LEVEL_WARN, "redis.connect", 10, "redis %s:%d unavailable: %s",
-                        r->host, r->port,
-                        r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "setup failed");
+        log_ratelimited(LOG_LEVEL_WARN, "redis.connect", 10, "redis %s:%d unavailable: %s", r->host,
+                        r->port, r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "setup failed");
         dedup_redis_disconnect(r);
         r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : REDIS_RECONNECT_MIN_MS;
         if (r->backoff_ms > REDIS_RECONNECT_MAX_MS)

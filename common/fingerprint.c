@@ -34,16 +34,17 @@
  * Only the first FP_MAX_SHINGLES shingles are used (a tweet has a few dozen), so the work
  * and the stack are bounded; the exact hash still covers the whole text.
  *
- * MinHash. Each shingle gets one well-mixed 64-bit hash x; the 100 hash functions are
- * h_i(x) = a_i * x + b_i mod 2^64 (a_i odd, so each is a permutation of 64-bit values whose
- * high bits depend on every bit of x) instead of 100 rehashes of the shingle's bytes: one
- * multiply-add and a compare per function and shingle. a_i and b_i are fixed (see
- * fp_minhash_mul) because band keys are compared across the fleet through Redis: changing
- * them, a seed, or the canonical form changes every key, which is what the known-answer tests
- * in tests/unit/test_fingerprint.c are there to catch.
+ * MinHash. Each shingle gets one well-mixed hash x, of which 32 bits are kept; the 100 hash
+ * functions are h_i(x) = a_i * x + b_i mod 2^32 (see fp_minhash_mul) rather than 100 rehashes
+ * of the shingle: one vector multiply-add and min per 8 functions and shingle. Measured on
+ * random sets of 10 to 200 shingles, the share of equal minima estimates the Jaccard
+ * similarity without bias and with the binomial spread of independent functions. Band b's key
+ * mixes b with minima 5b..5b+4 (fp_band_key).
  *
- * Band b's key is fingerprint_hash64() of the little-endian 64-bit values
- * (b, min_{5b}, ..., min_{5b+4}) with FP_SEED_BAND. */
+ * The seeds, a_i, b_i, the shingle and band hashing and the canonical form are fixed because
+ * band keys and exact hashes are compared across the fleet through Redis: changing any of
+ * them changes every key, which is what the known-answer tests in
+ * tests/unit/test_fingerprint.c are there to catch. */
 #include "fingerprint.h"
 
 #include <stdbool.h>

@@ -44,7 +44,8 @@ void log_write(log_level_t level, const char *msg, const char *fields_json)
     gmtime_r(&now.tv_sec, &tm);
     char ts[96];
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now.tv_nsec / 1000000) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(now.tv_nsec / 1000000) % 1000);
     buf_t line;
     buf_init(&line);
     buf_append_str(&line, "{\"ts\":\"");

@@ -145,8 +145,7 @@ post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const c
         post->id = post->id_buf;
         post->id_len = (size_t)n;
     } else {
-        snprintf(errstr, errlen, "field '%s' must be a non-empty string or an integer",
-                 fields->id);
+        snprintf(errstr, errlen, "field '%s' must be a non-empty string or an integer", fields->id);
         return POST_MISSING_ID;
     }
     json_t *text = json_object_get(root, fields->text);

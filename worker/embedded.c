@@ -38,8 +38,8 @@ int embedded_write_all(const char *dir)
         if (make_parents(path) != 0)
             return TW_ERR_IO;
         FILE *f = fopen(path, "wb");
-        if (!f || fwrite(embedded_files[i].data, 1, embedded_files[i].len, f) !=
-                      embedded_files[i].len) {
+        if (!f ||
+            fwrite(embedded_files[i].data, 1, embedded_files[i].len, f) != embedded_files[i].len) {
             log_error("%s: cannot write: %s", path, strerror(errno));
             if (f)
                 fclose(f);

@@ -52,8 +52,7 @@ static mhd_result_t http_handle(void *cls, struct MHD_Connection *conn, const ch
         buf_init(&b);
         metrics_render(&b, srv->rules_version);
         mhd_result_t rc = b.failed ? respond(conn, 500, "text/plain", "out of memory\n", 14)
-                                   : respond(conn, 200, "text/plain; version=0.0.4", b.data,
-                                             b.len);
+                                   : respond(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
         buf_fini(&b);
         return rc;
     }
@@ -101,10 +100,10 @@ int http_server_start(const char *addr, const char *rules_version, http_server_t
     if (!srv)
         return TW_ERR_NOMEM;
     srv->rules_version = rules_version;
-    srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                   (uint16_t)port, NULL, NULL, http_handle, srv,
-                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    srv->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
+                         NULL, http_handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!srv->daemon) {
         tw_diag_add(diag, "http: cannot listen on %s", addr);
         free(srv);

@@ -25,8 +25,7 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
                     rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-rd_kafka_conf_t *kafka_conf_build(const config_t *cfg, const char *const *defaults,
-                                  tw_diag_t *diag)
+rd_kafka_conf_t *kafka_conf_build(const config_t *cfg, const char *const *defaults, tw_diag_t *diag)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
@@ -41,8 +40,7 @@ rd_kafka_conf_t *kafka_conf_build(const config_t *cfg, const char *const *defaul
     for (size_t i = 0; i < cfg->nkafka; i++) {
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, errstr,
                               sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            tw_diag_add(diag, "%s: kafka.%s: %s", cfg->kafka[i].origin, cfg->kafka[i].key,
-                        errstr);
+            tw_diag_add(diag, "%s: kafka.%s: %s", cfg->kafka[i].origin, cfg->kafka[i].key, errstr);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }

@@ -118,9 +118,8 @@ void kafka_sink_free(kafka_sink_t *sink)
     free(sink);
 }
 
-int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len,
-                             const char *value, size_t len, int32_t src_partition,
-                             int64_t src_offset)
+int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len, const char *value,
+                             size_t len, int32_t src_partition, int64_t src_offset)
 {
     for (;;) {
         if (rd_kafka_produce(sink->alerts, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
@@ -139,8 +138,8 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
 
 int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
                                    const void *value, size_t len, const char *reason,
-                                   const char *error, const char *src_topic,
-                                   int32_t src_partition, int64_t src_offset)
+                                   const char *error, const char *src_topic, int32_t src_partition,
+                                   int64_t src_offset)
 {
     char partition[16], offset[24], original_len[24];
     snprintf(partition, sizeof(partition), "%d", (int)src_partition);

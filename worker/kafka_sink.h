@@ -21,16 +21,15 @@ void kafka_sink_free(kafka_sink_t *sink);
 
 /* Queues an alert (copied). Blocks, serving delivery reports, while the local queue is full
  * (backpressure). Returns 0 or TW_ERR_KAFKA. */
-int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len,
-                             const char *value, size_t len, int32_t src_partition,
-                             int64_t src_offset);
+int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len, const char *value,
+                             size_t len, int32_t src_partition, int64_t src_offset);
 
 /* Queues a dead-letter record: the original key and bytes, with reason, error and source in
  * headers. */
 int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
                                    const void *value, size_t len, const char *reason,
-                                   const char *error, const char *src_topic,
-                                   int32_t src_partition, int64_t src_offset);
+                                   const char *error, const char *src_topic, int32_t src_partition,
+                                   int64_t src_offset);
 
 void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms);
 /* Waits up to timeout_ms for every queued record; returns the number still undelivered. */

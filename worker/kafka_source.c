@@ -196,8 +196,7 @@ void kafka_source_store_offset(kafka_source_t *src, int32_t partition, int64_t n
      * re-reads from the last commit, which is at-least-once as promised. */
     if (err && err != RD_KAFKA_RESP_ERR__STATE)
         log_ratelimited(LOG_LEVEL_WARN, "offsets_store", 10, "store offset %s[%d]@%lld: %s",
-                        src->topic, (int)partition, (long long)next_offset,
-                        rd_kafka_err2str(err));
+                        src->topic, (int)partition, (long long)next_offset, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(list);
 }
 

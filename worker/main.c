@@ -45,10 +45,14 @@ static const struct {
     const char *flag;
     const char *key;
 } flag_keys[] = {
-    {"brokers", "brokers"},         {"group", "group"},
-    {"input-topic", "input_topic"}, {"output-topic", "output_topic"},
-    {"dlq-topic", "dlq_topic"},     {"rules", "rules"},
-    {"redis", "redis"},             {"http", "http"},
+    {"brokers", "brokers"},
+    {"group", "group"},
+    {"input-topic", "input_topic"},
+    {"output-topic", "output_topic"},
+    {"dlq-topic", "dlq_topic"},
+    {"rules", "rules"},
+    {"redis", "redis"},
+    {"http", "http"},
     {"log-level", "log_level"},
 };
 #define NFLAG_KEYS (sizeof(flag_keys) / sizeof(flag_keys[0]))

@@ -7,16 +7,16 @@
 #include "log.h"
 #include "metrics.h"
 
-int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules,
-                  const match_db_t *db, dedup_store_t *dedup)
+int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
+                  dedup_store_t *dedup)
 {
     memset(p, 0, sizeof(*p));
     p->cfg = cfg;
     p->rules = rules;
     p->db = db;
     p->dedup = dedup;
-    p->fields = (post_fields_t){cfg->field_id,  cfg->field_text, cfg->field_author,
-                                cfg->field_ts,  cfg->field_lang, cfg->field_url};
+    p->fields = (post_fields_t){cfg->field_id, cfg->field_text, cfg->field_author,
+                                cfg->field_ts, cfg->field_lang, cfg->field_url};
     buf_init(&p->alerts);
     return match_scratch_new(db, &p->scratch);
 }
@@ -127,8 +127,8 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         atomic_fetch_add(&tw_metrics.post_bytes_total, inputs[i].len);
         post_t *post = &p->posts[i];
         post_reason_t reason =
-            post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data,
-                        inputs[i].len, post, r->error, sizeof(r->error));
+            post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data, inputs[i].len,
+                        post, r->error, sizeof(r->error));
         if (reason != POST_OK) {
             dead_letter(r, reason);
             continue;
@@ -136,8 +136,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         rc = normalize_text(post->text, post->text_len, &p->norms[i]);
         if (rc != 0) {
             /* Jansson already validated the UTF-8, so only size limits can land here */
-            snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s",
-                     tw_err_str(rc));
+            snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
             dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
             continue;
         }
@@ -156,9 +155,9 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         r->outcome = PIPELINE_PASS;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    atomic_fetch_add(&tw_metrics.scan_seconds_micros_total,
-                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                (t1.tv_nsec - t0.tv_nsec) / 1000));
+    atomic_fetch_add(
+        &tw_metrics.scan_seconds_micros_total,
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
 
     /* One round trip for the whole batch. A store failure costs duplicate information, not
      * posts: rule alerts still go out, marked as such. */
@@ -182,8 +181,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         r->key = p->posts[i].id;
         r->key_len = p->posts[i].id_len;
         r->alert_offset = p->alerts.len;
-        alert_encode(&p->alerts, &p->posts[i], &p->norms[i], ms, p->rules, dup,
-                     &inputs[i].source);
+        alert_encode(&p->alerts, &p->posts[i], &p->norms[i], ms, p->rules, dup, &inputs[i].source);
         r->alert_len = p->alerts.len - r->alert_offset;
         atomic_fetch_add(&tw_metrics.alerts_total[highest_severity(p, ms)], 1);
     }

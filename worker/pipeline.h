@@ -58,8 +58,8 @@ typedef struct {
 } pipeline_t;
 
 /* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
-int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules,
-                  const match_db_t *db, dedup_store_t *dedup);
+int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
+                  dedup_store_t *dedup);
 void pipeline_fini(pipeline_t *p);
 
 /* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes

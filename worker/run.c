@@ -77,10 +77,9 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
                                         pipe->alerts.data + res->alert_offset, res->alert_len,
                                         rec->partition, rec->offset);
     case PIPELINE_DEAD_LETTER:
-        return kafka_sink_produce_dead_letter(
-            ctx->sink, rec->key, rec->key_len, rec->value, rec->len,
-            post_reason_name(res->reason), res->error, ctx->cfg->input_topic, rec->partition,
-            rec->offset);
+        return kafka_sink_produce_dead_letter(ctx->sink, rec->key, rec->key_len, rec->value,
+                                              rec->len, post_reason_name(res->reason), res->error,
+                                              ctx->cfg->input_topic, rec->partition, rec->offset);
     }
     return TW_ERR_INVALID;
 }
@@ -124,8 +123,8 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     kafka_source_hooks_t hooks = {.before_revoke = run_before_revoke, .opaque = &ctx};
     if ((rc = kafka_source_new(cfg, opts->stop_at_end, &hooks, &ctx.src, &diag)) != 0)
         goto out;
-    log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s",
-             cfg->input_topic, cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
+    log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
+             cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
     while (!*opts->stop && !ctx.failed) {
         atomic_store(&tw_metrics.last_loop_unix, (int64_t)time(NULL));
@@ -161,8 +160,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
 
     /* Drain: everything fetched was processed above; wait for its acknowledgements, store
      * and commit what they cover, then leave the group. */
-    log_info("draining: %zu post(s) awaiting acknowledgement",
-             offset_tracker_pending(ctx.tracker));
+    log_info("draining: %zu post(s) awaiting acknowledgement", offset_tracker_pending(ctx.tracker));
     int left = kafka_sink_flush(ctx.sink, (int)cfg->shutdown_timeout_s * 1000 / 2);
     if (left)
         log_warn("%d record(s) unacknowledged at shutdown; their posts will be re-read", left);

@@ -93,8 +93,7 @@ int scan_file(const config_t *cfg, const char *path)
         nposts += n;
         for (size_t i = 0; i < n; i++) {
             if (results[i].outcome == PIPELINE_ALERT) {
-                fwrite(pipe.alerts.data + results[i].alert_offset, 1, results[i].alert_len,
-                       stdout);
+                fwrite(pipe.alerts.data + results[i].alert_offset, 1, results[i].alert_len, stdout);
                 fputc('\n', stdout);
                 nalerts++;
             } else if (results[i].outcome == PIPELINE_DEAD_LETTER) {

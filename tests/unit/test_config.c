@@ -53,9 +53,12 @@ TW_TEST(file_then_env_then_flags)
     TW_ASSERT_INT_EQ(cfg.nkafka, 1);
     TW_ASSERT_STR_EQ(cfg.kafka[0].key, "security.protocol");
 
-    char *env[] = {"TIDEWATCH_GROUP=from-env", "TIDEWATCH_FIELDS_AUTHOR=user",
-                   "TIDEWATCH_KAFKA__SASL_MECHANISMS=PLAIN", "TIDEWATCH_BIN=/not/a/key",
-                   "PATH=/bin", NULL};
+    char *env[] = {"TIDEWATCH_GROUP=from-env",
+                   "TIDEWATCH_FIELDS_AUTHOR=user",
+                   "TIDEWATCH_KAFKA__SASL_MECHANISMS=PLAIN",
+                   "TIDEWATCH_BIN=/not/a/key",
+                   "PATH=/bin",
+                   NULL};
     TW_ASSERT_INT_EQ(config_load_env(&cfg, env, &diag), 0);
     TW_ASSERT_STR_EQ(cfg.group, "from-env");
     TW_ASSERT_STR_EQ(cfg.field_author, "user");

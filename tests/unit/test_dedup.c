@@ -38,12 +38,10 @@ static void make_items(dedup_item_t *items, fingerprint_t *fps)
 {
     for (size_t i = 0; i < NSAMPLES; i++) {
         fingerprint_compute(samples[i].text, strlen(samples[i].text), &fps[i]);
-        items[i] = (dedup_item_t){samples[i].id,
-                                  strlen(samples[i].id),
-                                  samples[i].author,
-                                  samples[i].author ? strlen(samples[i].author) : 0,
-                                  samples[i].ts,
-                                  &fps[i]};
+        items[i] =
+            (dedup_item_t){samples[i].id,     strlen(samples[i].id),
+                           samples[i].author, samples[i].author ? strlen(samples[i].author) : 0,
+                           samples[i].ts,     &fps[i]};
     }
 }
 
@@ -164,8 +162,8 @@ TW_TEST(redis_store_matches_memory_store)
     pid_t pid = fork();
     TW_ASSERT(pid >= 0);
     if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
         _exit(127);
     }
     int ready = wait_for_port(port, 10000);

@@ -33,14 +33,14 @@ TW_TEST(numeric_ids_and_rfc3339_times)
 {
     post_t post;
     post_init(&post);
-    TW_ASSERT_INT_EQ(decode("{\"id\":12345678901,\"text\":\"x\",\"ts\":\"2024-11-28T08:00:00Z\"}",
-                            &post),
-                     POST_OK);
+    TW_ASSERT_INT_EQ(
+        decode("{\"id\":12345678901,\"text\":\"x\",\"ts\":\"2024-11-28T08:00:00Z\"}", &post),
+        POST_OK);
     TW_ASSERT_MEM_EQ(post.id, post.id_len, "12345678901", 11);
     TW_ASSERT_INT_EQ(post.ts, 1732780800);
-    TW_ASSERT_INT_EQ(decode("{\"id\":1,\"text\":\"x\",\"ts\":\"2024-11-28T09:30:00.250+01:30\"}",
-                            &post),
-                     POST_OK);
+    TW_ASSERT_INT_EQ(
+        decode("{\"id\":1,\"text\":\"x\",\"ts\":\"2024-11-28T09:30:00.250+01:30\"}", &post),
+        POST_OK);
     TW_ASSERT_INT_EQ(post.ts, 1732780800);
     /* an unparseable time does not cost the post */
     TW_ASSERT_INT_EQ(decode("{\"id\":1,\"text\":\"x\",\"ts\":\"yesterday\"}", &post), POST_OK);

@@ -76,6 +76,9 @@ static int tw_test_current_failed;
         return tw_test_failures ? 1 : 0;                                                           \
     } while (0)
 
-#define TW_CASE(fn) {#fn, fn}
+#define TW_CASE(fn)                                                                                \
+    {                                                                                              \
+#fn, fn                                                                                    \
+    }
 
 #endif
