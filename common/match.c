@@ -7,13 +7,20 @@
  *   start is end - length), and no SINGLEMATCH: the first occurrence may fail the whole-word
  *   check ("freegiveaway free giveaway") and later ones are wanted as spans.
  * - Regexes get CASELESS, so rules written as "SEND \d+ BTC" still match case-folded text, and
- *   SOM_LEFTMOST, so alerts can show where the match starts. A regex that contains non-ASCII
- *   text (or a \x{...} / \p escape) also gets UTF8|UCP, so that classes, quantifiers, \w and
- *   \b work on characters ("[аa]", "\bкупить\b"). ASCII-only regexes stay byte-oriented: in
- *   UTF8 mode every "." or negated class becomes a multi-byte automaton and bounded repeats
- *   such as "[^\n]{500}" exceed Hyperscan's size limits (70 of 625 Snort patterns that compile
- *   in byte mode fail in UTF8 mode), while for an ASCII pattern the only difference is that
- *   "." counts bytes; spans are widened to code point boundaries so they never split one.
+ *   SOM_LEFTMOST, so alerts can show where the match starts. (Case folding is full folding, so
+ *   a regex literal such as "straße" must be written as the folded "strasse" to match.)
+ * - A regex with non-ASCII text (or a \x{...} / \p escape) also gets UTF8, so classes and
+ *   quantifiers see characters ("[аa]pple", "ж+"), and UCP, so \w \d \s are Unicode. Hyperscan
+ *   rejects \b and \B under UCP, so a regex using them gets UTF8 alone, where \b is an ASCII
+ *   word boundary: right for "\bi[’']ve\b", never matching for "\bкупить\b", which is
+ *   therefore an error ("use a keyword": keywords have Unicode whole-word matching).
+ * - ASCII-only regexes stay byte-oriented. In UTF8 mode every "." or negated class becomes a
+ *   multi-byte automaton and bounded repeats such as "[^\n]{500}" exceed Hyperscan's limits (70
+ *   of the 625 Snort patterns that compile in byte mode fail in UTF8 mode); for an ASCII pattern
+ *   the only difference is that "." counts bytes. Spans are widened to code point boundaries.
+ * - Hyperscan cannot track the start of some patterns it can match (large bounded repeats,
+ *   long chains of lazy repeats, many UCP classes): those are compiled without SOM, with
+ *   SINGLEMATCH, and their span is [end, end) of the first match.
  * - No ALLOWEMPTY: a regex that can match the empty string matches every post, so it is
  *   reported as an error rather than compiled. */
 #include "match.h"
@@ -151,20 +158,34 @@ static int32_t match_cp_at(const unsigned char *text, size_t pos, size_t len)
     return cp;
 }
 
-/* A regex needs UTF8|UCP when it names non-ASCII characters: raw UTF-8 bytes, \x{...} (which
- * in byte mode is a syntax error above 0xff), or Unicode properties \p / \P. */
-static bool match_regex_wants_utf8(const char *re)
+/* What a regex's text says about the flags it needs (see the top of this file). */
+typedef struct {
+    bool utf8;              /* non-ASCII text, \x{...} (a syntax error above 0xff in byte mode),
+                               or a Unicode property \p / \P */
+    bool word_boundary;     /* \b or \B, which Hyperscan does not support in UCP mode */
+    bool nonascii_boundary; /* \b or \B right next to a non-ASCII character */
+} match_regex_traits_t;
+
+static match_regex_traits_t match_regex_traits(const char *re)
 {
+    match_regex_traits_t t = {0};
     for (const unsigned char *p = (const unsigned char *)re; *p; p++) {
-        if (*p >= 0x80)
-            return true;
-        if (*p == '\\' && p[1]) {
-            p++;
-            if ((*p == 'x' && p[1] == '{') || *p == 'p' || *p == 'P')
-                return true;
+        if (*p >= 0x80) {
+            t.utf8 = true;
+            continue;
+        }
+        if (*p != '\\' || !p[1])
+            continue;
+        const unsigned char *slash = p++;
+        if ((*p == 'x' && p[1] == '{') || *p == 'p' || *p == 'P') {
+            t.utf8 = true;
+        } else if (*p == 'b' || *p == 'B') {
+            t.word_boundary = true;
+            if ((slash > (const unsigned char *)re && slash[-1] >= 0x80) || p[1] >= 0x80)
+                t.nonascii_boundary = true;
         }
     }
-    return false;
+    return t;
 }
 
 /* Keyword -> Hyperscan literal regex: alphanumerics and UTF-8 bytes as they are, every other
@@ -217,8 +238,8 @@ static void match_report(const rule_set_t *rs, size_t pattern, const char *why, 
     const rule_t *rule = &rs->rules[pat->rule_index];
     char q[256];
     tw_diag_add(diag, "%s:%d: rule %s: %s '%s': %s", pat->file, pat->line, rule->id,
-                pat->kind == RULE_PATTERN_KEYWORD ? "keyword" : "pattern", match_quote(pat->text, q),
-                why);
+                pat->kind == RULE_PATTERN_KEYWORD ? "keyword" : "pattern",
+                match_quote(pat->text, q), why);
 }
 
 enum {
@@ -250,17 +271,7 @@ static void match_check_regex(match_entry_t *e)
     hs_database_t *db = NULL;
     if (hs_expression_info(e->expr, e->flags, &info, &cerr) != HS_SUCCESS) {
         e->status = CHECK_FAILED;
-        /* Not falling back to UTF8 without UCP: there \b is ASCII-only, so "\bкупить\b"
-         * would compile and silently never match. Say what to do instead. */
-        if (cerr && cerr->message && strstr(cerr->message, "unsupported in UCP mode")) {
-            if (asprintf(&e->why,
-                         "%s (a regex with non-ASCII text uses Unicode classes, where Hyperscan "
-                         "has no \\b or \\B; use a keyword for a whole word)",
-                         cerr->message) < 0)
-                e->why = NULL;
-        } else {
-            e->why = match_compile_error_text(cerr);
-        }
+        e->why = match_compile_error_text(cerr);
         hs_free_compile_error(cerr);
         return;
     }
@@ -380,12 +391,22 @@ int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)
             e->expr = match_keyword_escape(rp->text);
             e->flags = 0;
         } else {
+            match_regex_traits_t traits = match_regex_traits(rp->text);
             mp->kind = PAT_REGEX_SOM;
             e->expr = strdup(rp->text);
             e->flags = HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST;
-            if (match_regex_wants_utf8(rp->text))
-                e->flags |= HS_FLAG_UTF8 | HS_FLAG_UCP;
-            todo[ntodo++] = i;
+            if (traits.utf8)
+                e->flags |= HS_FLAG_UTF8 | (traits.word_boundary ? 0 : HS_FLAG_UCP);
+            if (traits.nonascii_boundary) {
+                /* Without UCP \b only knows ASCII word characters: "\bкупить\b" would
+                 * compile and never match. With UCP Hyperscan rejects \b altogether. */
+                e->status = CHECK_FAILED;
+                e->why = strdup("\\b or \\B next to a non-ASCII character never matches "
+                                "(Hyperscan has no Unicode word boundary; use a keyword for a "
+                                "whole word)");
+            } else {
+                todo[ntodo++] = i;
+            }
         }
         if (!e->expr) {
             err = TW_ERR_NOMEM;
@@ -641,8 +662,8 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
     }
     match_ctx_t ctx = {
         .db = db, .scratch = scratch, .set = set, .text = (const unsigned char *)text, .len = len};
-    hs_error_t rc = hs_scan(db->hs, text ? text : "", (unsigned)len, 0, scratch->hs, match_on_hit,
-                            &ctx);
+    hs_error_t rc =
+        hs_scan(db->hs, text ? text : "", (unsigned)len, 0, scratch->hs, match_on_hit, &ctx);
     if (ctx.nomem) {
         set->count = 0;
         return TW_ERR_NOMEM;

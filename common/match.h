@@ -43,7 +43,11 @@ void match_set_fini(match_set_t *set);
 
 /* Compiles every pattern of rs into one database. Each pattern that does not compile is
  * reported in diag as "file:line: rule <id>: pattern '<re>': <reason>"; returns
- * TW_ERR_COMPILE if any failed (no database), 0 and *out otherwise. rs must outlive *out. */
+ * TW_ERR_COMPILE if any failed (no database), 0 and *out otherwise. rs must outlive *out.
+ * Every regex is first compiled on its own (on up to 8 threads) so that all bad ones are
+ * found without one multi-pattern build per failure; flags per pattern kind are explained at
+ * the top of match.c. Slow for big regex sets (a minute for 1,850 SpamAssassin regexes on two
+ * cores): call it off the scanning threads. */
 int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag);
 void match_db_free(match_db_t *db);
 const rule_set_t *match_db_rules(const match_db_t *db);
@@ -54,7 +58,12 @@ int match_scratch_new(const match_db_t *db, match_scratch_t **out);
 void match_scratch_free(match_scratch_t *scratch);
 
 /* Scans text[0, len) and replaces the contents of set with the rules that match.
- * Returns 0 or TW_ERR_SCAN. */
+ * Returns 0 or TW_ERR_SCAN (also for len > UINT32_MAX, or a scratch of another db), or
+ * TW_ERR_NOMEM when set could not grow; set is then empty.
+ * text is meant to be normalize_text() output: valid UTF-8 (on other bytes matches are
+ * unspecified, memory safety is not affected) and case folded (keywords are matched
+ * case-sensitively). set grows to at most MATCH_MAX_RULES_PER_POST entries and is reused, so
+ * a warmed-up set and scratch make a scan allocation-free. */
 int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
                match_set_t *set);
 

@@ -67,6 +67,7 @@ typedef struct {
     size_t nerrors;
     bool nomem;
     bool too_many_patterns;
+    bool too_many_rules;
     size_t keywords_bytes; /* read from keywords files so far, against the total cap */
     size_t attempts;       /* keywords and regexes tried (good or bad) in the current rule */
     EVP_MD_CTX *md;
@@ -205,8 +206,7 @@ static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int li
     return pat;
 }
 
-static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file,
-                               int line)
+static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file, int line)
 {
     char q[256];
     ld->attempts++;
@@ -221,8 +221,7 @@ static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const ch
         return;
     }
     if (err < 0) {
-        loader_error(ld, file, line, "keyword '%s': %s", loader_quote(s, len, q),
-                     tw_err_str(err));
+        loader_error(ld, file, line, "keyword '%s': %s", loader_quote(s, len, q), tw_err_str(err));
         return;
     }
     if (ld->norm.len == 0) {
@@ -522,6 +521,12 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
         loader_error(ld, ld->name, line, "a rule must be a mapping (id, category, ...)");
         return;
     }
+    if (rs->nrules >= RULES_MAX_RULES) {
+        if (!ld->too_many_rules)
+            loader_error(ld, ld->name, line, "too many rules (limit %u)", RULES_MAX_RULES);
+        ld->too_many_rules = true;
+        return;
+    }
     rule_t *rules = loader_grow(ld, rs->rules, &ld->rules_cap, rs->nrules, sizeof(*rules));
     if (!rules)
         return;
@@ -621,8 +626,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
     /* A pattern that failed was already reported; only say "nothing to match" when the rule
      * really had nothing (no pattern key, an empty list, a comment-only keywords file). */
     if (ld->attempts == 0 && !ld->too_many_patterns)
-        loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex",
-                     shown ? shown : "?");
+        loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex", shown ? shown : "?");
     if (rule->id) {
         size_t other = loader_id_claim(ld, rule->id, index);
         if (other != SIZE_MAX)
@@ -697,6 +701,50 @@ static void loader_yaml_error(loader_t *ld, const yaml_parser_t *parser)
         loader_error(ld, ld->name, (int)parser->problem_mark.line + 1, "YAML: %s", problem);
 }
 
+/* libyaml's scanner does work proportional to the flow nesting depth for every token, so 60 KB
+ * of "[[[[..." takes seconds, and yaml_parser_load has no depth limit. A first pass over the
+ * events stops at RULES_MAX_DEPTH (a rules file needs 4 levels) before the real load; parsing
+ * is cheap next to compiling, so reading the bytes twice costs nothing that matters. Returns
+ * false after reporting a YAML error or too deep a nesting. */
+#define RULES_MAX_DEPTH 64
+
+static bool loader_check_depth(loader_t *ld, const char *data, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        ld->nomem = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    bool ok = true;
+    int depth = 0;
+    for (;;) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event)) {
+            loader_yaml_error(ld, &parser);
+            ok = false;
+            break;
+        }
+        yaml_event_type_t type = event.type;
+        int line = (int)event.start_mark.line + 1;
+        yaml_event_delete(&event);
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > RULES_MAX_DEPTH) {
+                loader_error(ld, ld->name, line, "YAML nested deeper than %d levels",
+                             RULES_MAX_DEPTH);
+                ok = false;
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
 void rule_set_free(rule_set_t *rs)
 {
     if (!rs)
@@ -750,6 +798,8 @@ int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_se
         ld.nomem = true;
         goto out;
     }
+    if (!loader_check_depth(&ld, data, len))
+        goto out;
     if (!yaml_parser_initialize(&parser)) {
         ld.nomem = true;
         goto out;

@@ -18,6 +18,7 @@
 #define RULES_MAX_KEYWORDS_TOTAL_BYTES (256u << 20) /* all keywords files of one load */
 #define RULES_MAX_PATTERN_BYTES        (64u << 10)  /* one keyword or regex, before and after */
 #define RULES_MAX_PATTERNS             2000000u     /* keywords + regexes of one load */
+#define RULES_MAX_RULES                1000000u     /* rules of one load */
 #define RULES_MAX_DIAGS                1000u        /* lines one load adds to diag */
 
 typedef enum {

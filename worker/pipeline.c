@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,14 +35,14 @@ static void pipeline_free_arrays(pipeline_t *p)
     free(p->fps);
     free(p->items);
     free(p->dups);
-    free(p->item_post);
+    free(p->post_item);
     p->posts = NULL;
     p->norms = NULL;
     p->matches = NULL;
     p->fps = NULL;
     p->items = NULL;
     p->dups = NULL;
-    p->item_post = NULL;
+    p->post_item = NULL;
     p->cap = 0;
 }
 
@@ -64,23 +65,10 @@ static int pipeline_reserve(pipeline_t *p, size_t n)
     p->fps = calloc(n, sizeof(*p->fps));
     p->items = calloc(n, sizeof(*p->items));
     p->dups = calloc(n, sizeof(*p->dups));
-    p->item_post = calloc(n, sizeof(*p->item_post));
+    p->post_item = calloc(n, sizeof(*p->post_item));
     if (!p->posts || !p->norms || !p->matches || !p->fps || !p->items || !p->dups ||
-        !p->item_post) {
-        free(p->posts);
-        free(p->norms);
-        free(p->matches);
-        free(p->fps);
-        free(p->items);
-        free(p->dups);
-        free(p->item_post);
-        p->posts = NULL;
-        p->norms = NULL;
-        p->matches = NULL;
-        p->fps = NULL;
-        p->items = NULL;
-        p->dups = NULL;
-        p->item_post = NULL;
+        !p->post_item) {
+        pipeline_free_arrays(p); /* cap is 0 here: only the arrays are freed */
         return TW_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -144,6 +132,12 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         if (rc != 0)
             return rc;
         fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
+        r->outcome = PIPELINE_PASS;
+        p->post_item[i] = SIZE_MAX;
+        /* Posts that are only links, mentions or punctuation all share one fingerprint;
+         * clustering them would make one giant meaningless campaign. */
+        if (fingerprint_is_empty(&p->fps[i]))
+            continue;
         dedup_item_t *item = &p->items[nitems];
         item->post_id = post->id;
         item->post_id_len = post->id_len;
@@ -151,8 +145,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         item->author_len = post->author_len;
         item->ts = post->has_ts ? post->ts : now;
         item->fp = &p->fps[i];
-        p->item_post[nitems++] = i;
-        r->outcome = PIPELINE_PASS;
+        p->post_item[i] = nitems++;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_fetch_add(
@@ -166,17 +159,18 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
     }
 
-    for (size_t k = 0; k < nitems; k++) {
-        size_t i = p->item_post[k];
-        const dedup_result_t *dup = &p->dups[k];
+    for (size_t i = 0; i < n; i++) {
+        pipeline_result_t *r = &results[i];
+        if (r->outcome != PIPELINE_PASS)
+            continue;
+        const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
         const match_set_t *ms = &p->matches[i];
-        if (dup->available && dup->count > 1 && !dup->replay)
+        if (dup && dup->available && dup->count > 1 && !dup->replay)
             atomic_fetch_add(&tw_metrics.duplicates_total, 1);
-        bool campaign = dup->available && p->cfg->dedup_alert_min_count > 0 &&
+        bool campaign = dup && dup->available && p->cfg->dedup_alert_min_count > 0 &&
                         dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
         if (ms->count == 0 && !campaign)
             continue;
-        pipeline_result_t *r = &results[i];
         r->outcome = PIPELINE_ALERT;
         r->key = p->posts[i].id;
         r->key_len = p->posts[i].id_len;

@@ -53,7 +53,7 @@ typedef struct {
     fingerprint_t *fps;
     dedup_item_t *items;
     dedup_result_t *dups;
-    size_t *item_post; /* dedup item -> post index */
+    size_t *post_item; /* post index -> dedup item, SIZE_MAX when not deduplicated */
     buf_t alerts;
 } pipeline_t;
 

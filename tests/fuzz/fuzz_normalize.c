@@ -5,11 +5,7 @@
  *       tests/fuzz/fuzz_normalize.c common/normalize.c common/fingerprint.c common/err.c \
  *       -lutf8proc -o fuzz_normalize
  *   ./fuzz_normalize -max_len=4096 tests/fuzz/corpus/normalize
- * Replay the corpus (or crash files) without libFuzzer, e.g. as a test under any compiler:
- *   gcc -std=c11 -D_GNU_SOURCE -g -fsanitize=address,undefined -DTW_FUZZ_REPLAY_MAIN -Icommon \
- *       tests/fuzz/fuzz_normalize.c common/normalize.c common/fingerprint.c common/err.c \
- *       -lutf8proc -o fuzz_normalize_replay
- *   ./fuzz_normalize_replay tests/fuzz/corpus/normalize
+ * ctest replays the corpus without libFuzzer (tests/fuzz/fuzz_replay.c supplies main()).
  *
  * Checks, for every input:
  *   - normalize_text() accepts exactly the inputs a reference validator (utf8proc_iterate)
@@ -243,65 +239,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     normalized_fini(&norm);
     return 0;
 }
-
-#ifdef TW_FUZZ_REPLAY_MAIN
-#include <dirent.h>
-
-static int fuzz_replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    size_t cap = 4096, len = 0;
-    uint8_t *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            uint8_t *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return 1;
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-/* Replays each file argument, or each file in each directory argument. */
-int main(int argc, char **argv)
-{
-    int failures = 0, count = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *dir = opendir(argv[i]);
-        if (!dir) {
-            failures += fuzz_replay_file(argv[i]);
-            count++;
-            continue;
-        }
-        struct dirent *ent;
-        while ((ent = readdir(dir)) != NULL) {
-            if (ent->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], ent->d_name);
-            failures += fuzz_replay_file(path);
-            count++;
-        }
-        closedir(dir);
-    }
-    fprintf(stderr, "replayed %d inputs, %d unreadable\n", count, failures);
-    free(fuzz_seconds);
-    return failures ? 1 : 0;
-}
-#endif

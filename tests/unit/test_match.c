@@ -102,16 +102,16 @@ TW_TEST(test_keyword_whole_word)
         {"freegiveaway", -1, -1},
         {"carefree", -1, -1},
         {"xfree", -1, -1},
-        {"\xc3\xa9 free", -1, 3},         /* "é free": a letter, then a space */
-        {"\xc3\xa9" "free", -1, -1},      /* "éfree": é is a letter */
-        {"free_", -1, -1},                /* '_' is a word character */
+        {"\xc3\xa9 free", -1, 3},    /* "é free": a letter, then a space */
+        {"\xc3\xa9\x66ree", -1, -1}, /* "éfree": é is a letter */
+        {"free_", -1, -1},           /* '_' is a word character */
         {"free!", -1, 0},
         {"(free)", -1, 1},
-        {"free\xcc\x81", -1, -1},         /* a combining mark continues the word */
-        {"\xd9\xa3" "free", -1, -1},      /* ARABIC-INDIC DIGIT THREE */
+        {"free\xcc\x81", -1, -1},    /* a combining mark continues the word */
+        {"\xd9\xa3\x66ree", -1, -1}, /* ARABIC-INDIC DIGIT THREE */
         {"1free", -1, -1},
         {"a free giveaway.", 2, 2},
-        {"so free\xe2\x80\xa6", -1, 3},   /* followed by HORIZONTAL ELLIPSIS */
+        {"so free\xe2\x80\xa6", -1, 3}, /* followed by HORIZONTAL ELLIPSIS */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TW_ASSERT_INT_EQ(fixture_scan(&fx, cases[i].text), 0);
@@ -237,7 +237,8 @@ TW_TEST(test_regex_unicode)
                                        "\\s+id']}\n"
                                        "  - {id: any, category: spam, regex: ['x.y']}\n"),
                      0);
-    const char *buy = "\xd0\xba\xd1\x83\xd0\xbf\xd0\xb8\xd1\x82\xd1\x8c"; /* "купить", 12 bytes */
+    /* "купить", 12 bytes */
+    const char *buy = "\xd0\xba\xd1\x83\xd0\xbf\xd0\xb8\xd1\x82\xd1\x8c";
     char text[128];
     /* \w is Unicode here: "купить дёшево" matches as a whole, 12 + 1 + 12 bytes */
     snprintf(text, sizeof(text), "%s \xd0\xb4\xd1\x91\xd1\x88\xd0\xb5\xd0\xb2\xd0\xbe!", buy);
@@ -328,25 +329,40 @@ TW_TEST(test_bad_regexes_all_reported)
     rule_set_free(rs);
 }
 
-TW_TEST(test_regex_unicode_word_boundary_rejected)
+TW_TEST(test_regex_unicode_word_boundary)
 {
-    /* Hyperscan has no \b in Unicode mode; an ASCII-only \b would silently never match
-     * Cyrillic words, so this is an error with a hint, not a quiet fallback. */
+    /* Hyperscan has no \b in Unicode mode, and an ASCII-only \b next to a Cyrillic letter
+     * would silently never match: that is an error with a hint, not a quiet fallback. */
     tw_diag_t diag;
     tw_diag_init(&diag);
     rule_set_t *rs = NULL;
     const char *yaml = "rules:\n"
                        "  - {id: ru, category: spam, regex: ['\\b\u043a\u0443\u043f\u0438"
-                       "\u0442\u044c\\b']}\n";
+                       "\u0442\u044c\\b', '\u043a\u0443\\B']}\n";
     TW_ASSERT_INT_EQ(rule_set_load_buffer("u.yaml", yaml, strlen(yaml), &rs, &diag), 0);
     match_db_t *db = NULL;
     TW_ASSERT_INT_EQ(match_db_compile(rs, &db, &diag), TW_ERR_COMPILE);
-    TW_ASSERT_INT_EQ(diag.count, 1);
+    TW_ASSERT_INT_EQ(diag.count, 2);
     TW_ASSERT(diag_has(&diag, "u.yaml:2: rule ru: pattern '\\b\xd0\xba"));
-    TW_ASSERT(diag_has(&diag, "unsupported in UCP mode"));
+    TW_ASSERT(diag_has(&diag, "u.yaml:2: rule ru: pattern '\xd0\xba\xd1\x83\\B'"));
+    TW_ASSERT(diag_has(&diag, "never matches"));
     TW_ASSERT(diag_has(&diag, "use a keyword for a whole word"));
     tw_diag_fini(&diag);
     rule_set_free(rs);
+
+    /* \b between ASCII characters of a non-ASCII regex is fine (UTF-8 mode without UCP). */
+    fixture_t fx;
+    TW_ASSERT_INT_EQ(fixture_init(&fx, "rules:\n"
+                                       "  - {id: won, category: scam,"
+                                       " regex: ['\\bi[\u2019\\x27]ve\\s+won\\b']}\n"),
+                     0);
+    TW_ASSERT_INT_EQ(fixture_scan(&fx, "so i\xe2\x80\x99ve won!"), 0);
+    TW_ASSERT_INT_EQ(fx.set.count, 1);
+    TW_ASSERT_INT_EQ(fx.set.hits[0].spans[0].start, 3);
+    TW_ASSERT_INT_EQ(fx.set.hits[0].spans[0].end, 13);
+    TW_ASSERT_INT_EQ(fixture_scan(&fx, "i've wonder"), 0);
+    TW_ASSERT_INT_EQ(fx.set.count, 0);
+    fixture_fini(&fx);
 }
 
 TW_TEST(test_regex_empty_match_rejected)
@@ -749,11 +765,9 @@ int main(void)
     TW_RUN(TW_CASE(test_keyword_whole_word), TW_CASE(test_keyword_nonword_edges),
            TW_CASE(test_keyword_spans_exact), TW_CASE(test_regex_design_example),
            TW_CASE(test_regex_unicode), TW_CASE(test_unspaced_scripts),
-           TW_CASE(test_bad_regexes_all_reported),
-           TW_CASE(test_regex_unicode_word_boundary_rejected),
-           TW_CASE(test_regex_empty_match_rejected),
-           TW_CASE(test_regex_som_fallback), TW_CASE(test_spans_merged_and_capped),
-           TW_CASE(test_rules_sorted_and_capped), TW_CASE(test_empty_rule_set),
-           TW_CASE(test_fixture_file), TW_CASE(test_threads_share_db),
+           TW_CASE(test_bad_regexes_all_reported), TW_CASE(test_regex_unicode_word_boundary),
+           TW_CASE(test_regex_empty_match_rejected), TW_CASE(test_regex_som_fallback),
+           TW_CASE(test_spans_merged_and_capped), TW_CASE(test_rules_sorted_and_capped),
+           TW_CASE(test_empty_rule_set), TW_CASE(test_fixture_file), TW_CASE(test_threads_share_db),
            TW_CASE(test_real_snort_regexes), TW_CASE(test_real_ldnoobw_keywords));
 }

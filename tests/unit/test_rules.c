@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -274,7 +275,8 @@ TW_TEST(test_keywords_normalized_and_empty)
                        "    keywords: [\"\\u200B\", \"   \", \"\\uFF26REE  Money\"]\n",
                        &rs, &diag);
     TW_ASSERT_INT_EQ(rc, TW_ERR_PARSE);
-    TW_ASSERT(diag_has(&diag, "inline.yaml:4: keyword '\xe2\x80\x8b' is empty after normalization"));
+    TW_ASSERT(
+        diag_has(&diag, "inline.yaml:4: keyword '\xe2\x80\x8b' is empty after normalization"));
     TW_ASSERT(diag_has(&diag, "inline.yaml:4: keyword '   ' is empty after normalization"));
     TW_ASSERT_INT_EQ(diag.count, 2);
     tw_diag_fini(&diag);
@@ -528,6 +530,8 @@ TW_TEST(test_yaml_odd_documents)
         {"[a]: b\n", "a top-level key must be a string, not a sequence"},
         {"rules:\n  - {? [x] : y}\n", "inline.yaml:2: a rule key must be a string"},
         {"\xff\xfe\n", "YAML: "},
+        {"rules: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+         "inline.yaml:1: YAML nested deeper than 64 levels"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tw_diag_t diag;
@@ -544,10 +548,28 @@ TW_TEST(test_yaml_odd_documents)
         tw_diag_fini(&diag);
     }
 
+    /* 60 KB of '[' must fail fast: libyaml alone is quadratic in flow depth (seconds). */
+    size_t deep = 60000;
+    char *text = malloc(deep + 8);
+    TW_ASSERT(text);
+    memcpy(text, "rules: ", 7);
+    memset(text + 7, '[', deep);
+    clock_t c0 = clock();
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    rule_set_t *rs = NULL;
+    int rc = rule_set_load_buffer("deep.yaml", text, deep + 7, &rs, &diag);
+    double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    free(text);
+    TW_ASSERT_INT_EQ(rc, TW_ERR_PARSE);
+    TW_ASSERT(diag_has(&diag, "deep.yaml:1: YAML nested deeper than 64 levels"));
+    TW_ASSERT(cpu < 0.5);
+    tw_diag_fini(&diag);
+
     /* An empty list and "rules:" with nothing under it are an empty, valid rule set. */
     const char *empty[] = {"rules: []\n", "rules:\n"};
     for (size_t i = 0; i < 2; i++) {
-        rule_set_t *rs = NULL;
+        rs = NULL;
         TW_ASSERT_INT_EQ(load_text(empty[i], &rs, NULL), 0);
         TW_ASSERT_INT_EQ(rs->nrules, 0);
         TW_ASSERT_INT_EQ(rs->npatterns, 0);
@@ -560,8 +582,7 @@ TW_TEST(test_missing_rules_file)
     tw_diag_t diag;
     tw_diag_init(&diag);
     rule_set_t *rs = (rule_set_t *)1;
-    TW_ASSERT_INT_EQ(rule_set_load(RULES_DIR "/does-not-exist.yaml", &rs, &diag),
-                     TW_ERR_NOT_FOUND);
+    TW_ASSERT_INT_EQ(rule_set_load(RULES_DIR "/does-not-exist.yaml", &rs, &diag), TW_ERR_NOT_FOUND);
     TW_ASSERT(rs == NULL);
     TW_ASSERT(diag_has(&diag, "does-not-exist.yaml: No such file or directory"));
     tw_diag_fini(&diag);

@@ -1,0 +1,10 @@
+# Fails when docs/CONFIG.md differs from `tidewatch config docs`.
+execute_process(COMMAND ${TIDEWATCH} config docs OUTPUT_VARIABLE generated RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "tidewatch config docs failed: ${rc}")
+endif()
+file(READ ${EXPECTED} expected)
+if(NOT generated STREQUAL expected)
+  message(FATAL_ERROR "docs/CONFIG.md is out of date: run `tidewatch config docs > docs/CONFIG.md`")
+endif()
+message(STATUS "docs/CONFIG.md matches the configuration table")
