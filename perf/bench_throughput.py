@@ -59,7 +59,7 @@ def bench_scan(binary, rules, posts_file, n, reps=3):
             "ratio": p / o}
 
 
-def bench_run(binary, rules, posts, partitions=3):
+def bench_run(binary, rules, posts, partitions=3, use_redis=True):
     sys.path.insert(0, str(ROOT / "tests" / "integration"))
     import harness  # noqa: E402  (the integration tests' broker and redis helpers)
 
@@ -70,8 +70,11 @@ def bench_run(binary, rules, posts, partitions=3):
             return {"skipped": problem}
     broker.start()
     redis.start()
+    proc = None
     try:
-        topic, alerts, dlq, group = "bench-posts", "bench-alerts", "bench-dlq", "bench"
+        tag = "redis" if use_redis else "memory"
+        topic, alerts, dlq, group = (f"bench-posts-{tag}", f"bench-alerts-{tag}",
+                                     f"bench-dlq-{tag}", f"bench-{tag}")
         broker.create_topic(topic, partitions)
         broker.create_topic(alerts, partitions)
         broker.create_topic(dlq, 1)
@@ -81,12 +84,17 @@ def bench_run(binary, rules, posts, partitions=3):
         t0 = time.perf_counter()
         proc = subprocess.Popen([binary, "run", "--brokers", broker.bootstrap, "--group", group,
                                  "--input-topic", topic, "--output-topic", alerts,
-                                 "--dlq-topic", dlq, "--rules", rules, "--redis", redis.url,
-                                 "-X", "batch_size=1000"],
+                                 "--dlq-topic", dlq, "--rules", rules,
+                                 "-X", "batch_size=1000"]
+                                + (["--redis", redis.url] if use_redis else []),
                                 stderr=open(logdir / "worker.log", "wb"))
         first_commit = None
         while True:
-            committed = broker.committed_offsets(group, topic)
+            try:
+                committed = broker.committed_offsets(group, topic)
+            except harness.KafkaException:  # coordinator still loading: ask again
+                time.sleep(0.2)
+                continue
             if first_commit is None and any(v > 0 for v in committed.values()):
                 first_commit = time.perf_counter()
             if all(committed.get(p, -1) >= h for p, h in high.items()):
@@ -103,6 +111,9 @@ def bench_run(binary, rules, posts, partitions=3):
                     n / max(total - (first_commit - t0), 1e-9) if first_commit else None,
                 "seconds_total": total, "alerts": broker.message_count(alerts)}
     finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         broker.stop()
         redis.stop()
 
@@ -125,7 +136,8 @@ def main():
     result = {"posts": len(posts), "cpus": os.cpu_count(), "rules": args.rules}
     result["scan"] = bench_scan(binary, args.rules, posts_file, len(posts))
     if not args.no_run:
-        result["run"] = bench_run(binary, args.rules, posts)
+        result["run_redis"] = bench_run(binary, args.rules, posts, use_redis=True)
+        result["run_memory_store"] = bench_run(binary, args.rules, posts, use_redis=False)
     os.unlink(posts_file)
     text = json.dumps(result, indent=2)
     print(text)

@@ -19,6 +19,7 @@ struct kafka_source {
     size_t nheld;
     size_t held_cap;
     int nassigned;
+    unsigned rebalances; /* revocations so far; a batch keeps only records fetched after the last */
     int32_t assigned[SOURCE_MAX_PARTITIONS];
     bool at_eof[SOURCE_MAX_PARTITIONS];
 };
@@ -56,6 +57,7 @@ static void source_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             log_warn("commit before revoke: %s", rd_kafka_err2str(cerr));
         rd_kafka_assign(rk, NULL);
         src->nassigned = 0;
+        src->rebalances++;
     }
     atomic_store(&tw_metrics.assigned_partitions, src->nassigned);
 }
@@ -160,8 +162,17 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
     }
     size_t n = 0;
     int wait = timeout_ms;
+    unsigned rebalances = src->rebalances;
     while (n < max) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(src->rk, wait);
+        if (src->rebalances != rebalances) {
+            /* The partitions were taken away while this batch was filling: its records are
+             * no longer ours to process (their offsets were committed up to what was done),
+             * and whoever owns the partitions now re-reads them from there. */
+            source_release(src);
+            n = 0;
+            rebalances = src->rebalances;
+        }
         if (!msg)
             break;
         wait = 0; /* after the first record take only what is already fetched */
