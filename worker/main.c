@@ -234,6 +234,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* before anything slow, so a SIGTERM right after start still drains instead of killing */
+    if (!show_config && strcmp(cmd, "scan") != 0)
+        install_signals();
     cli_args_t args;
     memset(&args, 0, sizeof(args));
     int skip = show_config ? 2 : 1;
@@ -257,7 +260,6 @@ int main(int argc, char **argv)
             rc = scan_file(&cfg, args.npositional ? args.positional[0] : "-") == 0 ? 0 : 1;
         }
     } else {
-        install_signals();
         pthread_t tid;
         long watchdog_s = cfg.shutdown_timeout_s;
         pthread_create(&tid, NULL, watchdog_thread, &watchdog_s);
