@@ -49,6 +49,42 @@ static void append_duplicate(buf_t *out, const dedup_result_t *dup)
     buf_append_str(out, dup->replay ? ",\"replay\":true}" : "}");
 }
 
+static void append_source(buf_t *out, const alert_source_t *source);
+
+void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t *dup,
+                           uint64_t milestone, const rule_set_t *rules,
+                           const alert_source_t *source)
+{
+    char hex[17];
+    dedup_cluster_hex(dup->cluster, hex);
+    buf_append_str(out, "{\"campaign\":{\"cluster\":\"");
+    buf_append_str(out, hex);
+    buf_append_str(out, "\",\"milestone\":");
+    buf_append_u64(out, milestone);
+    buf_append_str(out, ",\"count\":");
+    buf_append_u64(out, dup->count);
+    buf_append_str(out, ",\"authors\":");
+    buf_append_u64(out, dup->authors);
+    buf_append_str(out, ",\"first_seen\":");
+    buf_append_i64(out, dup->first_seen);
+    buf_append_str(out, ",\"last_seen\":");
+    buf_append_i64(out, dup->last_seen);
+    buf_append_str(out, ",\"sample_post_ids\":[");
+    for (size_t i = 0; i < dup->nsamples; i++) {
+        if (i)
+            buf_append_char(out, ',');
+        buf_append_json_string(out, dup->samples[i], dup->sample_lens[i]);
+    }
+    buf_append_str(out, "]},\"post_id\":");
+    buf_append_json_string(out, post->id, post->id_len);
+    buf_append_str(out, dup->replay ? ",\"replay\":true" : "");
+    buf_append_str(out, ",\"rules_version\":\"");
+    buf_append_str(out, rules->version);
+    buf_append_str(out, "\",\"source\":");
+    append_source(out, source);
+    buf_append_char(out, '}');
+}
+
 void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
                   const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
                   const alert_source_t *source)
@@ -104,6 +140,12 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
     buf_append_str(out, ",\"rules_version\":\"");
     buf_append_str(out, rules->version);
     buf_append_str(out, "\",\"source\":");
+    append_source(out, source);
+    buf_append_char(out, '}');
+}
+
+static void append_source(buf_t *out, const alert_source_t *source)
+{
     if (source->topic) {
         buf_append_str(out, "{\"topic\":");
         buf_append_json_string(out, source->topic, strlen(source->topic));
@@ -120,5 +162,4 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
         buf_append_i64(out, source->line);
         buf_append_char(out, '}');
     }
-    buf_append_char(out, '}');
 }

@@ -29,4 +29,10 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
                   const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
                   const alert_source_t *source);
 
+/* Appends one campaign record (no newline): post claimed campaign milestone for dup's
+ * cluster (dedup.h, step 5). Schema: docs/campaign.schema.json. */
+void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t *dup,
+                           uint64_t milestone, const rule_set_t *rules,
+                           const alert_source_t *source);
+
 #endif

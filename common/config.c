@@ -40,6 +40,10 @@ static const config_entry_t config_table[] = {
     STR_ENTRY("auto_offset_reset", auto_offset_reset, "earliest",
               "Where a new consumer group starts: earliest (never skip posts) or latest"),
     STR_ENTRY("rules", rules_path, "", "Rules file (YAML); required for run and scan"),
+    STR_ENTRY("rules_cache_dir", rules_cache_dir, "auto",
+              "Directory for compiled rule databases, reused when the rules, tidewatch build, "
+              "Hyperscan version and CPU are unchanged: auto = $XDG_CACHE_HOME/tidewatch or "
+              "/tmp/tidewatch-cache-<uid>; off = always compile"),
     STR_ENTRY("redis", redis_url, "",
               "Duplicate store: redis://[user:password@]host:port/db; empty = in-process memory"),
     STR_ENTRY("http", http_addr, "", "Address for /metrics /healthz /readyz, e.g. 0.0.0.0:9464"),
@@ -62,10 +66,33 @@ static const config_entry_t config_table[] = {
               "How long fingerprints and cluster counters are remembered"),
     INT_ENTRY("dedup.alert_min_count", dedup_alert_min_count, "0", 0, 1000000000,
               "Alert on a post without rule hits once its cluster has this many posts (0 = off)"),
+    INT_ENTRY("dedup.verify_pct", dedup_verify_pct, "50", 0, 100,
+              "A band match joins a cluster only if this % of the MinHash signature agrees with "
+              "the cluster's (estimated Jaccard); 0 trusts every band match. See docs/DEDUP.md"),
+    STR_ENTRY("dedup.on_unavailable", dedup_on_unavailable, "fail-open",
+              "When Redis cannot answer: fail-open (alerts go out marked duplicate unavailable; "
+              "each worker still recognises repeats it saw itself, in memory) or pause (stop "
+              "fetching, stay in the group, retry the batch until Redis answers)"),
+    STR_ENTRY("campaign.milestones", campaign_milestones, "",
+              "Cluster sizes that raise one campaign record each for the whole fleet, e.g. "
+              "10,100,1000 (empty = off)"),
+    INT_ENTRY("campaign.min_authors", campaign_min_authors, "1", 0, 1000000000,
+              "Distinct authors a cluster needs, besides its size, for a campaign milestone"),
+    STR_ENTRY("campaign.topic", campaign_topic, "",
+              "Topic for campaign records (key campaign:<cluster>:<milestone>); empty = the "
+              "output topic"),
+    STR_ENTRY("scan.emit", scan_emit, "alerts",
+              "scan output: alerts (what run publishes) or all (one record per post with its "
+              "cluster, for evaluation)"),
     INT_ENTRY("redis_timeout_ms", redis_timeout_ms, "2000", 10, 600000,
               "Connect and command timeout for Redis"),
     INT_ENTRY("shutdown_timeout_s", shutdown_timeout_s, "25", 1, 3600,
               "Longest drain on SIGTERM before the watchdog exits"),
+    INT_ENTRY("metrics.max_rule_series", metrics_max_rule_series, "10000", 0, 10000000,
+              "Rules with a tidewatch_rule_hits_total series of their own (in rules-file "
+              "order); hits of the rest are summed under rule=\"_other\""),
+    INT_ENTRY("health.max_loop_silence_s", health_max_loop_silence_s, "30", 1, 3600,
+              "/healthz fails once the poll loop has not turned for this long"),
 };
 
 #define CONFIG_NENTRIES (sizeof(config_table) / sizeof(config_table[0]))

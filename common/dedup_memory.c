@@ -1,10 +1,12 @@
 /* In-process duplicate store with the same semantics as the Redis store (see dedup.h).
  * Keys are 64-bit hashes in open-addressing tables; expiry is swept when tables fill, so
  * memory stays bounded by max_clusters however long the worker runs. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "dedup.h"
 
 /* Open-addressing map from a non-zero 64-bit key to a 64-bit value; key 0 marks a free slot. */
@@ -101,6 +103,12 @@ typedef struct {
     int64_t expires_at;
     u64map_t members; /* post id hash -> 1 */
     u64map_t authors; /* author hash -> 1 */
+    uint64_t claimed_by[DEDUP_MAX_MILESTONES]; /* post id hash that claimed milestone i, 0 */
+    char *samples[DEDUP_SAMPLE_IDS];           /* first post ids, owned */
+    size_t sample_lens[DEDUP_SAMPLE_IDS];
+    size_t nsamples;
+    bool has_sig;
+    uint16_t sig[FINGERPRINT_SIG_LEN]; /* of the first signed post, for verification */
 } cluster_t;
 
 typedef struct {
@@ -113,6 +121,7 @@ typedef struct {
     cluster_t *cluster_list;
     size_t ncluster_list;
     size_t cluster_cap;
+    buf_t samples; /* sample ids handed out with the current batch's results */
 } dedup_memory_t;
 
 static uint64_t key_for_exact(uint64_t exact)
@@ -130,6 +139,35 @@ static void cluster_fini(cluster_t *c)
 {
     u64map_fini(&c->members);
     u64map_fini(&c->authors);
+    for (size_t i = 0; i < c->nsamples; i++)
+        free(c->samples[i]);
+    c->nsamples = 0;
+}
+
+/* Step 5 of dedup.h for one post; member is its post id hash (never 0 for a claim). Sample
+ * ids are copied to m->samples; their offsets wait in r->sample_lens' twin, resolved by the
+ * caller once the buffer stops growing. */
+static void dedup_memory_milestones(dedup_memory_t *m, cluster_t *c, uint64_t member, bool added,
+                                    dedup_result_t *r, size_t *sample_offs)
+{
+    const dedup_campaign_t *camp = &m->base.campaign;
+    member = member ? member : 1;
+    for (size_t k = 0; k < camp->nmilestones && c->count >= camp->milestones[k]; k++) {
+        if (added && !c->claimed_by[k] && c->authors.count >= camp->min_authors) {
+            c->claimed_by[k] = member;
+            r->milestones |= 1u << k;
+        } else if (!added && c->claimed_by[k] == member) {
+            r->milestones |= 1u << k;
+        }
+    }
+    if (!r->milestones)
+        return;
+    r->nsamples = c->nsamples;
+    for (size_t i = 0; i < c->nsamples; i++) {
+        sample_offs[i] = m->samples.len;
+        r->sample_lens[i] = c->sample_lens[i];
+        buf_append(&m->samples, c->samples[i], c->sample_lens[i]);
+    }
 }
 
 static int compare_i64(const void *a, const void *b)
@@ -246,6 +284,21 @@ static int dedup_memory_lookup_key(dedup_memory_t *m, uint64_t key, int64_t now,
     return 0;
 }
 
+/* Step 1's verification of a band match against cluster id. */
+static bool dedup_memory_verified(dedup_memory_t *m, uint64_t id, const fingerprint_t *fp,
+                                  int64_t now)
+{
+    if (!m->base.verify_matches)
+        return true;
+    uint64_t *idx = u64map_get(&m->clusters, id);
+    if (!idx)
+        return true; /* as Redis: a cluster without a signature cannot be checked */
+    const cluster_t *c = &m->cluster_list[*idx - 1];
+    if (c->expires_at <= now || !c->has_sig)
+        return true;
+    return fingerprint_sig_matches(fp, c->sig) >= m->base.verify_matches;
+}
+
 static int dedup_memory_set_key(dedup_memory_t *m, uint64_t key, uint64_t id, int64_t expires)
 {
     bool inserted;
@@ -268,6 +321,11 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
     dedup_memory_t *m = (dedup_memory_t *)store;
     int64_t now = (int64_t)time(NULL);
     int64_t expires = now + m->window_s;
+    buf_reset(&m->samples);
+    size_t(*offs)[DEDUP_SAMPLE_IDS] = NULL;
+    if (m->base.campaign.nmilestones && !(offs = calloc(n ? n : 1, sizeof(*offs))))
+        return TW_ERR_NOMEM;
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         const dedup_item_t *it = &items[i];
         dedup_result_t *r = &results[i];
@@ -275,24 +333,41 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
         uint64_t exact_key = key_for_exact(it->fp->exact);
         uint64_t id = it->fp->exact;
         if (!dedup_memory_lookup_key(m, exact_key, now, &id)) {
-            for (uint32_t b = 0; b < it->fp->nbands; b++)
-                if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &id))
+            for (uint32_t b = 0; b < it->fp->nbands; b++) {
+                uint64_t cand;
+                if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &cand) &&
+                    dedup_memory_verified(m, cand, it->fp, now)) {
+                    id = cand;
                     break;
+                }
+            }
         }
         cluster_t *c = dedup_memory_cluster(m, id, now);
         if (!c)
-            return TW_ERR_NOMEM;
+            goto nomem;
         bool inserted;
         uint64_t member = fingerprint_hash64(it->post_id, it->post_id_len, 0);
         if (!u64map_put(&c->members, member, 1, &inserted))
-            return TW_ERR_NOMEM;
+            goto nomem;
         r->replay = !inserted;
+        if (!c->has_sig && it->fp->nbands) {
+            memcpy(c->sig, it->fp->sig, sizeof(c->sig));
+            c->has_sig = true;
+        }
         if (inserted) {
             c->count++;
+            if (c->nsamples < DEDUP_SAMPLE_IDS) {
+                char *copy = malloc(it->post_id_len ? it->post_id_len : 1);
+                if (!copy)
+                    goto nomem;
+                memcpy(copy, it->post_id, it->post_id_len);
+                c->samples[c->nsamples] = copy;
+                c->sample_lens[c->nsamples++] = it->post_id_len;
+            }
             if (it->author && it->author_len) {
                 uint64_t author = fingerprint_hash64(it->author, it->author_len, 0);
                 if (!u64map_put(&c->authors, author, 1, &inserted))
-                    return TW_ERR_NOMEM;
+                    goto nomem;
             }
             if (c->count == 1 || it->ts < c->first_seen)
                 c->first_seen = it->ts;
@@ -300,11 +375,13 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
                 c->last_seen = it->ts;
         }
         c->expires_at = expires;
+        if (offs)
+            dedup_memory_milestones(m, c, member, !r->replay, r, offs[i]);
         if (dedup_memory_set_key(m, exact_key, id, expires) != 0)
-            return TW_ERR_NOMEM;
+            goto nomem;
         for (uint32_t b = 0; b < it->fp->nbands; b++)
             if (dedup_memory_set_key(m, key_for_band(b, it->fp->bands[b]), id, expires) != 0)
-                return TW_ERR_NOMEM;
+                goto nomem;
         r->cluster = id;
         r->count = c->count;
         r->authors = c->authors.count;
@@ -312,7 +389,16 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
         r->last_seen = c->last_seen;
         r->available = true;
     }
-    return 0;
+    if (m->samples.failed)
+        goto nomem;
+    for (size_t i = 0; offs && i < n; i++)
+        for (size_t k = 0; k < results[i].nsamples; k++)
+            results[i].samples[k] = m->samples.data + offs[i][k];
+    free(offs);
+    return rc;
+nomem:
+    free(offs);
+    return TW_ERR_NOMEM;
 }
 
 static void dedup_memory_free(dedup_store_t *store)
@@ -324,6 +410,7 @@ static void dedup_memory_free(dedup_store_t *store)
     u64map_fini(&m->keys);
     u64map_fini(&m->key_expiry);
     u64map_fini(&m->clusters);
+    buf_fini(&m->samples);
     free(m);
 }
 
@@ -341,12 +428,51 @@ int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out)
     m->base.ops = &dedup_memory_ops;
     m->window_s = window_s;
     m->max_clusters = max_clusters ? max_clusters : 1;
+    buf_init(&m->samples);
     if (u64map_init(&m->keys, 1024) || u64map_init(&m->key_expiry, 1024) ||
         u64map_init(&m->clusters, 256)) {
         dedup_memory_free(&m->base);
         return TW_ERR_NOMEM;
     }
     *out = &m->base;
+    return 0;
+}
+
+int dedup_campaign_parse(const char *milestones, uint64_t min_authors, dedup_campaign_t *c,
+                         tw_diag_t *diag)
+{
+    memset(c, 0, sizeof(*c));
+    c->min_authors = min_authors;
+    const char *p = milestones ? milestones : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || end == p || *p == '-' || v == 0 ||
+            (c->nmilestones && v <= c->milestones[c->nmilestones - 1])) {
+            tw_diag_add(diag,
+                        "campaign.milestones: '%s' must be strictly increasing positive "
+                        "integers separated by commas",
+                        milestones);
+            return TW_ERR_CONFIG;
+        }
+        if (c->nmilestones == DEDUP_MAX_MILESTONES) {
+            tw_diag_add(diag, "campaign.milestones: at most %d milestones", DEDUP_MAX_MILESTONES);
+            return TW_ERR_CONFIG;
+        }
+        c->milestones[c->nmilestones++] = v;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p && *p != ',') {
+            tw_diag_add(diag, "campaign.milestones: unexpected '%c' in '%s'", *p, milestones);
+            return TW_ERR_CONFIG;
+        }
+    }
     return 0;
 }
 

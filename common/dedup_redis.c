@@ -15,30 +15,53 @@
 #include "log.h"
 
 static const char dedup_script[] =
+    "-- ARGV: prefix window n min_authors verify nms milestone_1..milestone_nms, then per post:\n"
+    "-- post_id author ts exact nbands sig band_0..band_{nbands-1}\n"
     "local prefix, window, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local out, i = {}, 4\n"
+    "local min_authors, verify, nms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local ms = {}\n"
+    "for k = 1, nms do ms[k] = tonumber(ARGV[6 + k]) end\n"
+    "-- equal 16-bit entries of two signatures\n"
+    "local function agree(a, b)\n"
+    "  local eq = 0\n"
+    "  for k = 1, #a - 1, 2 do\n"
+    "    local x1, x2 = string.byte(a, k, k + 1)\n"
+    "    local y1, y2 = string.byte(b, k, k + 1)\n"
+    "    if x1 == y1 and x2 == y2 then eq = eq + 1 end\n"
+    "  end\n"
+    "  return eq\n"
+    "end\n"
+    "local out, i = {}, 7 + nms\n"
     "for p = 1, n do\n"
-    "  local pid, author, ts, exact, nb = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3],"
-    " tonumber(ARGV[i+4])\n"
-    "  i = i + 5\n"
+    "  local pid, author, ts, exact, nb = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3], tonumber(ARGV[i+4])\n"
+    "  local sig = ARGV[i+5]\n"
+    "  i = i + 6\n"
     "  local xkey = prefix .. 'x:' .. exact\n"
     "  local cluster = redis.call('GET', xkey)\n"
     "  if not cluster then\n"
     "    for b = 0, nb - 1 do\n"
-    "      cluster = redis.call('GET', prefix .. 'b:' .. b .. ':' .. ARGV[i + b])\n"
-    "      if cluster then break end\n"
+    "      local cand = redis.call('GET', prefix .. 'b:' .. b .. ':' .. ARGV[i + b])\n"
+    "      if cand then\n"
+    "        local ok = verify == 0\n"
+    "        if not ok then\n"
+    "          local csig = redis.call('HGET', prefix .. 'c:' .. cand, 'sig')\n"
+    "          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify\n"
+    "        end\n"
+    "        if ok then cluster = cand break end\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  if not cluster then cluster = exact end\n"
     "  local ckey = prefix .. 'c:' .. cluster\n"
     "  local added = redis.call('SADD', ckey .. ':m', pid)\n"
+    "  if nb > 0 then redis.call('HSETNX', ckey, 'sig', sig) end\n"
     "  if added == 1 then\n"
     "    local count = redis.call('HINCRBY', ckey, 'count', 1)\n"
     "    if author ~= '' then redis.call('PFADD', ckey .. ':a', author) end\n"
+    "    if count <= 5 then redis.call('RPUSH', ckey .. ':s', pid) end\n"
     "    local first = tonumber(redis.call('HGET', ckey, 'first'))\n"
     "    local last = tonumber(redis.call('HGET', ckey, 'last'))\n"
-    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) "
-    "end\n"
+    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) end\n"
     "    if count == 1 or last == nil or ts > last then redis.call('HSET', ckey, 'last', ts) end\n"
     "  end\n"
     "  if not redis.call('SET', xkey, cluster, 'NX', 'EX', window) then\n"
@@ -53,14 +76,31 @@ static const char dedup_script[] =
     "  i = i + nb\n"
     "  redis.call('EXPIRE', ckey, window)\n"
     "  redis.call('EXPIRE', ckey .. ':m', window)\n"
+    "  redis.call('EXPIRE', ckey .. ':s', window)\n"
     "  local authors = 0\n"
     "  if redis.call('EXISTS', ckey .. ':a') == 1 then\n"
     "    redis.call('EXPIRE', ckey .. ':a', window)\n"
     "    authors = redis.call('PFCOUNT', ckey .. ':a')\n"
     "  end\n"
     "  local h = redis.call('HMGET', ckey, 'count', 'first', 'last')\n"
-    "  out[p] = {cluster, tonumber(h[1]), authors, tonumber(h[2]), tonumber(h[3]),"
-    " 1 - added}\n"
+    "  local count, claimed, bit = tonumber(h[1]), 0, 1\n"
+    "  -- milestone k is claimed once, atomically, by the post id HSETNX stores; a replay of that\n"
+    "  -- post finds its own id there and claims it again (its record may not have been delivered)\n"
+    "  for k = 1, nms do\n"
+    "    if count < ms[k] then break end\n"
+    "    local f = 'm:' .. ms[k]\n"
+    "    if added == 1 then\n"
+    "      if authors >= min_authors and redis.call('HSETNX', ckey, f, pid) == 1 then\n"
+    "        claimed = claimed + bit\n"
+    "      end\n"
+    "    elseif redis.call('HGET', ckey, f) == pid then\n"
+    "      claimed = claimed + bit\n"
+    "    end\n"
+    "    bit = bit * 2\n"
+    "  end\n"
+    "  local samples = {}\n"
+    "  if claimed > 0 then samples = redis.call('LRANGE', ckey .. ':s', 0, 4) end\n"
+    "  out[p] = {cluster, count, authors, tonumber(h[2]), tonumber(h[3]), 1 - added, claimed, samples}\n"
     "end\n"
     "return out\n";
 
@@ -86,6 +126,8 @@ typedef struct {
     size_t *argvlen;
     size_t argv_cap;
     buf_t scratch;
+    buf_t samples; /* sample post ids of the last batch's results */
+    buf_t sigs;    /* the batch's signatures, binary */
 } dedup_redis_t;
 
 static int64_t now_ms(void)
@@ -187,16 +229,46 @@ static void mark_unavailable(dedup_result_t *results, size_t n)
     memset(results, 0, n * sizeof(*results));
 }
 
-static int parse_reply(const redisReply *reply, size_t n, dedup_result_t *results)
+/* Sample ids are copied into r->samples (the reply is freed before the caller reads them). */
+static int parse_reply(dedup_redis_t *r, const redisReply *reply, size_t n,
+                       dedup_result_t *results)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
         return TW_ERR_REDIS;
+    buf_reset(&r->samples);
+    for (size_t pass = 0; pass < 2; pass++) {
+        /* pass 0 copies, pass 1 takes pointers once the buffer stops growing */
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *row = reply->element[i];
+            if (row->type != REDIS_REPLY_ARRAY || row->elements != 8 ||
+                row->element[7]->type != REDIS_REPLY_ARRAY)
+                return TW_ERR_REDIS;
+            const redisReply *samples = row->element[7];
+            for (size_t k = 0; k < samples->elements && k < DEDUP_SAMPLE_IDS; k++) {
+                const redisReply *id = samples->element[k];
+                if (id->type != REDIS_REPLY_STRING)
+                    return TW_ERR_REDIS;
+                if (pass == 0) {
+                    buf_append(&r->samples, id->str, id->len);
+                    continue;
+                }
+                results[i].samples[k] = r->samples.data + off;
+                results[i].sample_lens[k] = id->len;
+                off += id->len;
+            }
+            if (pass == 1)
+                results[i].nsamples =
+                    samples->elements < DEDUP_SAMPLE_IDS ? samples->elements : DEDUP_SAMPLE_IDS;
+        }
+        if (r->samples.failed)
+            return TW_ERR_NOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         const redisReply *row = reply->element[i];
-        if (row->type != REDIS_REPLY_ARRAY || row->elements != 6 ||
-            row->element[0]->type != REDIS_REPLY_STRING)
+        if (row->element[0]->type != REDIS_REPLY_STRING)
             return TW_ERR_REDIS;
-        for (size_t j = 1; j < 6; j++)
+        for (size_t j = 1; j < 7; j++)
             if (row->element[j]->type != REDIS_REPLY_INTEGER)
                 return TW_ERR_REDIS;
         dedup_result_t *res = &results[i];
@@ -206,6 +278,7 @@ static int parse_reply(const redisReply *reply, size_t n, dedup_result_t *result
         res->first_seen = row->element[3]->integer;
         res->last_seen = row->element[4]->integer;
         res->replay = row->element[5]->integer != 0;
+        res->milestones = (uint32_t)row->element[6]->integer;
         res->available = true;
     }
     return 0;
@@ -222,17 +295,21 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
     if (rc != 0)
         return rc;
 
-    size_t argc = 5; /* EVALSHA sha 0 + prefix window n  -> counted below */
+    const dedup_campaign_t *camp = &r->base.campaign;
+    /* EVALSHA sha 0 prefix window n min_authors verify nms ms.. */
+    size_t argc = 9 + camp->nmilestones;
     for (size_t i = 0; i < n; i++)
-        argc += 5 + items[i].fp->nbands;
-    argc += 1;
+        argc += 6 + items[i].fp->nbands;
     if (dedup_redis_reserve_argv(r, argc) != 0)
         return TW_ERR_NOMEM;
 
     /* Numbers and hex keys are written into one scratch buffer first; pointers are taken
      * only after it stops growing. */
     buf_reset(&r->scratch);
-    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c", r->window_s, 0, n, 0);
+    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0,
+               n, 0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
+    for (size_t k = 0; k < camp->nmilestones; k++)
+        buf_printf(&r->scratch, "%" PRIu64 "%c", camp->milestones[k], 0);
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
         buf_printf(&r->scratch, "%" PRId64 "%c%016" PRIx64 "%c%" PRIu32 "%c", items[i].ts, 0,
@@ -240,8 +317,19 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
         for (uint32_t b = 0; b < fp->nbands; b++)
             buf_printf(&r->scratch, "%016" PRIx64 "%c", fp->bands[b], 0);
     }
-    if (r->scratch.failed)
+    /* Signatures as binary little-endian 16-bit entries, the same bytes on every host. */
+    buf_reset(&r->sigs);
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        for (size_t j = 0; fp->nbands && j < FINGERPRINT_SIG_LEN; j++) {
+            unsigned char le[2] = {(unsigned char)(fp->sig[j] & 0xFF),
+                                   (unsigned char)(fp->sig[j] >> 8)};
+            buf_append(&r->sigs, le, 2);
+        }
+    }
+    if (r->scratch.failed || r->sigs.failed)
         return TW_ERR_NOMEM;
+    const char *sig = r->sigs.data;
 
     size_t k = 0;
     const char *s = r->scratch.data;
@@ -263,12 +351,20 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
     PUSH_ARG(REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
     PUSH_SCRATCH(); /* window */
     PUSH_SCRATCH(); /* n */
+    PUSH_SCRATCH(); /* min_authors */
+    PUSH_SCRATCH(); /* verify */
+    PUSH_SCRATCH(); /* nms */
+    for (size_t m = 0; m < camp->nmilestones; m++)
+        PUSH_SCRATCH();
     for (size_t i = 0; i < n; i++) {
         PUSH_ARG(items[i].post_id, items[i].post_id_len);
         PUSH_ARG(items[i].author ? items[i].author : "", items[i].author ? items[i].author_len : 0);
         PUSH_SCRATCH(); /* ts */
         PUSH_SCRATCH(); /* exact */
         PUSH_SCRATCH(); /* nbands */
+        size_t sig_len = items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+        PUSH_ARG(sig_len ? sig : "", sig_len);
+        sig += sig_len;
         for (uint32_t b = 0; b < items[i].fp->nbands; b++)
             PUSH_SCRATCH();
     }
@@ -294,7 +390,7 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
         freeReplyObject(reply);
         return TW_ERR_REDIS;
     }
-    rc = parse_reply(reply, n, results);
+    rc = parse_reply(r, reply, n, results);
     freeReplyObject(reply);
     if (rc != 0)
         mark_unavailable(results, n);
@@ -311,6 +407,8 @@ static void dedup_redis_free(dedup_store_t *store)
     free(r->argv);
     free(r->argvlen);
     buf_fini(&r->scratch);
+    buf_fini(&r->samples);
+    buf_fini(&r->sigs);
     free(r);
 }
 
@@ -382,6 +480,8 @@ int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_sto
     r->window_s = window_s;
     r->timeout_ms = timeout_ms;
     buf_init(&r->scratch);
+    buf_init(&r->samples);
+    buf_init(&r->sigs);
     int rc = parse_redis_url(r, url, diag);
     if (rc != 0) {
         dedup_redis_free(&r->base);

@@ -803,6 +803,8 @@ void fingerprint_compute(const char *norm, size_t len, fingerprint_t *fp)
     int32_t mins[FP_NVEC * FP_LANES];
     fp_minhash(st.shingles, st.nshingles, mins);
     fp->nbands = FINGERPRINT_BANDS;
+    for (uint32_t i = 0; i < FP_NHASH; i++)
+        fp->sig[i] = (uint16_t)(uint32_t)mins[i]; /* the sign-bit bias leaves these bits */
     for (uint32_t b = 0; b < FINGERPRINT_BANDS; b++) {
         const int32_t *row = mins + b * FINGERPRINT_ROWS;
         fp->bands[b] = fp_band_key(b, row);
@@ -819,6 +821,16 @@ size_t fingerprint_canonical(const char *norm, size_t len, char *out, size_t out
     if (out_cap > 0)
         out[st.flushed < out_cap ? st.flushed : out_cap - 1] = '\0';
     return st.flushed;
+}
+
+uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig)
+{
+    uint32_t n = 0;
+    if (!a->nbands)
+        return 0;
+    for (uint32_t i = 0; i < FP_NHASH; i++)
+        n += a->sig[i] == b_sig[i];
+    return n;
 }
 
 bool fingerprint_is_empty(const fingerprint_t *fp)

@@ -20,11 +20,20 @@
  * key format, like the private seeds and MinHash parameters in fingerprint.c. */
 #define FINGERPRINT_SEED_EXACT UINT64_C(0x7477657861637431) /* "twexact1" */
 
+#define FINGERPRINT_SIG_LEN (FINGERPRINT_BANDS * FINGERPRINT_ROWS)
+
 typedef struct {
     uint64_t exact;
     uint32_t nbands; /* 0 when the text has too few shingles to sign meaningfully */
     uint64_t bands[FINGERPRINT_BANDS];
+    /* Low 16 bits of each MinHash minimum (valid when nbands > 0): the share of equal
+     * entries between two posts estimates their Jaccard similarity (+ (1 - J) / 65536), so a
+     * duplicate store can verify a band match before it trusts it. Not part of any key. */
+    uint16_t sig[FINGERPRINT_SIG_LEN];
 } fingerprint_t;
+
+/* Entries of a and b's signatures that are equal (0 when either has none). */
+uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig);
 
 /* Computes the fingerprint of normalized text norm[0, len). Never fails; empty text gives
  * exact = hash of "" and nbands = 0. */

@@ -35,26 +35,59 @@
 #include <hs/hs.h>
 #include <utf8proc.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "confusables_table.h"
+
 enum {
     PAT_KEYWORD,   /* start = end - len; whole-word checks per bound_left/right */
     PAT_REGEX_SOM, /* start from Hyperscan's leftmost start of match */
     PAT_REGEX_END, /* compiled without SOM: the span is [end, end) */
 };
 
+/* One compiled expression: a rule pattern in one view. Hyperscan ids index db->pats. Plain
+ * data with fixed-size fields: the on-disk cache stores the array as it is. */
 typedef struct {
     uint32_t rule_index;
-    uint32_t len; /* keyword length in bytes */
+    uint32_t pattern_index; /* into rs->patterns */
+    uint32_t len;           /* keyword length in bytes (in its view) */
     uint8_t kind;
     uint8_t bound_left;  /* keyword starts with a word character: check the one before */
     uint8_t bound_right; /* keyword ends with a word character: check the one after */
+    uint8_t view;        /* normalize_view_t scanned */
+    uint8_t group;       /* rule_group_t */
+    uint8_t guard;       /* Latin keyword in a derived view: check the span's scripts */
+    uint8_t all_index;
+    uint8_t pad;
 } match_pat_t;
+
+/* What a rule needs beyond "a pattern hit", resolved at compile time. */
+typedef struct {
+    uint32_t all_mask;  /* bits of its `all:` items */
+    uint32_t min_any;   /* distinct `any` patterns needed, 0 when it has none */
+    uint8_t has_except; /* any `except:` keyword */
+    uint8_t has_langs;
+} match_rule_t;
 
 struct match_db {
     const rule_set_t *rs;
-    hs_database_t *hs; /* NULL when the rule set has no patterns */
-    match_pat_t *pats; /* indexed by Hyperscan id = index into rs->patterns */
+    hs_database_t *hs[NORM_VIEW_COUNT]; /* NULL for a view no pattern uses */
+    match_pat_t *pats;
+    size_t npats;
     size_t nrules;
+    size_t npatterns;
+    match_rule_t *rule_info;
+    bool logic;     /* some rule needs more than "any pattern hit": run match_finish */
+    bool has_allow; /* the global allow list is not empty */
+    bool from_cache;
+    size_t view_count[NORM_VIEW_COUNT];
 };
+
+#define MATCH_MAX_ALLOW_SPANS 16
 
 struct match_scratch {
     hs_scratch_t *hs;
@@ -62,10 +95,18 @@ struct match_scratch {
      * scan costs O(hits), not O(rules), and no per-post clearing of 50,000 entries. */
     uint32_t *stamp;
     uint32_t *slot;
+    uint32_t *all_bits;  /* valid while stamp == gen */
+    uint32_t *any_count; /* distinct `any` patterns hit, valid while stamp == gen */
+    uint32_t *veto;      /* gen when an `except:` keyword hit */
+    uint32_t *pstamp;    /* per rule pattern: gen when it last counted */
     size_t nrules;
+    size_t npatterns;
     uint32_t gen;
+    normalized_t skeleton; /* derived views of the post being scanned, buffers reused */
+    normalized_t squash;
+    match_span_t allow[MATCH_MAX_ALLOW_SPANS]; /* folded-text spans of allow-list hits */
+    size_t nallow;
 };
-
 void match_set_init(match_set_t *set)
 {
     memset(set, 0, sizeof(*set));
@@ -349,109 +390,204 @@ static void match_check_all(match_entry_t *entries, const size_t *todo, size_t n
         pthread_join(threads[t], NULL);
 }
 
-int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)
+/* Latin script letters, as far as the guard is concerned (NFKC has already turned
+ * fullwidth and mathematical letters into ASCII). */
+static bool match_cp_is_latin(int32_t cp)
 {
-    *out = NULL;
-    if (rs->npatterns > UINT32_MAX)
-        return TW_ERR_TOO_LARGE;
-    int err = 0;
-    size_t nfailed = 0;
-    size_t n = rs->npatterns;
-    size_t alloc_n = n ? n : 1;
-    match_entry_t *entries = calloc(alloc_n, sizeof(*entries));
-    size_t *todo = calloc(alloc_n, sizeof(*todo));
-    const char **exprs = calloc(alloc_n, sizeof(*exprs));
-    unsigned *flags = calloc(alloc_n, sizeof(*flags));
-    unsigned *ids = calloc(alloc_n, sizeof(*ids));
-    match_db_t *db = calloc(1, sizeof(*db));
-    if (!entries || !todo || !exprs || !flags || !ids || !db) {
-        err = TW_ERR_NOMEM;
-        goto out;
-    }
-    db->rs = rs;
-    db->nrules = rs->nrules;
-    db->pats = calloc(alloc_n, sizeof(*db->pats));
-    if (!db->pats) {
-        err = TW_ERR_NOMEM;
-        goto out;
-    }
+    return cp < 0x0250 || (cp >= 0x1D00 && cp <= 0x1DBF) || (cp >= 0x1E00 && cp <= 0x1EFF) ||
+           (cp >= 0x2C60 && cp <= 0x2C7F) || (cp >= 0xA720 && cp <= 0xA7FF) ||
+           (cp >= 0xAB30 && cp <= 0xAB6F);
+}
 
-    size_t ntodo = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rule_pattern_t *rp = &rs->patterns[i];
-        match_pat_t *mp = &db->pats[i];
-        match_entry_t *e = &entries[i];
-        mp->rule_index = rp->rule_index;
-        if (rp->kind == RULE_PATTERN_KEYWORD) {
-            const unsigned char *kw = (const unsigned char *)rp->text;
-            mp->kind = PAT_KEYWORD;
-            mp->len = (uint32_t)strlen(rp->text);
-            mp->bound_left = match_cp_is_word(match_cp_at(kw, 0, mp->len));
-            mp->bound_right = match_cp_is_word(match_cp_before(kw, mp->len));
-            e->expr = match_keyword_escape(rp->text);
-            e->flags = 0;
-        } else {
-            match_regex_traits_t traits = match_regex_traits(rp->text);
-            mp->kind = PAT_REGEX_SOM;
-            e->expr = strdup(rp->text);
-            e->flags = HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST;
-            if (traits.utf8)
-                e->flags |= HS_FLAG_UTF8 | (traits.word_boundary ? 0 : HS_FLAG_UCP);
-            if (traits.nonascii_boundary) {
-                /* Without UCP \b only knows ASCII word characters: "\bкупить\b" would
-                 * compile and never match. With UCP Hyperscan rejects \b altogether. */
-                e->status = CHECK_FAILED;
-                e->why = strdup("\\b or \\B next to a non-ASCII character never matches "
-                                "(Hyperscan has no Unicode word boundary; use a keyword for a "
-                                "whole word)");
-            } else {
-                todo[ntodo++] = i;
-            }
-        }
-        if (!e->expr) {
-            err = TW_ERR_NOMEM;
-            goto out;
-        }
-    }
-    match_check_all(entries, todo, ntodo);
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        match_entry_t *e = &entries[i];
-        if (e->status == CHECK_FAILED) {
-            if (!e->why) {
-                err = TW_ERR_NOMEM;
-                goto out;
-            }
-            match_report(rs, i, e->why, diag);
-            nfailed++;
+static bool match_cp_is_letter(int32_t cp)
+{
+    if (cp < 0x80)
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
+}
+
+
+static bool match_cp_is_arabic(int32_t cp)
+{
+    return (cp >= 0x0600 && cp <= 0x06FF) || (cp >= 0x0750 && cp <= 0x077F) ||
+           (cp >= 0x08A0 && cp <= 0x08FF) || (cp >= 0xFB50 && cp <= 0xFDFF) ||
+           (cp >= 0xFE70 && cp <= 0xFEFF);
+}
+
+/* Which derived views a keyword may use: its letters are all Latin or all Arabic (or it has
+ * none). A Cyrillic keyword is left in folded: its skeleton would be Latin look-alikes and
+ * would fire on English text. *latin says whether the Latin guard applies. */
+static bool match_keyword_derivable(const char *kw, bool *latin)
+{
+    size_t nlatin = 0, narabic = 0, nother = 0;
+    const unsigned char *p = (const unsigned char *)kw;
+    size_t len = strlen(kw);
+    for (size_t i = 0; i < len;) {
+        int32_t cp = match_cp_at(p, i, len);
+        i += p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
+        if (cp < 0 || !match_cp_is_letter(cp))
             continue;
-        }
-        if (e->status == CHECK_OK_NOSOM)
-            db->pats[i].kind = PAT_REGEX_END;
-        exprs[count] = e->expr;
-        flags[count] = e->flags;
-        ids[count] = (unsigned)i;
-        count++;
+        if (match_cp_is_latin(cp))
+            nlatin++;
+        else if (match_cp_is_arabic(cp))
+            narabic++;
+        else
+            nother++;
     }
-    /* With bad patterns there is no database to build: report them now rather than after a
-     * build that could take a minute. */
-    if (nfailed) {
-        err = TW_ERR_COMPILE;
+    *latin = nlatin > 0;
+    return nother == 0 && !(nlatin && narabic);
+}
+
+/* A compiled expression being collected for one view. */
+typedef struct {
+    char *expr; /* owned */
+    unsigned flags;
+    match_pat_t pat;
+} match_item_t;
+
+typedef struct {
+    match_item_t *items;
+    size_t count, cap;
+} match_items_t;
+
+static int match_items_add(match_items_t *list, char *expr, unsigned flags, const match_pat_t *pat)
+{
+    if (!expr)
+        return TW_ERR_NOMEM;
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 256;
+        match_item_t *items = realloc(list->items, cap * sizeof(*items));
+        if (!items) {
+            free(expr);
+            return TW_ERR_NOMEM;
+        }
+        list->items = items;
+        list->cap = cap;
+    }
+    list->items[list->count].expr = expr;
+    list->items[list->count].flags = flags;
+    list->items[list->count].pat = *pat;
+    list->count++;
+    return 0;
+}
+
+/* Adds the keyword text kw (already in view's form) as a literal of the view. */
+static int match_keyword_add(match_items_t *list, const char *kw, size_t len, rule_mode_t mode,
+                             normalize_view_t view, bool guard, match_pat_t base)
+{
+    const unsigned char *p = (const unsigned char *)kw;
+    base.kind = PAT_KEYWORD;
+    base.len = (uint32_t)len;
+    base.view = (uint8_t)view;
+    base.guard = guard;
+    base.bound_left = (mode == RULE_MODE_WORD || mode == RULE_MODE_PREFIX) &&
+                      match_cp_is_word(match_cp_at(p, 0, len));
+    base.bound_right = (mode == RULE_MODE_WORD || mode == RULE_MODE_SUFFIX) &&
+                       match_cp_is_word(match_cp_before(p, len));
+    return match_items_add(list, match_keyword_escape(kw), 0, &base);
+}
+
+static unsigned match_pattern_views(const rule_set_t *rs, const rule_pattern_t *rp,
+                                    bool derivable)
+{
+    const rule_t *rule = rp->group == RULE_GROUP_ALLOW ? NULL : &rs->rules[rp->rule_index];
+    if (rp->kind == RULE_PATTERN_REGEX)
+        return rule && rule->regex_views ? rule->regex_views : RULE_VIEW_FOLDED;
+    unsigned v = rule ? rule->keyword_views : 0;
+    if (v == 0)
+        v = RULE_VIEW_FOLDED | RULE_VIEW_SKELETON;
+    if (!derivable)
+        v = RULE_VIEW_FOLDED;
+    return v;
+}
+
+/* Collects the keyword expressions of one rule pattern into the per-view lists. */
+static int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[],
+                                 normalized_t *tmp)
+{
+    const rule_pattern_t *rp = &rs->patterns[i];
+    const rule_t *rule = rp->group == RULE_GROUP_ALLOW ? NULL : &rs->rules[rp->rule_index];
+    rule_mode_t mode = rule ? rule->mode : RULE_MODE_WORD;
+    match_pat_t base = {.rule_index = rp->rule_index,
+                        .pattern_index = (uint32_t)i,
+                        .group = (uint8_t)rp->group,
+                        .all_index = (uint8_t)rp->all_index};
+    bool latin = false;
+    bool derivable = match_keyword_derivable(rp->text, &latin);
+    unsigned views = match_pattern_views(rs, rp, derivable);
+    size_t kwlen = strlen(rp->text);
+    int rc = 0;
+    if (views & RULE_VIEW_FOLDED)
+        rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], rp->text, kwlen, mode, NORM_VIEW_FOLDED,
+                               false, base);
+    if (rc == 0 && (views & RULE_VIEW_SKELETON)) {
+        rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SKELETON, tmp);
+        if (rc == 0 && tmp->len) {
+            rc = match_keyword_add(&lists[NORM_VIEW_SKELETON], tmp->text, tmp->len, mode,
+                                   NORM_VIEW_SKELETON, latin, base);
+            /* Posts whose skeleton is their folded text (most: plain ASCII) skip the skeleton
+             * scan, so a keyword whose skeleton differs ("caf\u00e9" -> "cafe") is looked for in
+             * folded text as well. */
+            if (rc == 0 && (tmp->len != kwlen || memcmp(tmp->text, rp->text, kwlen) != 0))
+                rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], tmp->text, tmp->len, mode,
+                                       NORM_VIEW_FOLDED, false, base);
+        }
+    }
+    if (rc == 0 && (views & RULE_VIEW_SQUASH)) {
+        rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SQUASH, tmp);
+        if (rc == 0 && tmp->len)
+            rc = match_keyword_add(&lists[NORM_VIEW_SQUASH], tmp->text, tmp->len, mode,
+                                   NORM_VIEW_SQUASH, latin, base);
+        /* "f r e e m o n e y" squashes to one word, "fremoney": a phrase is also looked for
+         * with its spaces taken out. */
+        if (rc == 0 && tmp->len && memchr(tmp->text, ' ', tmp->len)) {
+            size_t o = 0;
+            for (size_t k = 0; k < tmp->len; k++)
+                if (tmp->text[k] != ' ' && (o == 0 || tmp->text[k] != tmp->text[o - 1] ||
+                                            (unsigned char)tmp->text[k] >= 0x80))
+                    tmp->text[o++] = tmp->text[k];
+            tmp->text[o] = '\0';
+            if (o)
+                rc = match_keyword_add(&lists[NORM_VIEW_SQUASH], tmp->text, o, mode,
+                                       NORM_VIEW_SQUASH, latin, base);
+        }
+    }
+    return rc;
+}
+
+/* Builds one view's database. Patterns that compile alone can still fail together (rare:
+ * resource limits); Hyperscan names only the first failing expression: report it, drop it,
+ * build again. Returns the number of failures. */
+static size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base,
+                               hs_database_t **hs, tw_diag_t *diag, bool *nomem)
+{
+    size_t count = list->count;
+    size_t nfailed = 0;
+    if (count == 0)
+        return 0;
+    const char **exprs = calloc(count, sizeof(*exprs));
+    unsigned *flags = calloc(count, sizeof(*flags));
+    unsigned *ids = calloc(count, sizeof(*ids));
+    if (!exprs || !flags || !ids) {
+        *nomem = true;
         goto out;
     }
-
-    /* Patterns that compile alone can still fail together (rare: resource limits). Hyperscan
-     * names only the first failing expression: report it, drop it, build again. */
+    for (size_t i = 0; i < count; i++) {
+        exprs[i] = list->items[i].expr;
+        flags[i] = list->items[i].flags;
+        ids[i] = (unsigned)(id_base + i);
+    }
     while (count > 0) {
         hs_compile_error_t *cerr = NULL;
-        if (hs_compile_ext_multi(exprs, flags, ids, NULL, (unsigned)count, HS_MODE_BLOCK, NULL,
-                                 &db->hs, &cerr) == HS_SUCCESS)
+        if (hs_compile_ext_multi(exprs, flags, ids, NULL, (unsigned)count, HS_MODE_BLOCK, NULL, hs,
+                                 &cerr) == HS_SUCCESS)
             break;
-        db->hs = NULL;
+        *hs = NULL;
         nfailed++;
         if (!cerr) {
-            err = TW_ERR_NOMEM;
-            goto out;
+            *nomem = true;
+            break;
         }
         if (cerr->expression < 0 || (size_t)cerr->expression >= count) {
             /* Not about one pattern (out of memory, database too large): nothing to drop. */
@@ -461,17 +597,348 @@ int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)
             break;
         }
         size_t at = (size_t)cerr->expression;
-        match_report(rs, ids[at], cerr->message, diag);
+        match_report(rs, list->items[ids[at] - id_base].pat.pattern_index, cerr->message, diag);
         hs_free_compile_error(cerr);
         count--;
         memmove(&exprs[at], &exprs[at + 1], (count - at) * sizeof(exprs[0]));
         memmove(&flags[at], &flags[at + 1], (count - at) * sizeof(flags[0]));
         memmove(&ids[at], &ids[at + 1], (count - at) * sizeof(ids[0]));
     }
+out:
+    free(exprs);
+    free(flags);
+    free(ids);
+    return nfailed;
+}
+
+static int match_rule_info(const rule_set_t *rs, match_db_t *db)
+{
+    db->rule_info = calloc(rs->nrules ? rs->nrules : 1, sizeof(*db->rule_info));
+    if (!db->rule_info)
+        return TW_ERR_NOMEM;
+    for (size_t r = 0; r < rs->nrules; r++) {
+        const rule_t *rule = &rs->rules[r];
+        match_rule_t *info = &db->rule_info[r];
+        info->all_mask = rule->nall >= 32 ? UINT32_MAX : (1u << rule->nall) - 1;
+        info->has_langs = rule->nlangs > 0;
+        if (rule->nall || rule->nlangs || rule->min_matches > 1)
+            db->logic = true;
+    }
+    for (size_t i = 0; i < rs->npatterns; i++) {
+        const rule_pattern_t *rp = &rs->patterns[i];
+        if (rp->group == RULE_GROUP_ANY) {
+            const rule_t *rule = &rs->rules[rp->rule_index];
+            db->rule_info[rp->rule_index].min_any = rule->min_matches > 1 ? rule->min_matches : 1;
+        } else if (rp->group == RULE_GROUP_NONE) {
+            db->rule_info[rp->rule_index].has_except = 1;
+            db->logic = true;
+        } else if (rp->group == RULE_GROUP_ALLOW) {
+            db->has_allow = true;
+        }
+    }
+    return 0;
+}
+
+/* ---- The compiled-database cache ----------------------------------------------------------
+ * A rule set is fully determined by the bytes of its rules and keywords files (rs->version
+ * hashes them), so the key is that hash plus everything else that changes what gets built:
+ * this build of tidewatch (normalization and flag choices live in the code), the Hyperscan
+ * version and the CPU features Hyperscan targets. The file holds the key, the pattern table
+ * and each view's hs_serialize_database() bytes; it is written to a temporary name and
+ * renamed, so readers never see half a file. */
+#define MATCH_CACHE_MAGIC "TWHSDB2"
+
+static int match_cache_key(const rule_set_t *rs, char hex[65])
+{
+    hs_platform_info_t plat;
+    memset(&plat, 0, sizeof(plat));
+    if (hs_populate_platform(&plat) != HS_SUCCESS)
+        return TW_ERR_INVALID;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md)
+        return TW_ERR_NOMEM;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    char platbuf[64];
+    snprintf(platbuf, sizeof(platbuf), "%u/%llu/%zu", plat.tune,
+             (unsigned long long)plat.cpu_features, sizeof(match_pat_t));
+    const char *parts[] = {MATCH_CACHE_MAGIC, TIDEWATCH_VERSION, __DATE__ " " __TIME__,
+                           hs_version(), platbuf, confusables_table_version, rs->version};
+    int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++)
+        ok = EVP_DigestUpdate(md, parts[i], strlen(parts[i]) + 1) == 1;
+    /* Keywords are stored in the database in their views' forms: a canary text through each
+     * view puts the normalization code itself into the key, so a build that normalizes
+     * differently never reads an old database even with the same date stamp. */
+    static const char canary[] = "\xef\xbc\xa6r\xd0\x95\xd1\x91 gi\xe1\xba\xa3 "
+                                 "\xd9\x85\xd9\x8e\xd8\xac\xd9\x80\xd8\xa7 f.r.3.3 $@|! "
+                                 "\xd1\x80\xd0\xb0\xd1\x83 \xe1\xba\x9e\xe2\x84\xaa";
+    normalized_t view;
+    normalized_init(&view);
+    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++) {
+        ok = normalize_text_view(canary, sizeof(canary) - 1, (normalize_view_t)v, &view) == 0 &&
+             EVP_DigestUpdate(md, view.text, view.len + 1) == 1 &&
+             EVP_DigestUpdate(md, view.src_start, (view.len + 1) * sizeof(uint32_t)) == 1;
+    }
+    normalized_fini(&view);
+    ok = ok && EVP_DigestFinal_ex(md, digest, &dlen) == 1 && dlen == 32;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return TW_ERR_NOMEM;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return 0;
+}
+
+static bool match_read_all(FILE *f, void *buf, size_t n)
+{
+    return fread(buf, 1, n, f) == n;
+}
+
+/* Returns 0 with db filled, or nonzero when the file is missing, stale or unreadable. */
+static int match_cache_load(const char *path, const rule_set_t *rs, match_db_t *db)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int rc = -1;
+    char magic[8];
+    uint64_t hdr[3 + NORM_VIEW_COUNT];
+    char *blob = NULL;
+    if (!match_read_all(f, magic, sizeof(magic)) || memcmp(magic, MATCH_CACHE_MAGIC, 8) != 0 ||
+        !match_read_all(f, hdr, sizeof(hdr)))
+        goto out;
+    if (hdr[0] != rs->npatterns || hdr[1] != rs->nrules || hdr[2] > 4 * (uint64_t)UINT32_MAX)
+        goto out;
+    db->npats = (size_t)hdr[2];
+    db->pats = calloc(db->npats ? db->npats : 1, sizeof(*db->pats));
+    if (!db->pats || !match_read_all(f, db->pats, db->npats * sizeof(*db->pats)))
+        goto out;
+    for (size_t i = 0; i < db->npats; i++)
+        if (db->pats[i].rule_index >= (rs->nrules ? rs->nrules : 1) ||
+            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT)
+            goto out;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        uint64_t size = hdr[3 + v];
+        if (size == 0)
+            continue;
+        if (size > (1ull << 32))
+            goto out;
+        blob = malloc((size_t)size);
+        if (!blob || !match_read_all(f, blob, (size_t)size))
+            goto out;
+        if (hs_deserialize_database(blob, (size_t)size, &db->hs[v]) != HS_SUCCESS) {
+            db->hs[v] = NULL;
+            goto out;
+        }
+        free(blob);
+        blob = NULL;
+    }
+    for (size_t i = 0; i < db->npats; i++)
+        db->view_count[db->pats[i].view]++;
+    rc = 0;
+out:
+    free(blob);
+    fclose(f);
+    if (rc != 0) {
+        for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+            hs_free_database(db->hs[v]);
+            db->hs[v] = NULL;
+        }
+        free(db->pats);
+        db->pats = NULL;
+        db->npats = 0;
+    }
+    return rc;
+}
+
+static void match_cache_store(const char *dir, const char *path, const rule_set_t *rs,
+                              const match_db_t *db)
+{
+    char *bytes[NORM_VIEW_COUNT] = {0};
+    size_t sizes[NORM_VIEW_COUNT] = {0};
+    char *tmp = NULL;
+    FILE *f = NULL;
+    /* mkdir -p for the last two levels ($XDG_CACHE_HOME may not exist yet). */
+    char *parent = strdup(dir);
+    if (parent) {
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            mkdir(parent, 0700);
+        }
+        free(parent);
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        if (db->hs[v] && hs_serialize_database(db->hs[v], &bytes[v], &sizes[v]) != HS_SUCCESS)
+            goto out;
+    if (asprintf(&tmp, "%s.%ld.tmp", path, (long)getpid()) < 0) {
+        tmp = NULL;
+        goto out;
+    }
+    f = fopen(tmp, "wb");
+    if (!f)
+        goto out;
+    uint64_t hdr[3 + NORM_VIEW_COUNT] = {rs->npatterns, rs->nrules, db->npats};
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        hdr[3 + v] = sizes[v];
+    bool ok = fwrite(MATCH_CACHE_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(hdr), 1, f) == 1 &&
+              fwrite(db->pats, sizeof(*db->pats), db->npats, f) == db->npats;
+    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++)
+        ok = !sizes[v] || fwrite(bytes[v], 1, sizes[v], f) == sizes[v];
+    ok = fclose(f) == 0 && ok;
+    f = NULL;
+    if (!ok || rename(tmp, path) != 0)
+        unlink(tmp);
+out:
+    if (f)
+        fclose(f);
+    free(tmp);
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        free(bytes[v]);
+}
+
+int match_cache_dir_default(char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    int n = xdg && *xdg ? snprintf(buf, size, "%s/tidewatch", xdg)
+                        : snprintf(buf, size, "/tmp/tidewatch-cache-%ld", (long)getuid());
+    return n > 0 && (size_t)n < size ? 0 : TW_ERR_TOO_LARGE;
+}
+
+int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_db_t **out,
+                            tw_diag_t *diag)
+{
+    *out = NULL;
+    if (rs->npatterns > UINT32_MAX / 4)
+        return TW_ERR_TOO_LARGE;
+    int err = 0;
+    size_t nfailed = 0;
+    size_t n = rs->npatterns;
+    size_t alloc_n = n ? n : 1;
+    match_items_t lists[NORM_VIEW_COUNT];
+    memset(lists, 0, sizeof(lists));
+    normalized_t tmp;
+    normalized_init(&tmp);
+    char *cache_path = NULL;
+    match_entry_t *entries = calloc(alloc_n, sizeof(*entries));
+    size_t *todo = calloc(alloc_n, sizeof(*todo));
+    match_db_t *db = calloc(1, sizeof(*db));
+    if (!entries || !todo || !db) {
+        err = TW_ERR_NOMEM;
+        goto out;
+    }
+    db->rs = rs;
+    db->nrules = rs->nrules;
+    db->npatterns = rs->npatterns;
+    if ((err = match_rule_info(rs, db)) != 0)
+        goto out;
+
+    if (cache_dir && *cache_dir) {
+        char key[65];
+        if (match_cache_key(rs, key) == 0 &&
+            asprintf(&cache_path, "%s/%s.hsdb", cache_dir, key) < 0)
+            cache_path = NULL;
+        if (cache_path && match_cache_load(cache_path, rs, db) == 0) {
+            db->from_cache = true;
+            *out = db;
+            db = NULL;
+            goto out;
+        }
+    }
+
+    size_t ntodo = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rule_pattern_t *rp = &rs->patterns[i];
+        match_entry_t *e = &entries[i];
+        if (rp->kind == RULE_PATTERN_KEYWORD)
+            continue;
+        match_regex_traits_t traits = match_regex_traits(rp->text);
+        e->expr = strdup(rp->text);
+        e->flags = HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST;
+        if (traits.utf8)
+            e->flags |= HS_FLAG_UTF8 | (traits.word_boundary ? 0 : HS_FLAG_UCP);
+        if (traits.nonascii_boundary) {
+            /* Without UCP \b only knows ASCII word characters: "\bкупить\b" would
+             * compile and never match. With UCP Hyperscan rejects \b altogether. */
+            e->status = CHECK_FAILED;
+            e->why = strdup("\\b or \\B next to a non-ASCII character never matches "
+                            "(Hyperscan has no Unicode word boundary; use a keyword for a "
+                            "whole word)");
+        } else {
+            todo[ntodo++] = i;
+        }
+        if (!e->expr) {
+            err = TW_ERR_NOMEM;
+            goto out;
+        }
+    }
+    match_check_all(entries, todo, ntodo);
+    for (size_t i = 0; i < n; i++) {
+        const rule_pattern_t *rp = &rs->patterns[i];
+        match_entry_t *e = &entries[i];
+        if (rp->kind == RULE_PATTERN_KEYWORD) {
+            if ((err = match_keyword_collect(rs, i, lists, &tmp)) != 0)
+                goto out;
+            continue;
+        }
+        if (e->status == CHECK_FAILED) {
+            if (!e->why) {
+                err = TW_ERR_NOMEM;
+                goto out;
+            }
+            match_report(rs, i, e->why, diag);
+            nfailed++;
+            continue;
+        }
+        match_pat_t pat = {.rule_index = rp->rule_index,
+                           .pattern_index = (uint32_t)i,
+                           .kind = e->status == CHECK_OK_NOSOM ? PAT_REGEX_END : PAT_REGEX_SOM,
+                           .group = (uint8_t)rp->group,
+                           .all_index = (uint8_t)rp->all_index};
+        unsigned views = match_pattern_views(rs, rp, true);
+        for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+            if (!(views & (1u << v)))
+                continue;
+            pat.view = (uint8_t)v;
+            if ((err = match_items_add(&lists[v], strdup(e->expr), e->flags, &pat)) != 0)
+                goto out;
+        }
+    }
+    /* With bad patterns there is no database to build: report them now rather than after a
+     * build that could take a minute. */
     if (nfailed) {
         err = TW_ERR_COMPILE;
         goto out;
     }
+    size_t total = 0;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        total += lists[v].count;
+    db->pats = calloc(total ? total : 1, sizeof(*db->pats));
+    if (!db->pats) {
+        err = TW_ERR_NOMEM;
+        goto out;
+    }
+    bool nomem = false;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        size_t base = db->npats;
+        for (size_t i = 0; i < lists[v].count; i++)
+            db->pats[db->npats++] = lists[v].items[i].pat;
+        db->view_count[v] = lists[v].count;
+        nfailed += match_build_view(rs, &lists[v], base, &db->hs[v], diag, &nomem);
+    }
+    if (nomem) {
+        err = TW_ERR_NOMEM;
+        goto out;
+    }
+    if (nfailed) {
+        err = TW_ERR_COMPILE;
+        goto out;
+    }
+    if (cache_path)
+        match_cache_store(cache_dir, cache_path, rs, db);
     *out = db;
     db = NULL;
 out:
@@ -481,21 +948,32 @@ out:
             free(entries[i].why);
         }
     }
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        for (size_t i = 0; i < lists[v].count; i++)
+            free(lists[v].items[i].expr);
+        free(lists[v].items);
+    }
+    normalized_fini(&tmp);
+    free(cache_path);
     free(entries);
     free(todo);
-    free(exprs);
-    free(flags);
-    free(ids);
     match_db_free(db);
     return err;
+}
+
+int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)
+{
+    return match_db_compile_cached(rs, NULL, out, diag);
 }
 
 void match_db_free(match_db_t *db)
 {
     if (!db)
         return;
-    hs_free_database(db->hs);
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        hs_free_database(db->hs[v]);
     free(db->pats);
+    free(db->rule_info);
     free(db);
 }
 
@@ -506,10 +984,23 @@ const rule_set_t *match_db_rules(const match_db_t *db)
 
 size_t match_db_size_bytes(const match_db_t *db)
 {
-    size_t size = 0;
-    if (db->hs && hs_database_size(db->hs, &size) != HS_SUCCESS)
-        return 0;
-    return size;
+    size_t total = 0;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        size_t size = 0;
+        if (db->hs[v] && hs_database_size(db->hs[v], &size) == HS_SUCCESS)
+            total += size;
+    }
+    return total;
+}
+
+size_t match_db_view_patterns(const match_db_t *db, normalize_view_t view)
+{
+    return (unsigned)view < NORM_VIEW_COUNT ? db->view_count[view] : 0;
+}
+
+bool match_db_from_cache(const match_db_t *db)
+{
+    return db->from_cache;
 }
 
 int match_scratch_new(const match_db_t *db, match_scratch_t **out)
@@ -518,11 +1009,25 @@ int match_scratch_new(const match_db_t *db, match_scratch_t **out)
     match_scratch_t *scratch = calloc(1, sizeof(*scratch));
     if (!scratch)
         return TW_ERR_NOMEM;
+    normalized_init(&scratch->skeleton);
+    normalized_init(&scratch->squash);
+    size_t nr = db->nrules ? db->nrules : 1;
+    size_t np = db->npatterns ? db->npatterns : 1;
     scratch->nrules = db->nrules;
-    scratch->stamp = calloc(db->nrules ? db->nrules : 1, sizeof(*scratch->stamp));
-    scratch->slot = calloc(db->nrules ? db->nrules : 1, sizeof(*scratch->slot));
-    if (!scratch->stamp || !scratch->slot ||
-        (db->hs && hs_alloc_scratch(db->hs, &scratch->hs) != HS_SUCCESS)) {
+    scratch->npatterns = db->npatterns;
+    scratch->stamp = calloc(nr, sizeof(*scratch->stamp));
+    scratch->slot = calloc(nr, sizeof(*scratch->slot));
+    scratch->all_bits = calloc(nr, sizeof(*scratch->all_bits));
+    scratch->any_count = calloc(nr, sizeof(*scratch->any_count));
+    scratch->veto = calloc(nr, sizeof(*scratch->veto));
+    scratch->pstamp = calloc(np, sizeof(*scratch->pstamp));
+    bool ok = scratch->stamp && scratch->slot && scratch->all_bits && scratch->any_count &&
+              scratch->veto && scratch->pstamp;
+    /* One Hyperscan scratch serves every view's database: hs_alloc_scratch grows it. */
+    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++)
+        if (db->hs[v] && hs_alloc_scratch(db->hs[v], &scratch->hs) != HS_SUCCESS)
+            ok = false;
+    if (!ok) {
         match_scratch_free(scratch);
         return TW_ERR_NOMEM;
     }
@@ -537,6 +1042,12 @@ void match_scratch_free(match_scratch_t *scratch)
     hs_free_scratch(scratch->hs);
     free(scratch->stamp);
     free(scratch->slot);
+    free(scratch->all_bits);
+    free(scratch->any_count);
+    free(scratch->veto);
+    free(scratch->pstamp);
+    normalized_fini(&scratch->skeleton);
+    normalized_fini(&scratch->squash);
     free(scratch);
 }
 
@@ -544,8 +1055,12 @@ typedef struct {
     const match_db_t *db;
     match_scratch_t *scratch;
     match_set_t *set;
-    const unsigned char *text;
+    const unsigned char *text; /* the view being scanned */
     size_t len;
+    const normalized_t *view; /* its map into folded; NULL when scanning folded itself */
+    const unsigned char *folded;
+    size_t folded_len;
+    int latin_post; /* -1 unknown, else whether the post's letters are mostly Latin */
     bool nomem;
 } match_ctx_t;
 
@@ -577,6 +1092,73 @@ static void match_span_add(match_rule_hit_t *hit, uint32_t start, uint32_t end, 
     spans[at].start = start;
     spans[at].end = end;
     hit->nspans = n + 1;
+}
+
+
+/* Counts Latin and other letters of text[start, end). */
+static void match_count_scripts(const unsigned char *text, size_t start, size_t end,
+                                size_t *latin, size_t *other)
+{
+    for (size_t i = start; i < end;) {
+        int32_t cp = match_cp_at(text, i, end);
+        size_t n = text[i] < 0x80 ? 1 : text[i] < 0xE0 ? 2 : text[i] < 0xF0 ? 3 : 4;
+        i += n;
+        if (cp < 0 || !match_cp_is_letter(cp))
+            continue;
+        if (match_cp_is_latin(cp))
+            (*latin)++;
+        else
+            (*other)++;
+    }
+}
+
+/* The guard for a Latin keyword found in a derived view: the original may have reached the
+ * keyword's letters through other scripts' look-alikes. Ordinary Cyrillic or Greek words
+ * (Russian "\u0441\u043e\u0440" reads as "cop") must not count, so such a hit counts only when the span
+ * mixes Latin with other letters, or when the post as a whole is mostly Latin (a Cyrillic
+ * word standing for an English one in English text). Spans that are all Latin (accents,
+ * leetspeak) always count. */
+static bool match_guard_ok(match_ctx_t *ctx, size_t fstart, size_t fend)
+{
+    size_t latin = 0, other = 0;
+    match_count_scripts(ctx->folded, fstart, fend, &latin, &other);
+    if (other == 0 || latin > 0)
+        return true;
+    if (ctx->latin_post < 0) {
+        size_t pl = 0, po = 0;
+        match_count_scripts(ctx->folded, 0, ctx->folded_len, &pl, &po);
+        ctx->latin_post = pl > po - other;
+    }
+    return ctx->latin_post == 1;
+}
+
+static bool match_is_ascii_letter(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+/* The squash view folds doubled letters and letter look-alike classes together, so "butt"
+ * and "but" squash alike: a squash hit counts only when the folded text of the span shows an
+ * obfuscation squash exists for (a leetspeak digit or symbol, a letter tripled or more, or a
+ * single letter followed by a separator and another letter, as in "f.r.e.e"). A plain word
+ * is left to the folded view, which looks for it exactly. */
+static bool match_span_obfuscated(const unsigned char *t, size_t start, size_t end)
+{
+    for (size_t i = start; i < end; i++) {
+        unsigned char c = t[i];
+        if ((c >= '0' && c <= '9') || c == '@' || c == '$' || c == '!' || c == '|' || c == '+')
+            return true;
+        if (match_is_ascii_letter(c)) {
+            if (i + 2 < end && t[i + 1] == c && t[i + 2] == c)
+                return true;
+            bool single_start = i == start || !match_is_ascii_letter(t[i - 1]);
+            if (single_start && i + 2 < end && !match_is_ascii_letter(t[i + 1]) &&
+                t[i + 1] < 0x80 && !(t[i + 1] >= '0' && t[i + 1] <= '9') &&
+                match_is_ascii_letter(t[i + 2]))
+                return true;
+        }
+    }
+    return false;
 }
 
 static int match_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
@@ -611,10 +1193,31 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         if (start > end)
             start = end;
     }
+    if (ctx->view) {
+        /* A derived view: spans are reported in folded coordinates. */
+        size_t fs, fe;
+        normalized_span_to_source(ctx->view, start, end, &fs, &fe);
+        if (0 && pat->guard && !match_guard_ok(ctx, fs, fe))
+            return 0;
+        if (pat->view == NORM_VIEW_SQUASH && pat->kind == PAT_KEYWORD &&
+            !match_span_obfuscated(ctx->folded, fs, fe))
+            return 0;
+        start = fs;
+        end = fe;
+    }
 
     match_scratch_t *scratch = ctx->scratch;
     match_set_t *set = ctx->set;
     uint32_t rule = pat->rule_index;
+    if (pat->group == RULE_GROUP_ALLOW) {
+        if (scratch->nallow < MATCH_MAX_ALLOW_SPANS)
+            scratch->allow[scratch->nallow++] = (match_span_t){(uint32_t)start, (uint32_t)end};
+        return 0;
+    }
+    if (pat->group == RULE_GROUP_NONE) {
+        scratch->veto[rule] = scratch->gen;
+        return 0;
+    }
     match_rule_hit_t *hit;
     if (scratch->stamp[rule] == scratch->gen) {
         hit = &set->hits[scratch->slot[rule]];
@@ -637,41 +1240,75 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         }
         scratch->stamp[rule] = scratch->gen;
         scratch->slot[rule] = (uint32_t)set->count;
+        scratch->all_bits[rule] = 0;
+        scratch->any_count[rule] = 0;
         hit = &set->hits[set->count++];
         hit->rule_index = rule;
         hit->nspans = 0;
+    }
+    if (pat->group == RULE_GROUP_ALL) {
+        scratch->all_bits[rule] |= 1u << pat->all_index;
+    } else if (scratch->pstamp[pat->pattern_index] != scratch->gen) {
+        scratch->pstamp[pat->pattern_index] = scratch->gen;
+        scratch->any_count[rule]++;
     }
     match_span_add(hit, (uint32_t)start, (uint32_t)end, &set->truncated);
     return 0;
 }
 
-int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
-               match_set_t *set)
+static bool match_lang_ok(const rule_t *rule, const char *lang, size_t lang_len)
 {
-    set->count = 0;
-    set->truncated = false;
-    if (!db->hs)
-        return 0;
-    /* Hyperscan takes an unsigned int length and spans are uint32_t. */
-    if (len > UINT32_MAX || scratch->nrules != db->nrules)
-        return TW_ERR_SCAN;
-    /* A new generation invalidates every stamp at once; on wrap-around clear them for real. */
-    if (++scratch->gen == 0) {
-        memset(scratch->stamp, 0, scratch->nrules * sizeof(*scratch->stamp));
-        scratch->gen = 1;
+    if (!lang)
+        return false;
+    for (size_t i = 0; i < rule->nlangs; i++) {
+        size_t n = strlen(rule->langs[i]);
+        if (lang_len >= n && strncasecmp(lang, rule->langs[i], n) == 0 &&
+            (lang_len == n || lang[n] == '-' || lang[n] == '_'))
+            return true;
     }
-    match_ctx_t ctx = {
-        .db = db, .scratch = scratch, .set = set, .text = (const unsigned char *)text, .len = len};
-    hs_error_t rc =
-        hs_scan(db->hs, text ? text : "", (unsigned)len, 0, scratch->hs, match_on_hit, &ctx);
-    if (ctx.nomem) {
-        set->count = 0;
-        return TW_ERR_NOMEM;
+    return false;
+}
+
+/* Applies the rule logic to the raw hits: all/min_matches/except/langs, and the allow list.
+ * Keeps set sorted-compatible (it is sorted afterwards). */
+static void match_finish(const match_db_t *db, match_scratch_t *scratch, match_set_t *set,
+                         const char *lang, size_t lang_len)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < set->count; i++) {
+        match_rule_hit_t *hit = &set->hits[i];
+        uint32_t r = hit->rule_index;
+        const match_rule_t *info = &db->rule_info[r];
+        bool ok = scratch->all_bits[r] == info->all_mask && scratch->any_count[r] >= info->min_any &&
+                  scratch->veto[r] != scratch->gen;
+        if (ok && info->has_langs)
+            ok = match_lang_ok(&db->rs->rules[r], lang, lang_len);
+        if (ok && scratch->nallow) {
+            uint32_t ns = 0;
+            for (uint32_t s = 0; s < hit->nspans; s++) {
+                bool inside = false;
+                for (size_t a = 0; a < scratch->nallow && !inside; a++)
+                    inside = scratch->allow[a].start <= hit->spans[s].start &&
+                             hit->spans[s].end <= scratch->allow[a].end;
+                if (!inside)
+                    hit->spans[ns++] = hit->spans[s];
+            }
+            hit->nspans = ns;
+            ok = ns > 0;
+        }
+        if (!ok) {
+            scratch->stamp[r] = scratch->gen - 1; /* stale: not in the set any more */
+            continue;
+        }
+        if (kept != i)
+            set->hits[kept] = *hit;
+        kept++;
     }
-    if (rc != HS_SUCCESS) {
-        set->count = 0;
-        return TW_ERR_SCAN;
-    }
+    set->count = kept;
+}
+
+static void match_sort(match_set_t *set)
+{
     /* Hits arrive in end-offset order; sort by rule. Typical posts hit 0-3 rules, and there
      * are at most MATCH_MAX_RULES_PER_POST, so insertion sort beats qsort (which may malloc). */
     for (size_t i = 1; i < set->count; i++) {
@@ -685,5 +1322,155 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
         }
         set->hits[j] = tmp;
     }
+}
+
+static int match_begin(const match_db_t *db, match_scratch_t *scratch, size_t len,
+                       match_set_t *set)
+{
+    set->count = 0;
+    set->truncated = false;
+    /* Hyperscan takes an unsigned int length and spans are uint32_t. */
+    if (len > UINT32_MAX || scratch->nrules != db->nrules ||
+        scratch->npatterns != db->npatterns)
+        return TW_ERR_SCAN;
+    scratch->nallow = 0;
+    /* A new generation invalidates every stamp at once; on wrap-around clear them for real. */
+    if (++scratch->gen == 0 || scratch->gen == UINT32_MAX) {
+        memset(scratch->stamp, 0, scratch->nrules * sizeof(*scratch->stamp));
+        memset(scratch->veto, 0, scratch->nrules * sizeof(*scratch->veto));
+        memset(scratch->pstamp, 0, scratch->npatterns * sizeof(*scratch->pstamp));
+        scratch->gen = 2; /* match_finish marks dropped rules with gen - 1 */
+    }
     return 0;
+}
+
+static int match_run(match_ctx_t *ctx, const hs_database_t *hs)
+{
+    hs_error_t rc = hs_scan(hs, ctx->len ? (const char *)ctx->text : "", (unsigned)ctx->len, 0,
+                            ctx->scratch->hs, match_on_hit, ctx);
+    if (ctx->nomem)
+        return TW_ERR_NOMEM;
+    return rc == HS_SUCCESS ? 0 : TW_ERR_SCAN;
+}
+
+static int match_end(const match_db_t *db, match_scratch_t *scratch, match_set_t *set, int rc,
+                     const char *lang, size_t lang_len)
+{
+    if (rc != 0) {
+        set->count = 0;
+        return rc;
+    }
+    if (db->logic || scratch->nallow)
+        match_finish(db, scratch, set, lang, lang_len);
+    match_sort(set);
+    return 0;
+}
+
+int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
+               match_set_t *set)
+{
+    int rc = match_begin(db, scratch, len, set);
+    if (rc != 0 || !db->hs[NORM_VIEW_FOLDED])
+        return rc;
+    match_ctx_t ctx = {.db = db,
+                       .scratch = scratch,
+                       .set = set,
+                       .text = (const unsigned char *)text,
+                       .len = len,
+                       .folded = (const unsigned char *)text,
+                       .folded_len = len,
+                       .latin_post = -1};
+    rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+    return match_end(db, scratch, set, rc, NULL, 0);
+}
+
+int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normalized_t *folded,
+                    const char *lang, size_t lang_len, match_set_t *set)
+{
+    int rc = match_begin(db, scratch, folded->len, set);
+    if (rc != 0)
+        return rc;
+    match_ctx_t ctx = {.db = db,
+                       .scratch = scratch,
+                       .set = set,
+                       .text = (const unsigned char *)folded->text,
+                       .len = folded->len,
+                       .folded = (const unsigned char *)folded->text,
+                       .folded_len = folded->len,
+                       .latin_post = -1};
+    if (db->hs[NORM_VIEW_FOLDED])
+        rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+    bool need_skel = db->hs[NORM_VIEW_SKELETON] || db->hs[NORM_VIEW_SQUASH];
+    bool same = true;
+    if (rc == 0 && need_skel && folded->len)
+        rc = normalize_skeleton(folded, &scratch->skeleton, &same);
+    /* The skeleton of most posts (plain ASCII) is the folded text itself: every skeleton
+     * keyword whose form differs was also compiled into the folded database, so there is
+     * nothing left to find there. */
+    if (rc == 0 && db->hs[NORM_VIEW_SKELETON] && !same) {
+        ctx.text = (const unsigned char *)scratch->skeleton.text;
+        ctx.len = scratch->skeleton.len;
+        ctx.view = &scratch->skeleton;
+        rc = match_run(&ctx, db->hs[NORM_VIEW_SKELETON]);
+    }
+    if (rc == 0 && db->hs[NORM_VIEW_SQUASH] && folded->len) {
+        rc = normalize_squash(&scratch->skeleton, &scratch->squash);
+        if (rc == 0) {
+            ctx.text = (const unsigned char *)scratch->squash.text;
+            ctx.len = scratch->squash.len;
+            ctx.view = &scratch->squash;
+            rc = match_run(&ctx, db->hs[NORM_VIEW_SQUASH]);
+        }
+    }
+    return match_end(db, scratch, set, rc, lang, lang_len);
+}
+
+int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed,
+                            size_t *failed)
+{
+    *passed = *failed = 0;
+    const rule_set_t *rs = db->rs;
+    match_scratch_t *scratch = NULL;
+    match_set_t set;
+    match_set_init(&set);
+    normalized_t norm;
+    normalized_init(&norm);
+    int rc = match_scratch_new(db, &scratch);
+    for (size_t r = 0; rc == 0 && r < rs->nrules; r++) {
+        const rule_t *rule = &rs->rules[r];
+        /* A rule limited to some languages is tried in the first of them. */
+        const char *lang = rule->nlangs ? rule->langs[0] : NULL;
+        for (size_t e = 0; rc == 0 && e < rule->nexamples; e++) {
+            const rule_example_t *ex = &rule->examples[e];
+            rc = normalize_text(ex->text, strlen(ex->text), &norm);
+            if (rc == TW_ERR_NOMEM)
+                break;
+            bool hit = false;
+            if (rc == 0) {
+                rc = match_scan_post(db, scratch, &norm, lang, lang ? strlen(lang) : 0, &set);
+                for (size_t i = 0; rc == 0 && i < set.count; i++)
+                    hit = hit || set.hits[i].rule_index == r;
+            }
+            if (rc != 0 && rc != TW_ERR_NOMEM) {
+                rc = 0; /* invalid UTF-8 in an example cannot match anything */
+                hit = false;
+            }
+            if (rc != 0)
+                break;
+            if (hit == (ex->should_match != 0)) {
+                (*passed)++;
+                continue;
+            }
+            (*failed)++;
+            char q[256];
+            tw_diag_add(diag, "%s:%d: rule %s: example '%s' %s", rule->file, ex->line, rule->id,
+                        match_quote(ex->text, q),
+                        ex->should_match ? "should match but does not"
+                                         : "should not match but does");
+        }
+    }
+    normalized_fini(&norm);
+    match_set_fini(&set);
+    match_scratch_free(scratch);
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "normalize.h"
 #include "rules.h"
 
 #define MATCH_MAX_SPANS_PER_RULE 8
@@ -49,6 +50,25 @@ void match_set_fini(match_set_t *set);
  * the top of match.c. Slow for big regex sets (a minute for 1,850 SpamAssassin regexes on two
  * cores): call it off the scanning threads. */
 int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag);
+/* match_db_compile with an on-disk cache: when cache_dir (NULL or "" = no cache) holds a
+ * database built from the same rules and keywords bytes by this build of tidewatch, for this
+ * Hyperscan version and CPU, it is loaded instead of compiled (hs_deserialize_database);
+ * otherwise the set is compiled and the result stored there (failures to store are
+ * silent: the cache is an optimisation). match_db_from_cache() says which happened. */
+int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_db_t **out,
+                            tw_diag_t *diag);
+bool match_db_from_cache(const match_db_t *db);
+/* Writes the default cache directory, $XDG_CACHE_HOME/tidewatch or /tmp/tidewatch-cache-<uid>,
+ * to buf. Returns 0 or TW_ERR_TOO_LARGE. */
+int match_cache_dir_default(char *buf, size_t size);
+/* Runs every rule's `examples:` through normalize + match_scan_post: each `match` text must
+ * make its rule hit and each `no_match` text must not. Every failure goes to diag as
+ * "file:line: rule <id>: example '<text>' should ...". Returns 0 (see *failed) or
+ * TW_ERR_NOMEM. Allocates; not for the hot path. */
+int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed,
+                            size_t *failed);
+/* Compiled expressions scanning the given view (a keyword can be compiled in several). */
+size_t match_db_view_patterns(const match_db_t *db, normalize_view_t view);
 void match_db_free(match_db_t *db);
 const rule_set_t *match_db_rules(const match_db_t *db);
 size_t match_db_size_bytes(const match_db_t *db);
@@ -66,5 +86,15 @@ void match_scratch_free(match_scratch_t *scratch);
  * a warmed-up set and scratch make a scan allocation-free. */
 int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
                match_set_t *set);
+
+/* Scans a post: its folded text (normalize_text() output) and the derived views its rules
+ * need (normalize.h), built in scratch's reused buffers. Spans are byte offsets into
+ * folded->text whatever view found them (map with normalized_span_to_source). Rule logic
+ * (all, except, min_matches, langs, the allow list) is applied; lang/lang_len is the post's
+ * language (NULL when it has none: rules with `langs:` then do not apply). match_scan() is
+ * the folded-only scan of a text without an offset map. Same errors and allocation
+ * behaviour as match_scan. */
+int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normalized_t *folded,
+                    const char *lang, size_t lang_len, match_set_t *set);
 
 #endif

@@ -40,6 +40,52 @@ int normalize_text(const char *src, size_t len, normalized_t *norm);
 void normalized_span_to_source(const normalized_t *norm, size_t start, size_t end,
                                size_t *src_start, size_t *src_end);
 
+/* Views: the same post seen three ways, each scanned by the patterns that opted into it.
+ * - folded:   normalize_text() output above (NFKC + case fold + invisibles + whitespace).
+ * - skeleton: folded, then canonically decomposed with Latin/Greek/Cyrillic/Hebrew/Arabic
+ *             combining marks dropped (gi\u1ea3 -> gia, caf\u00e9 -> cafe, Arabic tashkeel), Arabic
+ *             tatweel removed and alef/yeh/teh marbuta forms unified, and every non-ASCII code
+ *             point that Unicode's confusables.txt says looks like ASCII text replaced by that
+ *             ASCII (Cyrillic \u0430 -> a, Greek \u03bf -> o, ...; common/confusables_table.c).
+ *             ASCII is never changed, so the skeleton of ASCII text is the text itself.
+ * - squash:   skeleton, then leetspeak digits and symbols read as letters (0->o 1->i 3->e 4->a
+ *             5->s 7->t 8->b 9->g @->a $->s !->i |->l +->t), separators between single letters
+ *             dropped ("f.r.e.e", "f r e e", "f-r-e-e" -> "free"), and repeated letters
+ *             collapsed ("freeee" -> "fre"; keywords are squashed the same way).
+ * A derived view (skeleton, squash) is a normalized_t whose src_start/src_end map into the
+ * bytes of the folded view it was made from, not into the original: compose the two maps with
+ * normalized_span_to_source() twice (normalize_view_span_to_source does it). */
+typedef enum {
+    NORM_VIEW_FOLDED,
+    NORM_VIEW_SKELETON,
+    NORM_VIEW_SQUASH,
+    NORM_VIEW_COUNT,
+} normalize_view_t;
+
+const char *normalize_view_name(normalize_view_t view);
+/* Returns 0 and sets *out, or TW_ERR_INVALID for an unknown name. */
+int normalize_view_parse(const char *name, normalize_view_t *out);
+
+/* Derives the skeleton view of folded (normalize_text() output) into out, reusing out's
+ * buffers. *same is set when the skeleton is byte for byte the folded text (all ASCII, or no
+ * mark, confusable or Arabic form in it), so callers can skip scanning it. Returns 0 or
+ * TW_ERR_NOMEM (out is then empty). */
+int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same);
+
+/* Derives the squash view of a skeleton view (made by normalize_skeleton from the same folded
+ * text) into out; out's map points into the folded text too. Returns 0 or TW_ERR_NOMEM. */
+int normalize_squash(const normalized_t *skeleton, normalized_t *out);
+
+/* Normalizes src (like normalize_text) and derives the requested view in one call: for
+ * NORM_VIEW_FOLDED out is the folded text; otherwise tmp holds the folded (and skeleton)
+ * text and out the view, with out's map composed so that it points into src. For rules
+ * files (keywords are normalized into each view they are matched in) and tests; allocates. */
+int normalize_text_view(const char *src, size_t len, normalize_view_t view, normalized_t *out);
+
+/* Maps a span of a derived view (whose map points into folded) to original bytes. */
+void normalize_view_span_to_source(const normalized_t *folded, const normalized_t *view,
+                                   size_t start, size_t end, size_t *src_start, size_t *src_end);
+
 /* Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF). */
 bool utf8_is_valid(const char *s, size_t len);
 

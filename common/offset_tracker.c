@@ -8,7 +8,7 @@
 
 typedef struct {
     int64_t offset;
-    bool done;
+    uint32_t refs; /* outputs not yet acknowledged; 0 = done */
 } inflight_t;
 
 typedef struct {
@@ -93,7 +93,7 @@ int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset)
     }
     inflight_t *slot = &p->ring[(p->head + p->count) % p->cap];
     slot->offset = offset;
-    slot->done = false;
+    slot->refs = 1;
     p->count++;
     t->pending++;
     return 0;
@@ -113,16 +113,29 @@ void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset)
         else
             hi = mid;
     }
-    if (lo == p->count || ring_at(p, lo)->offset != offset || ring_at(p, lo)->done)
+    if (lo == p->count || ring_at(p, lo)->offset != offset || ring_at(p, lo)->refs == 0)
         return;
-    ring_at(p, lo)->done = true;
-    while (p->count && p->ring[p->head].done) {
+    if (--ring_at(p, lo)->refs > 0)
+        return;
+    while (p->count && p->ring[p->head].refs == 0) {
         p->next_offset = p->ring[p->head].offset + 1;
         p->advanced = true;
         p->head = (p->head + 1) % p->cap;
         p->count--;
         t->pending--;
     }
+}
+
+int offset_tracker_ref(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p = partition_get(t, partition, false);
+    if (!p || !p->count)
+        return TW_ERR_INVALID;
+    inflight_t *last = ring_at(p, p->count - 1);
+    if (last->offset != offset || last->refs == 0)
+        return TW_ERR_INVALID;
+    last->refs++;
+    return 0;
 }
 
 size_t offset_tracker_collect(offset_tracker_t *t,

@@ -18,7 +18,12 @@ void offset_tracker_free(offset_tracker_t *t);
  * increasing order. Returns 0 or TW_ERR_NOMEM. */
 int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset);
 
-/* Marks (partition, offset) finished. Unknown pairs (a partition revoked meanwhile) are
+/* One more output for the offset added last on partition (a post that publishes an alert and
+ * campaign records): done() must then be called once per output. Returns 0, or
+ * TW_ERR_INVALID when offset is not the last one added (a programmer error). */
+int offset_tracker_ref(offset_tracker_t *t, int32_t partition, int64_t offset);
+
+/* Marks one output of (partition, offset) finished; the offset is finished when all are. Unknown pairs (a partition revoked meanwhile) are
  * ignored. */
 void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset);
 

@@ -53,6 +53,36 @@ enum {
     KEY_KEYWORDS = 1 << 3,
     KEY_KEYWORDS_FILE = 1 << 4,
     KEY_REGEX = 1 << 5,
+    KEY_MODE = 1 << 6,
+    KEY_VIEWS = 1 << 7,
+    KEY_SQUASH = 1 << 8,
+    KEY_ALL = 1 << 9,
+    KEY_EXCEPT = 1 << 10,
+    KEY_MIN_MATCHES = 1 << 11,
+    KEY_LANGS = 1 << 12,
+    KEY_TAGS = 1 << 13,
+    KEY_EXAMPLES = 1 << 14,
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} rule_keys[] = {
+    {"id", KEY_ID},
+    {"category", KEY_CATEGORY},
+    {"severity", KEY_SEVERITY},
+    {"keywords", KEY_KEYWORDS},
+    {"keywords_file", KEY_KEYWORDS_FILE},
+    {"regex", KEY_REGEX},
+    {"mode", KEY_MODE},
+    {"views", KEY_VIEWS},
+    {"squash", KEY_SQUASH},
+    {"all", KEY_ALL},
+    {"except", KEY_EXCEPT},
+    {"min_matches", KEY_MIN_MATCHES},
+    {"langs", KEY_LANGS},
+    {"tags", KEY_TAGS},
+    {"examples", KEY_EXAMPLES},
 };
 
 typedef struct {
@@ -74,6 +104,8 @@ typedef struct {
     normalized_t norm;
     uint32_t *ids; /* open-addressing table of rule index + 1, 0 = empty */
     size_t ids_cap;
+    rule_group_t group; /* group of the patterns being added */
+    uint32_t all_index;
 } loader_t;
 
 /* Appends "file:line: message" (or "file: message" for line 0) to the caller's diag. After
@@ -200,7 +232,9 @@ static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int li
     rs->patterns = pats;
     rule_pattern_t *pat = &rs->patterns[rs->npatterns];
     memset(pat, 0, sizeof(*pat));
-    pat->rule_index = (uint32_t)(rs->nrules - 1);
+    pat->rule_index = ld->group == RULE_GROUP_ALLOW ? 0 : (uint32_t)(rs->nrules - 1);
+    pat->group = ld->group;
+    pat->all_index = ld->all_index;
     pat->file = (char *)file;
     pat->line = line;
     return pat;
@@ -209,7 +243,8 @@ static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int li
 static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file, int line)
 {
     char q[256];
-    ld->attempts++;
+    if (ld->group == RULE_GROUP_ANY || ld->group == RULE_GROUP_ALL)
+        ld->attempts++;
     if (len > RULES_MAX_PATTERN_BYTES) {
         loader_error(ld, file, line, "keyword '%s' is longer than %u bytes",
                      loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
@@ -513,6 +548,218 @@ static size_t loader_id_claim(loader_t *ld, const char *id, size_t index)
     return SIZE_MAX;
 }
 
+/* Appends the strings of a scalar or sequence node to an owned list, at most RULES_MAX_LIST. */
+static void loader_string_list(loader_t *ld, const yaml_node_t *node, const char *what,
+                               char ***list, size_t *n)
+{
+    const yaml_node_t *one = node;
+    size_t count = node->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(node->data.sequence.items.top - node->data.sequence.items.start)
+                       : 1;
+    if (node->type == YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a string or a list", what);
+        return;
+    }
+    if (count > RULES_MAX_LIST) {
+        loader_error(ld, ld->name, node_line(node), "%s: more than %u items", what,
+                     RULES_MAX_LIST);
+        return;
+    }
+    char **items = calloc(count ? count : 1, sizeof(*items));
+    if (!items) {
+        ld->nomem = true;
+        return;
+    }
+    size_t got = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (node->type == YAML_SEQUENCE_NODE)
+            one = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+        size_t len;
+        const char *s = one ? loader_scalar(ld, one, what, &len) : NULL;
+        if (!s)
+            continue;
+        if (len == 0) {
+            loader_error(ld, ld->name, node_line(one), "%s: empty item", what);
+            continue;
+        }
+        if (!(items[got] = loader_strdup(ld, s, len)))
+            break;
+        got++;
+    }
+    *list = items;
+    *n = got;
+}
+
+static void loader_example(loader_t *ld, rule_t *rule, const yaml_node_t *node, int should)
+{
+    const char *what = should ? "examples.match" : "examples.no_match";
+    if (node->type != YAML_SEQUENCE_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a list of texts", what);
+        return;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top && !ld->nomem; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        size_t len;
+        const char *s = item ? loader_scalar(ld, item, what, &len) : NULL;
+        if (!s)
+            continue;
+        if (rule->nexamples >= RULES_MAX_EXAMPLES) {
+            loader_error(ld, ld->name, node_line(item), "more than %u examples in one rule",
+                         RULES_MAX_EXAMPLES);
+            return;
+        }
+        rule_example_t *ex = realloc(rule->examples, (rule->nexamples + 1) * sizeof(*ex));
+        if (!ex) {
+            ld->nomem = true;
+            return;
+        }
+        rule->examples = ex;
+        ex = &rule->examples[rule->nexamples];
+        if (!(ex->text = loader_strdup(ld, s, len)))
+            return;
+        ex->line = node_line(item);
+        ex->should_match = should;
+        rule->nexamples++;
+    }
+}
+
+/* The keys beyond the DESIGN.md minimum (see docs/RULES.md). */
+static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const yaml_node_t *value)
+{
+    size_t vlen;
+    const char *v;
+    char q[256];
+    switch (bit) {
+    case KEY_MODE: {
+        static const char *const modes[] = {"word", "prefix", "suffix", "substring"};
+        if (!(v = loader_scalar(ld, value, "mode", &vlen)))
+            return;
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(v, modes[i]) == 0) {
+                rule->mode = (rule_mode_t)i;
+                return;
+            }
+        }
+        loader_error(ld, ld->name, node_line(value),
+                     "unknown mode '%s' (expected word, prefix, suffix or substring)",
+                     loader_quote(v, vlen, q));
+        return;
+    }
+    case KEY_VIEWS: {
+        char **names = NULL;
+        size_t n = 0;
+        loader_string_list(ld, value, "views", &names, &n);
+        unsigned views = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names[i], "folded") == 0)
+                views |= RULE_VIEW_FOLDED;
+            else if (strcmp(names[i], "skeleton") == 0)
+                views |= RULE_VIEW_SKELETON;
+            else if (strcmp(names[i], "squash") == 0)
+                views |= RULE_VIEW_SQUASH;
+            else
+                loader_error(ld, ld->name, node_line(value),
+                             "unknown view '%s' (expected folded, skeleton or squash)",
+                             loader_quote(names[i], strlen(names[i]), q));
+            free(names[i]);
+        }
+        free(names);
+        if (n && !views)
+            return;
+        if (!n) {
+            loader_error(ld, ld->name, node_line(value), "views is empty");
+            return;
+        }
+        rule->keyword_views = views;
+        rule->regex_views = views;
+        return;
+    }
+    case KEY_SQUASH:
+        if (!(v = loader_scalar(ld, value, "squash", &vlen)))
+            return;
+        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+            rule->keyword_views |= RULE_VIEW_SQUASH;
+        } else if (strcmp(v, "false") != 0 && strcmp(v, "no") != 0) {
+            loader_error(ld, ld->name, node_line(value), "squash must be true or false");
+        }
+        return;
+    case KEY_ALL:
+        if (value->type != YAML_SEQUENCE_NODE) {
+            loader_error(ld, ld->name, node_line(value), "all must be a list of keywords");
+            return;
+        }
+        ld->group = RULE_GROUP_ALL;
+        for (yaml_node_item_t *it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top && !ld->nomem; it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (!item)
+                continue;
+            if (rule->nall >= RULES_MAX_ALL) {
+                loader_error(ld, ld->name, node_line(item), "all: more than %u items",
+                             RULES_MAX_ALL);
+                break;
+            }
+            ld->all_index = rule->nall++;
+            /* An item is a keyword, or a list of keywords any of which satisfies it. */
+            if (item->type == YAML_SEQUENCE_NODE)
+                loader_each_string(ld, item, "all", false, loader_keyword_item);
+            else
+                loader_each_string(ld, item, "all", true, loader_keyword_item);
+        }
+        ld->group = RULE_GROUP_ANY;
+        ld->all_index = 0;
+        return;
+    case KEY_EXCEPT:
+        ld->group = RULE_GROUP_NONE;
+        loader_each_string(ld, value, "except", true, loader_keyword_item);
+        ld->group = RULE_GROUP_ANY;
+        return;
+    case KEY_MIN_MATCHES: {
+        if (!(v = loader_scalar(ld, value, "min_matches", &vlen)))
+            return;
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!vlen || *end || n < 1 || n > 1000)
+            loader_error(ld, ld->name, node_line(value),
+                         "min_matches must be an integer from 1 to 1000");
+        else
+            rule->min_matches = (uint32_t)n;
+        return;
+    }
+    case KEY_LANGS:
+        loader_string_list(ld, value, "langs", &rule->langs, &rule->nlangs);
+        return;
+    case KEY_TAGS:
+        loader_string_list(ld, value, "tags", &rule->tags, &rule->ntags);
+        return;
+    case KEY_EXAMPLES:
+        if (value->type != YAML_MAPPING_NODE) {
+            loader_error(ld, ld->name, node_line(value),
+                         "examples must be a mapping with match and/or no_match lists");
+            return;
+        }
+        for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+             pair < value->data.mapping.pairs.top && !ld->nomem; pair++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, pair->key);
+            yaml_node_t *val = yaml_document_get_node(ld->doc, pair->value);
+            size_t klen;
+            const char *ks = k ? loader_scalar(ld, k, "an examples key", &klen) : NULL;
+            if (!ks || !val)
+                continue;
+            if (strcmp(ks, "match") == 0)
+                loader_example(ld, rule, val, 1);
+            else if (strcmp(ks, "no_match") == 0)
+                loader_example(ld, rule, val, 0);
+            else
+                loader_error(ld, ld->name, node_line(k),
+                             "unknown key '%s' in examples (expected match or no_match)",
+                             loader_quote(ks, klen, q));
+        }
+        return;
+    }
+}
+
 static void loader_rule(loader_t *ld, const yaml_node_t *node)
 {
     rule_set_t *rs = ld->rs;
@@ -554,22 +801,14 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
         if (!k)
             continue;
         unsigned bit = 0;
-        if (strcmp(k, "id") == 0)
-            bit = KEY_ID;
-        else if (strcmp(k, "category") == 0)
-            bit = KEY_CATEGORY;
-        else if (strcmp(k, "severity") == 0)
-            bit = KEY_SEVERITY;
-        else if (strcmp(k, "keywords") == 0)
-            bit = KEY_KEYWORDS;
-        else if (strcmp(k, "keywords_file") == 0)
-            bit = KEY_KEYWORDS_FILE;
-        else if (strcmp(k, "regex") == 0)
-            bit = KEY_REGEX;
+        for (size_t ki = 0; ki < sizeof(rule_keys) / sizeof(rule_keys[0]); ki++)
+            if (strcmp(k, rule_keys[ki].name) == 0)
+                bit = rule_keys[ki].bit;
         if (!bit) {
             loader_error(ld, ld->name, node_line(key),
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
-                         "keywords_file or regex)",
+                         "keywords_file, regex, mode, views, squash, all, except, min_matches, "
+                         "langs, tags or examples)",
                          loader_quote(k, klen, q));
             continue;
         }
@@ -613,7 +852,11 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
         case KEY_REGEX:
             loader_each_string(ld, value, "regex", true, loader_regex_add);
             break;
+        default:
+            loader_rule_extra(ld, &rs->rules[index], bit, value);
+            break;
         }
+        rule = &rs->rules[index]; /* keyword files cannot move rules, but stay safe */
     }
     if (ld->nomem)
         return;
@@ -627,6 +870,9 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
      * really had nothing (no pattern key, an empty list, a comment-only keywords file). */
     if (ld->attempts == 0 && !ld->too_many_patterns)
         loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex", shown ? shown : "?");
+    if (rule->min_matches > 1 && !(seen & (KEY_KEYWORDS | KEY_KEYWORDS_FILE | KEY_REGEX)))
+        loader_error(ld, ld->name, line, "rule '%s': min_matches needs keywords or regex",
+                     shown ? shown : "?");
     if (rule->id) {
         size_t other = loader_id_claim(ld, rule->id, index);
         if (other != SIZE_MAX)
@@ -660,8 +906,16 @@ static void loader_document(loader_t *ld)
         const char *k = loader_scalar(ld, key, "a top-level key", &klen);
         if (!k)
             continue;
+        if (strcmp(k, "allow") == 0) {
+            /* Global allow list: keyword phrases inside which no rule's hit counts. */
+            ld->group = RULE_GROUP_ALLOW;
+            loader_each_string(ld, value, "allow", false, loader_keyword_item);
+            ld->group = RULE_GROUP_ANY;
+            continue;
+        }
         if (strcmp(k, "rules") != 0) {
-            loader_error(ld, ld->name, node_line(key), "unknown top-level key '%s'",
+            loader_error(ld, ld->name, node_line(key),
+                         "unknown top-level key '%s' (expected rules or allow)",
                          loader_quote(k, klen, q));
             continue;
         }
@@ -750,8 +1004,18 @@ void rule_set_free(rule_set_t *rs)
     if (!rs)
         return;
     for (size_t i = 0; i < rs->nrules; i++) {
-        free(rs->rules[i].id);
-        free(rs->rules[i].category);
+        rule_t *r = &rs->rules[i];
+        free(r->id);
+        free(r->category);
+        for (size_t j = 0; j < r->nlangs; j++)
+            free(r->langs[j]);
+        free(r->langs);
+        for (size_t j = 0; j < r->ntags; j++)
+            free(r->tags[j]);
+        free(r->tags);
+        for (size_t j = 0; j < r->nexamples; j++)
+            free(r->examples[j].text);
+        free(r->examples);
     }
     for (size_t i = 0; i < rs->npatterns; i++)
         free(rs->patterns[i].text);

@@ -28,12 +28,56 @@ typedef enum {
     RULE_SEVERITY_CRITICAL,
 } rule_severity_t;
 
+#define RULES_MAX_ALL      32u /* items of one rule's `all:` list */
+#define RULES_MAX_LIST     64u /* langs, tags */
+#define RULES_MAX_EXAMPLES 64u /* per rule, match + no_match */
+
+/* Where a keyword may match inside words (`mode:`). */
+typedef enum {
+    RULE_MODE_WORD,      /* whole words (default): Unicode word boundaries on both sides */
+    RULE_MODE_PREFIX,    /* the start of a word: "free" hits "freebies" */
+    RULE_MODE_SUFFIX,    /* the end of a word: "coin" hits "shitcoin" */
+    RULE_MODE_SUBSTRING, /* anywhere */
+} rule_mode_t;
+
+/* What a pattern's hit means for its rule. */
+typedef enum {
+    RULE_GROUP_ANY,   /* keywords, keywords_file, regex: any one (or min_matches of them) */
+    RULE_GROUP_ALL,   /* all: every item must hit too */
+    RULE_GROUP_NONE,  /* except: any hit vetoes the rule for this post */
+    RULE_GROUP_ALLOW, /* top-level allow: hits of any rule inside an allowed phrase are dropped */
+} rule_group_t;
+
+/* Views (normalize.h) as bits: 1u << NORM_VIEW_FOLDED ... */
+#define RULE_VIEW_FOLDED   1u
+#define RULE_VIEW_SKELETON 2u
+#define RULE_VIEW_SQUASH   4u
+
+typedef struct {
+    char *text;
+    int line;
+    int should_match; /* 1: must match, 0: must not */
+} rule_example_t;
+
 typedef struct {
     char *id;
     char *category;
     rule_severity_t severity;
     char *file; /* rules file that defined it */
     int line;   /* 1-based line of the rule's mapping */
+    rule_mode_t mode;
+    /* Views keywords and regexes are matched in. 0 = the default: keywords in folded, and in
+     * skeleton when the keyword is Latin or Arabic script; regexes in folded only. */
+    unsigned keyword_views;
+    unsigned regex_views;
+    uint32_t min_matches; /* distinct `any` patterns that must hit; 0 or 1 = one */
+    uint32_t nall;        /* items in `all:` */
+    char **langs;         /* post languages the rule applies to; none = every language */
+    size_t nlangs;
+    char **tags;
+    size_t ntags;
+    rule_example_t *examples;
+    size_t nexamples;
 } rule_t;
 
 typedef enum {
@@ -42,10 +86,12 @@ typedef enum {
 } rule_pattern_kind_t;
 
 typedef struct {
-    uint32_t rule_index; /* index into rule_set_t.rules */
+    uint32_t rule_index; /* index into rule_set_t.rules (0 and meaningless for ALLOW) */
     rule_pattern_kind_t kind;
-    char *text; /* normalized keyword, or regex source */
-    char *file; /* where the pattern was written (rules file or keywords file) */
+    rule_group_t group;
+    uint32_t all_index; /* for RULE_GROUP_ALL: which item of the rule's `all:` list */
+    char *text;         /* normalized keyword, or regex source */
+    char *file;         /* where the pattern was written (rules file or keywords file) */
     int line;
 } rule_pattern_t;
 

@@ -279,7 +279,7 @@ int demo_main(config_t *cfg, volatile sig_atomic_t *stop)
                stats.max_dup_authors);
         printf("  dead letters      %d", stats.ndead);
         print_tally(stats.reasons, stats.nreasons);
-        double pipeline_s = (double)atomic_load(&tw_metrics.scan_seconds_micros_total) / 1e6;
+        double pipeline_s = metrics_histogram_sum(&tw_metrics.scan_seconds);
         printf("  worker time       %.2f s, of which %.1f ms decoding, normalizing, matching "
                "and fingerprinting (%.0f posts/s);\n"
                "                    the rest is joining the group and broker round trips\n",

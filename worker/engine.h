@@ -6,13 +6,16 @@
 #include "config.h"
 #include "dedup.h"
 #include "match.h"
+#include "metrics.h"
 #include "rules.h"
 
 typedef struct {
     rule_set_t *rules;
     match_db_t *db;
     dedup_store_t *dedup;
+    dedup_store_t *fallback; /* in-process store used while Redis is unavailable (fail-open) */
     double compile_seconds;
+    metrics_rules_t *rule_metrics; /* published per-rule counters of rules (metrics.h) */
 } engine_t;
 
 /* Loads and compiles cfg->rules_path (every problem printed as a log line) and opens the
@@ -23,5 +26,10 @@ void engine_close(engine_t *e);
 
 /* Loads and compiles a rules file, writing each problem to diag. */
 int engine_load_rules(const char *path, rule_set_t **rules, match_db_t **db, tw_diag_t *diag);
+/* Same, with the compiled-database cache: cache_setting is the rules_cache_dir key ("auto",
+ * "off" or a directory; engine_load_rules uses "auto"). Rules whose examples fail are
+ * refused (TW_ERR_COMPILE, each failure in diag). */
+int engine_load_rules_cached(const char *path, const char *cache_setting, rule_set_t **rules,
+                             match_db_t **db, tw_diag_t *diag);
 
 #endif

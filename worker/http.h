@@ -1,5 +1,7 @@
-/* HTTP side endpoints: /metrics (Prometheus), /healthz (liveness: the poll loop turns),
- * /readyz (readiness: rules compiled and partitions assigned or being waited for). */
+/* HTTP side endpoints: /metrics (Prometheus), /healthz (liveness: the poll loop turns; never
+ * depends on Kafka or Redis), /readyz (readiness: rules compiled, not draining, Kafka group
+ * coordinator reachable, Redis reachable unless failing open). The bodies of /readyz say
+ * which check failed. Semantics: docs/OPERATIONS.md. */
 #ifndef TW_HTTP_H
 #define TW_HTTP_H
 
@@ -7,9 +9,9 @@
 
 typedef struct http_server http_server_t;
 
-/* addr is "host:port". rules_version must outlive the server. Returns 0 or a tw_err_t. */
-int http_server_start(const char *addr, const char *rules_version, http_server_t **out,
-                      tw_diag_t *diag);
+/* Listens on cfg->http_addr ("host:port"); cfg must outlive the server. Returns 0 or a
+ * tw_err_t with the reason in diag. */
+int http_server_start(const config_t *cfg, http_server_t **out, tw_diag_t *diag);
 void http_server_stop(http_server_t *srv);
 
 #endif

@@ -15,6 +15,7 @@ struct kafka_sink {
     rd_kafka_topic_t *alerts;
     char *alerts_topic;
     char *dlq_topic;
+    char *campaign_topic;
     size_t dlq_max_bytes;
     kafka_sink_delivery_fn on_delivery;
     void *opaque;
@@ -35,6 +36,15 @@ static void unpack_source(void *opaque, int32_t *partition, int64_t *offset)
     uint64_t v = (uint64_t)(uintptr_t)opaque;
     *partition = (int32_t)(v >> SINK_OFFSET_BITS);
     *offset = (int64_t)(v & ((1ULL << SINK_OFFSET_BITS) - 1));
+}
+
+/* Backpressure: the local queue is full (the brokers are slow or away), so serve delivery
+ * reports for a while. Waiting here on purpose counts as the loop turning: /healthz must not
+ * restart a worker that is only waiting for the brokers. */
+static void sink_wait_for_room(kafka_sink_t *sink)
+{
+    metrics_heartbeat();
+    rd_kafka_poll(sink->rk, 100);
 }
 
 static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -76,9 +86,12 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->opaque = opaque;
     sink->alerts_topic = strdup(cfg->output_topic);
     sink->dlq_topic = strdup(cfg->dlq_topic);
+    sink->campaign_topic =
+        strdup(cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic
+                                                             : cfg->output_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
-    if (!conf || !sink->alerts_topic || !sink->dlq_topic) {
+    if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         kafka_sink_free(sink);
@@ -115,6 +128,7 @@ void kafka_sink_free(kafka_sink_t *sink)
         rd_kafka_destroy(sink->rk);
     free(sink->alerts_topic);
     free(sink->dlq_topic);
+    free(sink->campaign_topic);
     free(sink);
 }
 
@@ -132,7 +146,29 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
         }
-        rd_kafka_poll(sink->rk, 100);
+        sink_wait_for_room(sink);
+    }
+}
+
+int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_len,
+                                const char *value, size_t len, int32_t src_partition,
+                                int64_t src_offset)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_TOPIC(sink->campaign_topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_HEADER("type", "campaign", (ssize_t)8),
+            RD_KAFKA_V_OPAQUE(pack_source(src_partition, src_offset)), RD_KAFKA_V_END);
+        if (!err)
+            return 0;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.campaign", 10, "produce campaign: %s",
+                            rd_kafka_err2str(err));
+            return TW_ERR_KAFKA;
+        }
+        sink_wait_for_room(sink);
     }
 }
 
@@ -175,7 +211,7 @@ int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t k
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
         }
-        rd_kafka_poll(sink->rk, 100);
+        sink_wait_for_room(sink);
     }
 }
 

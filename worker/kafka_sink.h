@@ -24,6 +24,12 @@ void kafka_sink_free(kafka_sink_t *sink);
 int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len, const char *value,
                              size_t len, int32_t src_partition, int64_t src_offset);
 
+/* Queues a campaign record (copied) to campaign.topic (default: the output topic) with header
+ * type=campaign; delivery is reported for (src_partition, src_offset) like an alert's. */
+int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_len,
+                                const char *value, size_t len, int32_t src_partition,
+                                int64_t src_offset);
+
 /* Queues a dead-letter record: the original key and bytes, with reason, error and source in
  * headers. */
 int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,

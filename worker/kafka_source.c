@@ -1,5 +1,6 @@
 #include "kafka_source.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,15 @@ struct kafka_source {
     rd_kafka_message_t **held; /* messages of the current batch */
     size_t nheld;
     size_t held_cap;
+    rd_kafka_message_t **stash; /* fetched while paused; handed out first by poll_batch */
+    size_t nstash;
+    size_t stash_cap;
+    bool paused;
     int nassigned;
     unsigned rebalances; /* revocations so far; a batch keeps only records fetched after the last */
     int32_t assigned[SOURCE_MAX_PARTITIONS];
     bool at_eof[SOURCE_MAX_PARTITIONS];
+    metrics_partition_lag_t lags[SOURCE_MAX_PARTITIONS]; /* statistics callback scratch */
 };
 
 static void source_release(kafka_source_t *src)
@@ -44,6 +50,9 @@ static void source_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         log_info("assigned %d partition(s) of %s", parts->cnt, src->topic);
         rd_kafka_assign(rk, parts);
+        atomic_fetch_add(&tw_metrics.rebalances, 1);
+        if (src->paused)
+            rd_kafka_pause_partitions(rk, parts);
     } else {
         int32_t revoked[SOURCE_MAX_PARTITIONS];
         size_t n = 0;
@@ -57,9 +66,55 @@ static void source_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             log_warn("commit before revoke: %s", rd_kafka_err2str(cerr));
         rd_kafka_assign(rk, NULL);
         src->nassigned = 0;
+        /* what was fetched while paused is re-read by the partitions' next owner */
+        for (size_t i = 0; i < src->nstash; i++)
+            rd_kafka_message_destroy(src->stash[i]);
+        src->nstash = 0;
         src->rebalances++;
     }
     atomic_store(&tw_metrics.assigned_partitions, src->nassigned);
+}
+
+/* librdkafka statistics (every statistics.interval.ms, on the polling thread): consumer lag
+ * per partition of the input topic (topics.<t>.partitions.<p>.consumer_lag), brokers with an
+ * open connection and whether the group coordinator is up (cgrp.state), for /metrics and
+ * /readyz. Returns 0: librdkafka frees json. */
+static int source_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    kafka_source_t *src = opaque;
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    if (!root) {
+        log_ratelimited(LOG_LEVEL_WARN, "kafka.stats", 60, "kafka statistics: %s", jerr.text);
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    int brokers_up = 0;
+    json_object_foreach(json_object_get(root, "brokers"), key, v)
+    {
+        const char *state = json_string_value(json_object_get(v, "state"));
+        const char *source = json_string_value(json_object_get(v, "source"));
+        if (state && strcmp(state, "UP") == 0 &&
+            !(source && (strcmp(source, "logical") == 0 || strcmp(source, "internal") == 0)))
+            brokers_up++;
+    }
+    const char *cgrp = json_string_value(json_object_get(json_object_get(root, "cgrp"), "state"));
+    size_t n = 0;
+    json_t *topic = json_object_get(json_object_get(root, "topics"), src->topic);
+    json_object_foreach(json_object_get(topic, "partitions"), key, v)
+    {
+        json_t *p = json_object_get(v, "partition");
+        json_t *lag = json_object_get(v, "consumer_lag");
+        if (n < SOURCE_MAX_PARTITIONS && json_is_integer(p) && json_is_integer(lag))
+            src->lags[n++] = (metrics_partition_lag_t){(int32_t)json_integer_value(p),
+                                                       (int64_t)json_integer_value(lag)};
+    }
+    metrics_kafka_stats_set(src->topic, src->lags, n, brokers_up,
+                            cgrp && strcmp(cgrp, "up") == 0);
+    json_decref(root);
+    return 0;
 }
 
 int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_hooks_t *hooks,
@@ -88,6 +143,8 @@ int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_ho
                                     "200000",
                                     "enable.partition.eof",
                                     report_eof ? "true" : "false",
+                                    "statistics.interval.ms",
+                                    "5000",
                                     NULL};
     kafka_source_t *src = calloc(1, sizeof(*src));
     if (!src)
@@ -104,6 +161,13 @@ int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_ho
         return TW_ERR_CONFIG;
     }
     rd_kafka_conf_set_rebalance_cb(conf, source_rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, source_stats_cb);
+    char interval[32];
+    size_t interval_size = sizeof(interval);
+    if (rd_kafka_conf_get(conf, "statistics.interval.ms", interval, &interval_size) ==
+        RD_KAFKA_CONF_OK)
+        atomic_store(&tw_metrics.kafka_stats_interval_ms, atoi(interval));
+    metrics_set_build_info(rd_kafka_version_str());
     rd_kafka_conf_set_opaque(conf, src);
     char errstr[512];
     src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -135,8 +199,11 @@ void kafka_source_close(kafka_source_t *src)
     if (!src)
         return;
     source_release(src);
+    for (size_t i = 0; i < src->nstash; i++)
+        rd_kafka_message_destroy(src->stash[i]);
     rd_kafka_consumer_close(src->rk);
     rd_kafka_destroy(src->rk);
+    free(src->stash);
     free(src->held);
     free(src->topic);
     free(src);
@@ -164,7 +231,14 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
     int wait = timeout_ms;
     unsigned rebalances = src->rebalances;
     while (n < max) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(src->rk, wait);
+        /* records fetched while paused come first, in the order they were fetched */
+        rd_kafka_message_t *msg = NULL;
+        if (src->nstash) {
+            msg = src->stash[0];
+            memmove(src->stash, src->stash + 1, --src->nstash * sizeof(*src->stash));
+        } else {
+            msg = rd_kafka_consumer_poll(src->rk, wait);
+        }
         if (src->rebalances != rebalances) {
             /* The partitions were taken away while this batch was filling: its records are
              * no longer ours to process (their offsets were committed up to what was done),
@@ -196,6 +270,53 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
         r->offset = msg->offset;
     }
     return n;
+}
+
+void kafka_source_pause(kafka_source_t *src, bool pause)
+{
+    if (src->paused == pause)
+        return;
+    src->paused = pause;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(src->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(src->rk, parts)
+                                        : rd_kafka_resume_partitions(src->rk, parts);
+        if (err)
+            log_warn("%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(err));
+    }
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void kafka_source_idle(kafka_source_t *src, int timeout_ms)
+{
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(src->rk, timeout_ms);
+    if (!msg)
+        return;
+    if (msg->err) {
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    if (src->nstash == src->stash_cap) {
+        size_t cap = src->stash_cap ? src->stash_cap * 2 : 64;
+        rd_kafka_message_t **grown = realloc(src->stash, cap * sizeof(*grown));
+        if (!grown) {
+            /* dropped without storing its offset: re-read after a restart or rebalance */
+            rd_kafka_message_destroy(msg);
+            return;
+        }
+        src->stash = grown;
+        src->stash_cap = cap;
+    }
+    src->stash[src->nstash++] = msg;
+}
+
+bool kafka_source_owns(const kafka_source_t *src, int32_t partition)
+{
+    for (int i = 0; i < src->nassigned; i++)
+        if (src->assigned[i] == partition)
+            return true;
+    return false;
 }
 
 void kafka_source_store_offset(kafka_source_t *src, int32_t partition, int64_t next_offset)

@@ -38,6 +38,18 @@ void kafka_source_close(kafka_source_t *src);
 size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, size_t max,
                                int timeout_ms);
 
+/* Pauses (or resumes) fetching on every assigned partition, and on partitions assigned while
+ * paused. Used while the duplicate store is down and dedup.on_unavailable is pause. */
+void kafka_source_pause(kafka_source_t *src, bool pause);
+
+/* Serves the consumer (group heartbeats, rebalances, max.poll.interval.ms) for up to
+ * timeout_ms without releasing the current batch; records already fetched before the pause
+ * are kept and returned first by the next kafka_source_poll_batch(). */
+void kafka_source_idle(kafka_source_t *src, int timeout_ms);
+
+/* True while partition is assigned to this consumer. */
+bool kafka_source_owns(const kafka_source_t *src, int32_t partition);
+
 /* Stores next_offset as the position to commit for partition. */
 void kafka_source_store_offset(kafka_source_t *src, int32_t partition, int64_t next_offset);
 /* Synchronously commits stored offsets; returns 0 or TW_ERR_KAFKA. */

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "log.h"
 #include "run.h"
+#include "rules_cmd.h"
 #include "scan.h"
 
 extern char **environ;
@@ -30,8 +31,10 @@ static const char usage[] =
     "  tidewatch run   [--config FILE] [--brokers H:P,...] [--group G] [--input-topic T]\n"
     "                  [--output-topic T] [--dlq-topic T] [--rules FILE]\n"
     "                  [--redis redis://H:P/DB] [--http H:P] [-X key=value]...\n"
-    "  tidewatch scan  --rules FILE [--config FILE] [-X key=value]... [POSTS.jsonl | -]\n"
+    "  tidewatch scan  --rules FILE [--config FILE] [--emit alerts|all] [-X key=value]...\n"
+    "                  [POSTS.jsonl | -]\n"
     "  tidewatch rules check FILE\n"
+    "  tidewatch rules test  FILE POSTS.jsonl\n"
     "  tidewatch demo  [--rules FILE]\n"
     "  tidewatch config docs        print the configuration reference (docs/CONFIG.md)\n"
     "  tidewatch config show [...]  print the effective configuration, secrets masked\n"
@@ -54,6 +57,7 @@ static const struct {
     {"redis", "redis"},
     {"http", "http"},
     {"log-level", "log_level"},
+    {"emit", "scan.emit"},
 };
 #define NFLAG_KEYS (sizeof(flag_keys) / sizeof(flag_keys[0]))
 
@@ -175,32 +179,6 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int cmd_rules_check(const char *path)
-{
-    tw_diag_t diag;
-    tw_diag_init(&diag);
-    rule_set_t *rules = NULL;
-    match_db_t *db = NULL;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = engine_load_rules(path, &rules, &db, &diag);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
-    if (rc == 0) {
-        printf("%s: ok: %zu rules, %zu patterns, %s, compiled in %.3f s, database %zu bytes\n",
-               path, rules->nrules, rules->npatterns, rules->version,
-               (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-               match_db_size_bytes(db));
-    } else {
-        fprintf(stderr, "%s: refused: %zu problem(s)\n", path, diag.count);
-    }
-    match_db_free(db);
-    rule_set_free(rules);
-    tw_diag_fini(&diag);
-    return rc == 0 ? 0 : 1;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -217,11 +195,13 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "rules") == 0) {
+        if (argc == 5 && strcmp(argv[2], "test") == 0)
+            return rules_cmd_test(argv[3], argv[4]);
         if (argc != 4 || strcmp(argv[2], "check") != 0) {
             fputs(usage, stderr);
             return 2;
         }
-        return cmd_rules_check(argv[3]);
+        return rules_cmd_check(argv[3]);
     }
     if (strcmp(cmd, "config") == 0 && argc == 3 && strcmp(argv[2], "docs") == 0) {
         config_write_docs(stdout);

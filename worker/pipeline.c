@@ -19,6 +19,7 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
     p->fields = (post_fields_t){cfg->field_id, cfg->field_text, cfg->field_author,
                                 cfg->field_ts, cfg->field_lang, cfg->field_url};
     buf_init(&p->alerts);
+    buf_init(&p->campaign_buf);
     return match_scratch_new(db, &p->scratch);
 }
 
@@ -36,6 +37,10 @@ static void pipeline_free_arrays(pipeline_t *p)
     free(p->items);
     free(p->dups);
     free(p->post_item);
+    free(p->campaigns);
+    p->campaigns = NULL;
+    p->campaigns_cap = 0;
+    p->ncampaigns = 0;
     p->posts = NULL;
     p->norms = NULL;
     p->matches = NULL;
@@ -48,9 +53,11 @@ static void pipeline_free_arrays(pipeline_t *p)
 
 void pipeline_fini(pipeline_t *p)
 {
+    metrics_rules_release(p->rule_metrics);
     pipeline_free_arrays(p);
     match_scratch_free(p->scratch);
     buf_fini(&p->alerts);
+    buf_fini(&p->campaign_buf);
     memset(p, 0, sizeof(*p));
 }
 
@@ -80,20 +87,107 @@ static int pipeline_reserve(pipeline_t *p, size_t n)
     return 0;
 }
 
-static rule_severity_t highest_severity(const pipeline_t *p, const match_set_t *ms)
+/* The rule of the most severe match (the first of equals), or UINT32_MAX without matches. */
+static uint32_t most_severe_rule(const pipeline_t *p, const match_set_t *ms)
 {
-    rule_severity_t s = RULE_SEVERITY_LOW;
+    uint32_t best = UINT32_MAX;
     for (size_t i = 0; i < ms->count; i++)
-        if (p->rules->rules[ms->hits[i].rule_index].severity > s)
-            s = p->rules->rules[ms->hits[i].rule_index].severity;
-    return s;
+        if (best == UINT32_MAX ||
+            p->rules->rules[ms->hits[i].rule_index].severity > p->rules->rules[best].severity)
+            best = ms->hits[i].rule_index;
+    return best;
 }
 
 static void dead_letter(pipeline_result_t *r, post_reason_t reason)
 {
     r->outcome = PIPELINE_DEAD_LETTER;
     r->reason = reason;
-    atomic_fetch_add(&tw_metrics.decode_failures_total[reason], 1);
+}
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Counts a finished batch. Called only once the batch is done, so a batch retried (the pause
+ * policy) is counted once. Per-rule counters belong to the published rule set when it is the
+ * pipeline's (re-acquired when the pipeline's rules change, e.g. after a reload). */
+static void pipeline_count_batch(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                                 const pipeline_result_t *results)
+{
+    if (p->rule_metrics_rules != p->rules || !p->rule_metrics) {
+        metrics_rules_release(p->rule_metrics);
+        p->rule_metrics = metrics_rules_acquire(p->rules);
+        p->rule_metrics_rules = p->rule_metrics ? p->rules : NULL;
+    }
+    metrics_rules_t *rm = p->rule_metrics;
+    uint64_t bytes = 0;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double now = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+    for (size_t i = 0; i < n; i++) {
+        const pipeline_result_t *r = &results[i];
+        bytes += inputs[i].len;
+        if (r->outcome == PIPELINE_DEAD_LETTER) {
+            atomic_fetch_add_explicit(&tw_metrics.decode_failures_total[r->reason], 1,
+                                      memory_order_relaxed);
+            continue;
+        }
+        const match_set_t *ms = &p->matches[i];
+        for (size_t k = 0; rm && k < ms->count; k++)
+            metrics_rules_hit(rm, ms->hits[k].rule_index);
+        if (r->outcome != PIPELINE_ALERT)
+            continue;
+        metrics_rules_alert(rm, most_severe_rule(p, ms));
+        if (p->posts[i].has_ts) {
+            double delay = now - (double)p->posts[i].ts;
+            metrics_histogram_observe(&tw_metrics.alert_delay_seconds, delay > 0 ? delay : 0);
+        }
+    }
+    atomic_fetch_add_explicit(&tw_metrics.posts_total, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tw_metrics.post_bytes_total, bytes, memory_order_relaxed);
+    metrics_histogram_observe(&tw_metrics.batch_posts, (double)n);
+}
+
+/* Encodes the campaign records claimed by the batch's posts (results' campaign ranges are
+ * filled in pipeline_process's last loop). */
+static int pipeline_campaigns(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                              pipeline_result_t *results)
+{
+    buf_reset(&p->campaign_buf);
+    p->ncampaigns = 0;
+    const dedup_campaign_t *camp = &p->dedup->campaign;
+    for (size_t i = 0; i < n; i++) {
+        if (p->post_item[i] == SIZE_MAX)
+            continue;
+        const dedup_result_t *dup = &p->dups[p->post_item[i]];
+        results[i].campaign_first = p->ncampaigns;
+        for (size_t k = 0; dup->available && k < camp->nmilestones; k++) {
+            if (!(dup->milestones & (1u << k)))
+                continue;
+            if (p->ncampaigns == p->campaigns_cap) {
+                size_t cap = p->campaigns_cap ? p->campaigns_cap * 2 : 16;
+                pipeline_campaign_t *grown = realloc(p->campaigns, cap * sizeof(*grown));
+                if (!grown)
+                    return TW_ERR_NOMEM;
+                p->campaigns = grown;
+                p->campaigns_cap = cap;
+            }
+            pipeline_campaign_t *c = &p->campaigns[p->ncampaigns++];
+            char hex[17];
+            dedup_cluster_hex(dup->cluster, hex);
+            c->key_offset = p->campaign_buf.len;
+            buf_printf(&p->campaign_buf, "campaign:%s:%llu", hex,
+                       (unsigned long long)camp->milestones[k]);
+            c->key_len = p->campaign_buf.len - c->key_offset;
+            c->value_offset = p->campaign_buf.len;
+            alert_encode_campaign(&p->campaign_buf, &p->posts[i], dup, camp->milestones[k],
+                                  p->rules, &inputs[i].source);
+            c->value_len = p->campaign_buf.len - c->value_offset;
+        }
+        results[i].ncampaigns = p->ncampaigns - results[i].campaign_first;
+    }
+    return p->campaign_buf.failed ? TW_ERR_NOMEM : 0;
 }
 
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
@@ -111,8 +205,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
     for (size_t i = 0; i < n; i++) {
         pipeline_result_t *r = &results[i];
         memset(r, 0, sizeof(*r));
-        atomic_fetch_add(&tw_metrics.posts_total, 1);
-        atomic_fetch_add(&tw_metrics.post_bytes_total, inputs[i].len);
+        p->post_item[i] = SIZE_MAX;
         post_t *post = &p->posts[i];
         post_reason_t reason =
             post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data, inputs[i].len,
@@ -128,7 +221,8 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
             dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
             continue;
         }
-        rc = match_scan(p->db, p->scratch, p->norms[i].text, p->norms[i].len, &p->matches[i]);
+        rc = match_scan_post(p->db, p->scratch, &p->norms[i], post->lang,
+                             post->lang ? strlen(post->lang) : 0, &p->matches[i]);
         if (rc != 0)
             return rc;
         fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
@@ -148,16 +242,39 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         p->post_item[i] = nitems++;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    atomic_fetch_add(
-        &tw_metrics.scan_seconds_micros_total,
-        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
+    metrics_histogram_observe(&tw_metrics.scan_seconds, seconds_between(&t0, &t1));
 
     /* One round trip for the whole batch. A store failure costs duplicate information, not
-     * posts: rule alerts still go out, marked as such. */
-    if (nitems && dedup_batch_check(p->dedup, p->items, nitems, p->dups) != 0) {
-        atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
-        atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
+     * posts: rule alerts still go out, marked as such (fail-open), or, with the pause policy,
+     * the caller holds the batch until the store answers again. */
+    int dedup_rc = 0;
+    if (nitems) {
+        bool redis = strcmp(p->dedup->ops->name, "redis") == 0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (redis) {
+            metrics_histogram_observe(&tw_metrics.redis_seconds, seconds_between(&t0, &t1));
+            atomic_store_explicit(&tw_metrics.redis_up, dedup_rc == 0, memory_order_relaxed);
+        }
     }
+    if (dedup_rc != 0) {
+        atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
+        if (p->cfg->dedup_on_unavailable && strcmp(p->cfg->dedup_on_unavailable, "pause") == 0)
+            return TW_ERR_REDIS;
+        atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
+        /* This worker's own memory still recognises repeats it saw itself (for
+         * dedup.alert_min_count); the alerts say the fleet-wide answer was unavailable. */
+        if (p->fallback && dedup_batch_check(p->fallback, p->items, nitems, p->dups) == 0) {
+            for (size_t i = 0; i < nitems; i++) {
+                p->dups[i].available = false;
+                p->dups[i].local = true;
+                p->dups[i].milestones = 0; /* campaigns are fleet-wide decisions only */
+            }
+        }
+    }
+    if ((rc = pipeline_campaigns(p, inputs, n, results)) != 0)
+        return rc;
 
     for (size_t i = 0; i < n; i++) {
         pipeline_result_t *r = &results[i];
@@ -165,9 +282,11 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
             continue;
         const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
         const match_set_t *ms = &p->matches[i];
+        r->dup = dup;
         if (dup && dup->available && dup->count > 1 && !dup->replay)
             atomic_fetch_add(&tw_metrics.duplicates_total, 1);
-        bool campaign = dup && dup->available && p->cfg->dedup_alert_min_count > 0 &&
+        bool campaign = dup && (dup->available || dup->local) &&
+                        p->cfg->dedup_alert_min_count > 0 &&
                         dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
         if (ms->count == 0 && !campaign)
             continue;
@@ -177,10 +296,9 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         r->alert_offset = p->alerts.len;
         alert_encode(&p->alerts, &p->posts[i], &p->norms[i], ms, p->rules, dup, &inputs[i].source);
         r->alert_len = p->alerts.len - r->alert_offset;
-        atomic_fetch_add(&tw_metrics.alerts_total[highest_severity(p, ms)], 1);
     }
     if (p->alerts.failed)
         return TW_ERR_NOMEM;
-    atomic_fetch_add(&tw_metrics.batches_total, 1);
+    pipeline_count_batch(p, inputs, n, results);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "dedup.h"
 #include "fingerprint.h"
 #include "match.h"
+#include "metrics.h"
 #include "normalize.h"
 #include "post.h"
 
@@ -37,7 +38,20 @@ typedef struct {
     size_t key_len;
     size_t alert_offset; /* the alert JSON is pipeline_t.alerts.data[offset, offset + len) */
     size_t alert_len;
+    const dedup_result_t *dup; /* the post's duplicate answer; NULL when it was not deduplicated
+                                  (dead letter, or a post with nothing to fingerprint) */
+    size_t campaign_first;     /* campaign records claimed by this post: */
+    size_t ncampaigns;         /* pipeline_t.campaigns[first, first + n) */
 } pipeline_result_t;
+
+/* A campaign record: one per cluster and milestone for the whole fleet (dedup.h, step 5),
+ * published besides the post's own outcome. Key and value are in pipeline_t.campaign_buf. */
+typedef struct {
+    size_t key_offset;
+    size_t key_len;
+    size_t value_offset;
+    size_t value_len;
+} pipeline_campaign_t;
 
 typedef struct {
     const config_t *cfg;
@@ -55,6 +69,13 @@ typedef struct {
     dedup_result_t *dups;
     size_t *post_item; /* post index -> dedup item, SIZE_MAX when not deduplicated */
     buf_t alerts;
+    dedup_store_t *fallback; /* borrowed, may be NULL: answers while dedup is unavailable */
+    pipeline_campaign_t *campaigns;
+    size_t ncampaigns;
+    size_t campaigns_cap;
+    buf_t campaign_buf;
+    metrics_rules_t *rule_metrics; /* per-rule counters of rule_metrics_rules (a reference) */
+    const rule_set_t *rule_metrics_rules;
 } pipeline_t;
 
 /* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
@@ -64,7 +85,9 @@ void pipeline_fini(pipeline_t *p);
 
 /* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
  * stay valid until the next call. Returns 0, or a negative tw_err_t for failures that are not
- * the input's fault (out of memory, a Hyperscan error): the batch must then be retried. */
+ * the input's fault (out of memory, a Hyperscan error): the batch must then be retried.
+ * TW_ERR_REDIS means the store was unavailable and cfg->dedup_on_unavailable is "pause": the
+ * caller retries the same batch later (nothing was published or counted for it). */
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results);
 

@@ -68,6 +68,18 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
 {
     if (offset_tracker_add(ctx->tracker, rec->partition, rec->offset) != 0)
         return TW_ERR_NOMEM;
+    /* Campaign records first, each one more output the offset waits for. */
+    for (size_t k = 0; k < res->ncampaigns; k++) {
+        const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
+        int rc = offset_tracker_ref(ctx->tracker, rec->partition, rec->offset);
+        if (rc == 0)
+            rc = kafka_sink_produce_campaign(
+                ctx->sink, pipe->campaign_buf.data + c->key_offset, c->key_len,
+                pipe->campaign_buf.data + c->value_offset, c->value_len, rec->partition,
+                rec->offset);
+        if (rc != 0)
+            return rc;
+    }
     switch (res->outcome) {
     case PIPELINE_PASS:
         offset_tracker_done(ctx->tracker, rec->partition, rec->offset);
@@ -84,16 +96,75 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
     return TW_ERR_INVALID;
 }
 
+/* dedup.on_unavailable = pause: the batch could not be deduplicated. Fetching stops, the
+ * consumer keeps being served (heartbeats, rebalances, max.poll.interval.ms), deliveries of
+ * earlier batches are still acknowledged and committed, and the batch is retried every
+ * RUN_PAUSE_RETRY_MS (the Redis store's reconnect backoff paces the real attempts) until the
+ * store answers. Records of partitions revoked meanwhile are dropped: their new owner re-reads
+ * them. Returns the pipeline's final code: 0, TW_ERR_REDIS when stopped while paused, or
+ * another error. */
+#define RUN_PAUSE_RETRY_MS 200
+
+static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_t *records,
+                                 pipeline_input_t *inputs, size_t *n, pipeline_result_t *results,
+                                 const run_options_t *opts)
+{
+    log_warn("duplicate store unavailable: pausing consumption until it answers "
+             "(dedup.on_unavailable = pause)");
+    kafka_source_pause(ctx->src, true);
+    int rc = TW_ERR_REDIS;
+    while (rc == TW_ERR_REDIS && !*opts->stop && !ctx->failed) {
+        metrics_heartbeat();
+        kafka_source_idle(ctx->src, RUN_PAUSE_RETRY_MS);
+        kafka_sink_poll(ctx->sink, 0);
+        run_store_finished(ctx);
+        size_t kept = 0;
+        for (size_t i = 0; i < *n; i++) {
+            if (!kafka_source_owns(ctx->src, records[i].partition))
+                continue;
+            records[kept] = records[i];
+            inputs[kept] = inputs[i];
+            kept++;
+        }
+        *n = kept;
+        rc = kept ? pipeline_process(pipe, inputs, kept, results) : 0;
+    }
+    kafka_source_pause(ctx->src, false);
+    if (rc == 0)
+        log_info("duplicate store answers again: consumption resumed");
+    return rc;
+}
+
+/* The HTTP endpoints start before the rules compile, so /healthz answers and /readyz says
+ * "rules not loaded" while a big rule set compiles. */
+static int run_http_start(const config_t *cfg, http_server_t **http)
+{
+    *http = NULL;
+    if (!cfg->http_addr[0])
+        return 0;
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    int rc = http_server_start(cfg, http, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        log_error("%s", diag.lines[i]);
+    tw_diag_fini(&diag);
+    return rc;
+}
+
 int run_worker(const config_t *cfg, const run_options_t *opts)
 {
     engine_t engine;
-    int rc = engine_open(&engine, cfg, opts->force_memory_store);
-    if (rc != 0)
+    http_server_t *http = NULL;
+    int rc = run_http_start(cfg, &http);
+    if (rc == 0)
+        rc = engine_open(&engine, cfg, opts->force_memory_store);
+    if (rc != 0) {
+        http_server_stop(http);
         return rc;
+    }
 
     run_ctx_t ctx = {.cfg = cfg};
     pipeline_t pipe;
-    http_server_t *http = NULL;
     kafka_record_t *records = NULL;
     pipeline_input_t *inputs = NULL;
     pipeline_result_t *results = NULL;
@@ -106,6 +177,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     if (rc != 0)
         goto out;
     pipe_ready = true;
+    pipe.fallback = engine.fallback;
     records = calloc(batch, sizeof(*records));
     inputs = calloc(batch, sizeof(*inputs));
     results = calloc(batch, sizeof(*results));
@@ -114,9 +186,6 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
         goto out;
     }
     if ((rc = offset_tracker_new(&ctx.tracker)) != 0)
-        goto out;
-    if (cfg->http_addr[0] &&
-        (rc = http_server_start(cfg->http_addr, engine.rules->version, &http, &diag)) != 0)
         goto out;
     if ((rc = kafka_sink_new(cfg, run_on_delivery, &ctx, &ctx.sink, &diag)) != 0)
         goto out;
@@ -127,7 +196,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
     while (!*opts->stop && !ctx.failed) {
-        atomic_store(&tw_metrics.last_loop_unix, (int64_t)time(NULL));
+        metrics_heartbeat();
         size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
         if (n) {
             for (size_t i = 0; i < n; i++) {
@@ -138,6 +207,12 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
                                                     .offset = records[i].offset};
             }
             rc = pipeline_process(&pipe, inputs, n, results);
+            if (rc == TW_ERR_REDIS)
+                rc = run_pause_until_redis(&ctx, &pipe, records, inputs, &n, results, opts);
+            if (rc == TW_ERR_REDIS) {
+                rc = 0; /* stopped while paused: the batch stays uncommitted, re-read later */
+                break;
+            }
             if (rc != 0) {
                 log_error("pipeline failed: %s; stopping without committing the batch",
                           tw_err_str(rc));
@@ -159,7 +234,8 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     }
 
     /* Drain: everything fetched was processed above; wait for its acknowledgements, store
-     * and commit what they cover, then leave the group. */
+     * and commit what they cover, then leave the group. Not ready from here on. */
+    atomic_store(&tw_metrics.draining, 1);
     log_info("draining: %zu post(s) awaiting acknowledgement", offset_tracker_pending(ctx.tracker));
     int left = kafka_sink_flush(ctx.sink, (int)cfg->shutdown_timeout_s * 1000 / 2);
     if (left)

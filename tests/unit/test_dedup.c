@@ -81,6 +81,75 @@ static int check_store(dedup_store_t *store)
     return bad;
 }
 
+static bool sample_is(const dedup_result_t *r, size_t k, const char *id)
+{
+    return k < r->nsamples && r->sample_lens[k] == strlen(id) &&
+           memcmp(r->samples[k], id, strlen(id)) == 0;
+}
+
+/* Campaign milestones (dedup.h step 5) with milestones 2,3 and two distinct authors needed:
+ * each milestone is claimed by exactly one post, a replay of the claiming post claims it
+ * again, and a cluster with one author claims nothing. */
+static int check_campaign(dedup_store_t *store)
+{
+    dedup_campaign_t camp;
+    if (dedup_campaign_parse("2, 3", 2, &camp, NULL) != 0)
+        return fprintf(stderr, "parse failed\n"), 1;
+    dedup_campaign_set(store, &camp);
+    dedup_item_t items[NSAMPLES];
+    fingerprint_t fps[NSAMPLES];
+    dedup_result_t r[NSAMPLES];
+    make_items(items, fps);
+    if (dedup_batch_check(store, items, 3, r) != 0)
+        return fprintf(stderr, "batch 1 failed\n"), 1;
+    /* samples of batch 1 are only valid until the next call: check them now */
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s\n", #cond);                                             \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    EXPECT(r[0].milestones == 0 && r[0].nsamples == 0);
+    EXPECT(r[1].milestones == 1u && r[1].nsamples == 2);
+    EXPECT(sample_is(&r[1], 0, "p1") && sample_is(&r[1], 1, "p2"));
+    EXPECT(r[2].milestones == 2u && r[2].nsamples == 3 && sample_is(&r[2], 2, "p3"));
+    if (dedup_batch_check(store, items + 3, NSAMPLES - 3, r + 3) != 0)
+        return fprintf(stderr, "batch 2 failed\n"), 1;
+    EXPECT(r[3].milestones == 0);                  /* p4: a new cluster */
+    EXPECT(r[4].replay && r[4].milestones == 1u); /* p2 again: its claim, again */
+    EXPECT(r[4].nsamples == 3 && sample_is(&r[4], 0, "p1"));
+    EXPECT(r[5].milestones == 0);                  /* p5: both milestones taken */
+    EXPECT(r[6].count == 2 && r[6].milestones == 0); /* one author only */
+#undef EXPECT
+    return bad;
+}
+
+TW_TEST(campaign_milestones_parse)
+{
+    dedup_campaign_t c;
+    TW_ASSERT_INT_EQ(dedup_campaign_parse("10,100,1000", 3, &c, NULL), 0);
+    TW_ASSERT_INT_EQ(c.nmilestones, 3);
+    TW_ASSERT_INT_EQ(c.milestones[2], 1000);
+    TW_ASSERT_INT_EQ(c.min_authors, 3);
+    TW_ASSERT_INT_EQ(dedup_campaign_parse("", 1, &c, NULL), 0);
+    TW_ASSERT_INT_EQ(c.nmilestones, 0);
+    TW_ASSERT(dedup_campaign_parse("10,5", 1, &c, NULL) != 0);
+    TW_ASSERT(dedup_campaign_parse("0", 1, &c, NULL) != 0);
+    TW_ASSERT(dedup_campaign_parse("-3", 1, &c, NULL) != 0);
+    TW_ASSERT(dedup_campaign_parse("10;20", 1, &c, NULL) != 0);
+    TW_ASSERT(dedup_campaign_parse("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", 1, &c, NULL) != 0);
+}
+
+TW_TEST(memory_store_campaign_milestones)
+{
+    dedup_store_t *store;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1000, &store), 0);
+    TW_ASSERT_INT_EQ(check_campaign(store), 0);
+    dedup_store_free(store);
+}
+
 TW_TEST(memory_store_semantics)
 {
     dedup_store_t *store;
@@ -172,6 +241,13 @@ TW_TEST(redis_store_matches_memory_store)
     dedup_store_t *store = NULL;
     int rc = ready == 0 ? dedup_redis_new(url, 3600, 2000, &store, NULL) : -1;
     int semantics = rc == 0 ? check_store(store) : -1;
+    /* the same campaign checks against Redis, in another database */
+    char url4[64];
+    snprintf(url4, sizeof(url4), "redis://127.0.0.1:%d/4", port);
+    dedup_store_t *store4 = NULL;
+    int rc4 = ready == 0 ? dedup_redis_new(url4, 3600, 2000, &store4, NULL) : -1;
+    int campaign = rc4 == 0 ? check_campaign(store4) : -1;
+    dedup_store_free(store4);
 
     /* Redis going away costs duplicate information, never a crash or a hang */
     int down_rc = 0, down_available = 1;
@@ -194,6 +270,8 @@ TW_TEST(redis_store_matches_memory_store)
     TW_ASSERT_INT_EQ(ready, 0);
     TW_ASSERT_INT_EQ(rc, 0);
     TW_ASSERT_INT_EQ(semantics, 0);
+    TW_ASSERT_INT_EQ(rc4, 0);
+    TW_ASSERT_INT_EQ(campaign, 0);
     TW_ASSERT(down_rc != 0);
     TW_ASSERT_INT_EQ(down_available, 0);
 }
@@ -214,5 +292,6 @@ TW_TEST(redis_url_errors_are_reported)
 int main(void)
 {
     TW_RUN(TW_CASE(memory_store_semantics), TW_CASE(memory_store_stays_bounded),
+           TW_CASE(campaign_milestones_parse), TW_CASE(memory_store_campaign_milestones),
            TW_CASE(redis_store_matches_memory_store), TW_CASE(redis_url_errors_are_reported));
 }

@@ -39,6 +39,29 @@ TW_TEST(watermark_waits_for_the_oldest_post)
     offset_tracker_free(t);
 }
 
+TW_TEST(post_with_several_outputs_waits_for_all)
+{
+    /* an alert plus two campaign records: the offset is finished by the third report */
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 5), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_ref(t, 0, 5), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_ref(t, 0, 5), 0);
+    TW_ASSERT(offset_tracker_ref(t, 0, 4) != 0); /* not the last added */
+    TW_ASSERT(offset_tracker_ref(t, 1, 5) != 0); /* unknown partition */
+    commits_t c = {0};
+    offset_tracker_done(t, 0, 5);
+    offset_tracker_done(t, 0, 5);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 1);
+    offset_tracker_done(t, 0, 5);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[0], 6);
+    offset_tracker_done(t, 0, 5); /* a stray extra report changes nothing */
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    offset_tracker_free(t);
+}
+
 TW_TEST(partitions_are_independent_and_gaps_are_fine)
 {
     offset_tracker_t *t;
@@ -98,6 +121,7 @@ TW_TEST(ring_grows_across_wraparound)
 int main(void)
 {
     TW_RUN(TW_CASE(watermark_waits_for_the_oldest_post),
+           TW_CASE(post_with_several_outputs_waits_for_all),
            TW_CASE(partitions_are_independent_and_gaps_are_fine),
            TW_CASE(revoked_partition_ignores_late_reports), TW_CASE(ring_grows_across_wraparound));
 }

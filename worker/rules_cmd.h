@@ -1,0 +1,13 @@
+/* `tidewatch rules check FILE` and `tidewatch rules test FILE POSTS.jsonl`. */
+#ifndef TW_RULES_CMD_H
+#define TW_RULES_CMD_H
+
+/* Compiles FILE, runs its examples, prints counts per view, compile time and whether the
+ * compiled database came from the cache. Returns the process exit code. */
+int rules_cmd_check(const char *path);
+
+/* Scans every post of a JSONL file (or "-") with FILE and prints which rules hit, each span
+ * in context, then the number of posts each rule hit. Returns the process exit code. */
+int rules_cmd_test(const char *rules_path, const char *posts_path);
+
+#endif
