@@ -56,10 +56,10 @@ typedef struct {
     uint64_t authors; /* distinct authors (HyperLogLog estimate in Redis) */
     int64_t first_seen;
     int64_t last_seen;
-    bool replay;    /* this post id was already a member */
-    bool available; /* false when the store could not answer (Redis down) */
-    bool local;     /* answered by the in-process fallback store while Redis was down: counts
-                       are this worker's only (available is false) */
+    bool replay;         /* this post id was already a member */
+    bool available;      /* false when the store could not answer (Redis down) */
+    bool local;          /* answered by the in-process fallback store while Redis was down: counts
+                            are this worker's only (available is false) */
     uint32_t milestones; /* bit i: this post claimed campaign milestone i (see 5. above) */
     size_t nsamples;     /* when milestones != 0: the cluster's first post ids */
     const char *samples[DEDUP_SAMPLE_IDS]; /* valid until the next call on the store */

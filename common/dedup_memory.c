@@ -101,8 +101,8 @@ typedef struct {
     int64_t first_seen;
     int64_t last_seen;
     int64_t expires_at;
-    u64map_t members; /* post id hash -> 1 */
-    u64map_t authors; /* author hash -> 1 */
+    u64map_t members;                          /* post id hash -> 1 */
+    u64map_t authors;                          /* author hash -> 1 */
     uint64_t claimed_by[DEDUP_MAX_MILESTONES]; /* post id hash that claimed milestone i, 0 */
     char *samples[DEDUP_SAMPLE_IDS];           /* first post ids, owned */
     size_t sample_lens[DEDUP_SAMPLE_IDS];

@@ -33,7 +33,8 @@ static const char dedup_script[] =
     "end\n"
     "local out, i = {}, 7 + nms\n"
     "for p = 1, n do\n"
-    "  local pid, author, ts, exact, nb = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3], tonumber(ARGV[i+4])\n"
+    "  local pid, author, ts, exact, nb = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3], "
+    "tonumber(ARGV[i+4])\n"
     "  local sig = ARGV[i+5]\n"
     "  i = i + 6\n"
     "  local xkey = prefix .. 'x:' .. exact\n"
@@ -61,7 +62,8 @@ static const char dedup_script[] =
     "    if count <= 5 then redis.call('RPUSH', ckey .. ':s', pid) end\n"
     "    local first = tonumber(redis.call('HGET', ckey, 'first'))\n"
     "    local last = tonumber(redis.call('HGET', ckey, 'last'))\n"
-    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) end\n"
+    "    if count == 1 or first == nil or ts < first then redis.call('HSET', ckey, 'first', ts) "
+    "end\n"
     "    if count == 1 or last == nil or ts > last then redis.call('HSET', ckey, 'last', ts) end\n"
     "  end\n"
     "  if not redis.call('SET', xkey, cluster, 'NX', 'EX', window) then\n"
@@ -85,7 +87,8 @@ static const char dedup_script[] =
     "  local h = redis.call('HMGET', ckey, 'count', 'first', 'last')\n"
     "  local count, claimed, bit = tonumber(h[1]), 0, 1\n"
     "  -- milestone k is claimed once, atomically, by the post id HSETNX stores; a replay of that\n"
-    "  -- post finds its own id there and claims it again (its record may not have been delivered)\n"
+    "  -- post finds its own id there and claims it again (its record may not have been "
+    "delivered)\n"
     "  for k = 1, nms do\n"
     "    if count < ms[k] then break end\n"
     "    local f = 'm:' .. ms[k]\n"
@@ -100,7 +103,8 @@ static const char dedup_script[] =
     "  end\n"
     "  local samples = {}\n"
     "  if claimed > 0 then samples = redis.call('LRANGE', ckey .. ':s', 0, 4) end\n"
-    "  out[p] = {cluster, count, authors, tonumber(h[2]), tonumber(h[3]), 1 - added, claimed, samples}\n"
+    "  out[p] = {cluster, count, authors, tonumber(h[2]), tonumber(h[3]), 1 - added, claimed, "
+    "samples}\n"
     "end\n"
     "return out\n";
 
@@ -230,8 +234,7 @@ static void mark_unavailable(dedup_result_t *results, size_t n)
 }
 
 /* Sample ids are copied into r->samples (the reply is freed before the caller reads them). */
-static int parse_reply(dedup_redis_t *r, const redisReply *reply, size_t n,
-                       dedup_result_t *results)
+static int parse_reply(dedup_redis_t *r, const redisReply *reply, size_t n, dedup_result_t *results)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
         return TW_ERR_REDIS;
@@ -306,8 +309,8 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
     /* Numbers and hex keys are written into one scratch buffer first; pointers are taken
      * only after it stops growing. */
     buf_reset(&r->scratch);
-    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0,
-               n, 0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
+    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0, n,
+               0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
     for (size_t k = 0; k < camp->nmilestones; k++)
         buf_printf(&r->scratch, "%" PRIu64 "%c", camp->milestones[k], 0);
     for (size_t i = 0; i < n; i++) {

@@ -1197,7 +1197,7 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         /* A derived view: spans are reported in folded coordinates. */
         size_t fs, fe;
         normalized_span_to_source(ctx->view, start, end, &fs, &fe);
-        if (0 && pat->guard && !match_guard_ok(ctx, fs, fe))
+        if (pat->guard && !match_guard_ok(ctx, fs, fe))
             return 0;
         if (pat->view == NORM_VIEW_SQUASH && pat->kind == PAT_KEYWORD &&
             !match_span_obfuscated(ctx->folded, fs, fe))

@@ -14,7 +14,7 @@ static const double scan_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 static const double batch_bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 static const double redis_bounds[] = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                       0.05,    0.1,    0.25,  0.5,    1,     2.5,  5};
-static const double delay_bounds[] = {0.5, 1,    2,    5,    10,    30,    60,
+static const double delay_bounds[] = {0.5, 1,   2,   5,    10,   30,    60,
                                       120, 300, 600, 1800, 3600, 21600, 86400};
 
 #define NBOUNDS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -107,15 +107,15 @@ void metrics_kafka_stats_set(const char *topic, const metrics_partition_lag_t *l
 #define SEVERITIES 5 /* low, medium, high, critical, none (campaign alerts) */
 
 struct metrics_rules {
-    int refs; /* under metrics_lock */
+    int refs;        /* under metrics_lock */
     const void *key; /* the rule set these counters belong to (compared, never dereferenced) */
     size_t nrules;
-    size_t nseries; /* rules with a series of their own: min(nrules, max_series) */
-    char **rule_label; /* escaped rule id per rule < nseries; owned */
-    uint32_t *rule_category; /* category index per rule */
-    atomic_uint_fast64_t *hits; /* per rule */
-    size_t ncategories; /* real categories; then "_other" and "_campaign" */
-    char **category_label; /* ncategories + 2, escaped; owned */
+    size_t nseries;               /* rules with a series of their own: min(nrules, max_series) */
+    char **rule_label;            /* escaped rule id per rule < nseries; owned */
+    uint32_t *rule_category;      /* category index per rule */
+    atomic_uint_fast64_t *hits;   /* per rule */
+    size_t ncategories;           /* real categories; then "_other" and "_campaign" */
+    char **category_label;        /* ncategories + 2, escaped; owned */
     atomic_uint_fast64_t *alerts; /* (ncategories + 2) * SEVERITIES */
     char **rule_id; /* raw ids, for carrying counts over to the next rule set; owned */
     uint8_t *rule_severity;
@@ -192,7 +192,8 @@ static void rules_carry_over(metrics_rules_t *mr, const metrics_rules_t *prev)
     qsort(sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
     for (size_t i = 0; i < mr->nrules; i++) {
         id_index_t key = {mr->rule_id[i], 0};
-        const id_index_t *found = bsearch(&key, sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
+        const id_index_t *found =
+            bsearch(&key, sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
         if (found)
             atomic_store(&mr->hits[i], atomic_load(&prev->hits[found->index]));
     }
@@ -227,8 +228,8 @@ int metrics_rules_new(const rule_set_t *rules, size_t max_series, double compile
     mr->rule_severity = calloc(n, 1);
     mr->hits = calloc(n, sizeof(*mr->hits));
     mr->category_label = calloc(METRICS_MAX_CATEGORIES + 2, sizeof(char *));
-    if (!mr->rule_label || !mr->rule_id || !mr->rule_category || !mr->rule_severity ||
-        !mr->hits || !mr->category_label)
+    if (!mr->rule_label || !mr->rule_id || !mr->rule_category || !mr->rule_severity || !mr->hits ||
+        !mr->category_label)
         goto nomem;
     for (size_t i = 0; i < rules->nrules; i++) {
         const rule_t *r = &rules->rules[i];
@@ -415,8 +416,7 @@ static void histogram(buf_t *out, const char *name, const char *help, const metr
     buf_append_char(out, '\n');
 }
 
-static const char *const severity_label[SEVERITIES] = {"low", "medium", "high", "critical",
-                                                       "none"};
+static const char *const severity_label[SEVERITIES] = {"low", "medium", "high", "critical", "none"};
 
 static void render_rules(buf_t *out, const metrics_rules_t *mr)
 {
@@ -427,8 +427,8 @@ static void render_rules(buf_t *out, const metrics_rules_t *mr)
           mr ? (int64_t)mr->nrules : 0);
     gauge(out, "tidewatch_rules_loaded_patterns", "Keywords and regexes in the loaded rule set.",
           mr ? (int64_t)mr->npatterns : 0);
-    gauge_f(out, "tidewatch_rules_compile_seconds",
-            "Time to load and compile the loaded rule set.", mr ? mr->compile_seconds : 0);
+    gauge_f(out, "tidewatch_rules_compile_seconds", "Time to load and compile the loaded rule set.",
+            mr ? mr->compile_seconds : 0);
     gauge(out, "tidewatch_rules_loaded_timestamp_seconds", "When the loaded rule set was loaded.",
           mr ? mr->loaded_unix : 0);
     gauge(out, "tidewatch_rules_series_limit_exceeded",
@@ -509,8 +509,7 @@ static void render_process(buf_t *out)
         gauge_f(out, "process_start_time_seconds",
                 "Start time of the process since unix epoch in seconds.",
                 (double)btime + (double)start / tick);
-        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
-              (int64_t)vsize);
+        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", (int64_t)vsize);
         gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
               (int64_t)rss * (int64_t)sysconf(_SC_PAGESIZE));
     }
@@ -541,8 +540,7 @@ void metrics_render(buf_t *out)
     header(out, "tidewatch_build_info", "gauge", "Build information; value 1.");
     buf_printf(out, "tidewatch_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n", TIDEWATCH_VERSION,
                rdkafka);
-    counter(out, "tidewatch_consume_posts_total", "Posts consumed.",
-            atomic_load(&m->posts_total));
+    counter(out, "tidewatch_consume_posts_total", "Posts consumed.", atomic_load(&m->posts_total));
     counter(out, "tidewatch_consume_bytes_total", "Bytes of posts consumed.",
             atomic_load(&m->post_bytes_total));
     header(out, "tidewatch_decode_failures_total", "counter",

@@ -17,7 +17,7 @@
 #include "post.h"
 #include "rules.h"
 
-#define METRICS_HIST_MAX_BOUNDS   20
+#define METRICS_HIST_MAX_BOUNDS    20
 #define METRICS_MAX_LAG_PARTITIONS 4096
 /* Rule categories get their own label value up to this many; more are counted as "_other". */
 #define METRICS_MAX_CATEGORIES 256
@@ -51,18 +51,19 @@ typedef struct {
     atomic_uint_fast64_t dedup_unavailable_total;
     atomic_uint_fast64_t redis_errors_total;
     atomic_uint_fast64_t produce_errors_total;
+    atomic_uint_fast64_t rules_reload_failures_total; /* reloads refused (worker/reload.c) */
     atomic_int redis_up; /* -1 unknown (no round trip yet), 0 last round trip failed, 1 ok */
-    metrics_histogram_t scan_seconds;    /* decode..fingerprint time of one batch */
-    metrics_histogram_t batch_posts;     /* posts per batch */
-    metrics_histogram_t redis_seconds;   /* one Redis round trip (a batch) */
+    metrics_histogram_t scan_seconds;        /* decode..fingerprint time of one batch */
+    metrics_histogram_t batch_posts;         /* posts per batch */
+    metrics_histogram_t redis_seconds;       /* one Redis round trip (a batch) */
     metrics_histogram_t alert_delay_seconds; /* alert produced minus post ts */
-    atomic_int_fast64_t last_loop_unix;  /* poll loop heartbeat, wall clock (a gauge) */
-    atomic_int_fast64_t last_loop_mono_ms; /* same, monotonic clock (liveness); 0 = not yet */
+    atomic_int_fast64_t last_loop_unix;      /* poll loop heartbeat, wall clock (a gauge) */
+    atomic_int_fast64_t last_loop_mono_ms;   /* same, monotonic clock (liveness); 0 = not yet */
     atomic_int assigned_partitions;
-    atomic_int rebalances;               /* assignments seen (including empty ones) */
-    atomic_int draining;                 /* stop requested: no longer ready */
+    atomic_int rebalances; /* assignments seen (including empty ones) */
+    atomic_int draining;   /* stop requested: no longer ready */
     /* Kafka client state from librdkafka statistics (kafka_source.c stats callback) */
-    atomic_int kafka_stats_interval_ms;  /* 0: statistics disabled */
+    atomic_int kafka_stats_interval_ms;      /* 0: statistics disabled */
     atomic_int_fast64_t kafka_stats_mono_ms; /* when the last statistics arrived */
     atomic_int kafka_brokers_up;
     atomic_int kafka_coordinator_up;

@@ -789,10 +789,18 @@ static norm_sq_char_t norm_sq_char(const unsigned char *s, size_t len, size_t i)
         c.n = n;
         return c;
     }
-    if (s[i] >= 'a' && s[i] <= 'z')
+    if (s[i] >= 'a' && s[i] <= 'z') {
         c.letter = (char)s[i];
-    else if ((c.letter = norm_leet(s[i])) == 0)
+    } else if ((c.letter = norm_leet(s[i])) != 0 && (s[i] == '!' || s[i] == '|' || s[i] == '+')) {
+        /* "sh!t" but not "money!": these stand for letters only before a letter or digit. */
+        unsigned char next = i + 1 < len ? s[i + 1] : 0;
+        if (!((next >= 'a' && next <= 'z') || (next >= '0' && next <= '9'))) {
+            c.letter = 0;
+            c.sep = true;
+        }
+    } else if (!c.letter) {
         c.sep = norm_is_squash_sep(s[i]);
+    }
     return c;
 }
 

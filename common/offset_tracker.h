@@ -23,8 +23,8 @@ int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset);
  * TW_ERR_INVALID when offset is not the last one added (a programmer error). */
 int offset_tracker_ref(offset_tracker_t *t, int32_t partition, int64_t offset);
 
-/* Marks one output of (partition, offset) finished; the offset is finished when all are. Unknown pairs (a partition revoked meanwhile) are
- * ignored. */
+/* Marks one output of (partition, offset) finished; the offset is finished when all are. Unknown
+ * pairs (a partition revoked meanwhile) are ignored. */
 void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset);
 
 /* Calls commit(partition, next_offset) for each partition whose watermark advanced since the

@@ -679,6 +679,9 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
         if (!(v = loader_scalar(ld, value, "squash", &vlen)))
             return;
         if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+            /* squash: true = the default views plus squash */
+            if (!rule->keyword_views)
+                rule->keyword_views = RULE_VIEW_FOLDED | RULE_VIEW_SKELETON;
             rule->keyword_views |= RULE_VIEW_SQUASH;
         } else if (strcmp(v, "false") != 0 && strcmp(v, "no") != 0) {
             loader_error(ld, ld->name, node_line(value), "squash must be true or false");

@@ -110,7 +110,7 @@ def build_stream(texts, args, rng):
     bases = [t for t in texts if len(t.split()) >= 8][: args.bases]
     used = set(bases)
     distractors = [t for t in texts if t not in used][: args.distractors]
-    vocab = list({w for t in texts[:5000] for w in t.split() if w.isalpha()}) + FILLER
+    vocab = sorted({w for t in texts[:5000] for w in t.split() if w.isalpha()}) + FILLER
     stream = []
     for i, t in enumerate(bases):
         stream.append((f"b{i}", f"a{rng.randint(0, 10**6)}", t, i))

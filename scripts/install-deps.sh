@@ -36,6 +36,7 @@ PACKAGES=(
   libyaml-dev libmicrohttpd-dev libssl-dev libpcre2-dev
   redis-server kcat clang-format
   maven
+  prometheus
 )
 
 # A Java 17+ runtime for the Kafka broker and Maven: keep whatever provides it already.
@@ -110,6 +111,21 @@ PY
   fi
 else
   echo "python: skipped (--no-python)"
+fi
+
+# ---- step 2b: kustomize for tests/deploy -------------------------------------------------
+# `kubectl kustomize` when kubectl is there; else the kustomize module through the Go proxy.
+if kubectl kustomize --help >/dev/null 2>&1 || command -v kustomize >/dev/null; then
+  echo "kustomize: present"
+elif command -v go >/dev/null; then
+  if $SUDO env "PATH=$PATH" GOBIN=/usr/local/bin \
+      go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0; then
+    echo "kustomize: installed $(kustomize version 2>/dev/null)"
+  else
+    echo "kustomize: go install failed; tests/deploy fails in CI without it" >&2
+  fi
+else
+  echo "kustomize: neither kubectl nor go found; tests/deploy will skip the kustomize builds" >&2
 fi
 
 # ---- step 3: Kafka broker jars ----------------------------------------------------------

@@ -101,11 +101,13 @@ static bool http_ready(const http_server_t *srv, buf_t *report)
             buf_printf(report, "kafka: ok, coordinator up, %d partition(s) assigned\n", assigned);
         }
     } else if (atomic_load(&tw_metrics.rebalances) > 0) {
-        buf_printf(report, "kafka: ok, group joined, %d partition(s) assigned "
-                           "(statistics disabled: broker reachability not checked)\n",
+        buf_printf(report,
+                   "kafka: ok, group joined, %d partition(s) assigned "
+                   "(statistics disabled: broker reachability not checked)\n",
                    assigned);
     } else {
-        buf_append_str(report, "kafka: waiting for the first group assignment\n");
+        buf_append_str(report, "kafka: consumer starting, or waiting for the first group "
+                               "assignment\n");
         ok = false;
     }
     int redis = atomic_load(&tw_metrics.redis_up);
@@ -194,8 +196,8 @@ int http_server_start(const config_t *cfg, http_server_t **out, tw_diag_t *diag)
         return TW_ERR_NOMEM;
     srv->max_silence_s = cfg->health_max_loop_silence_s;
     srv->redis = cfg->redis_url[0] != '\0';
-    srv->redis_fail_open = !cfg->dedup_on_unavailable ||
-                           strcmp(cfg->dedup_on_unavailable, "pause") != 0;
+    srv->redis_fail_open =
+        !cfg->dedup_on_unavailable || strcmp(cfg->dedup_on_unavailable, "pause") != 0;
     srv->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
                          NULL, http_handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

@@ -86,9 +86,8 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->opaque = opaque;
     sink->alerts_topic = strdup(cfg->output_topic);
     sink->dlq_topic = strdup(cfg->dlq_topic);
-    sink->campaign_topic =
-        strdup(cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic
-                                                             : cfg->output_topic);
+    sink->campaign_topic = strdup(
+        cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic) {
@@ -158,8 +157,7 @@ int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_
         rd_kafka_resp_err_t err = rd_kafka_producev(
             sink->rk, RD_KAFKA_V_TOPIC(sink->campaign_topic),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_HEADER("type", "campaign", (ssize_t)8),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADER("type", "campaign", (ssize_t)8),
             RD_KAFKA_V_OPAQUE(pack_source(src_partition, src_offset)), RD_KAFKA_V_END);
         if (!err)
             return 0;

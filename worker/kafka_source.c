@@ -111,8 +111,7 @@ static int source_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
             src->lags[n++] = (metrics_partition_lag_t){(int32_t)json_integer_value(p),
                                                        (int64_t)json_integer_value(lag)};
     }
-    metrics_kafka_stats_set(src->topic, src->lags, n, brokers_up,
-                            cgrp && strcmp(cgrp, "up") == 0);
+    metrics_kafka_stats_set(src->topic, src->lags, n, brokers_up, cgrp && strcmp(cgrp, "up") == 0);
     json_decref(root);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "log.h"
 #include "run.h"
+#include "reload.h"
 #include "rules_cmd.h"
 #include "scan.h"
 
@@ -168,6 +169,12 @@ static void *watchdog_thread(void *arg)
     return NULL;
 }
 
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    tw_reload_requested = 1;
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -176,6 +183,11 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    struct sigaction hup;
+    memset(&hup, 0, sizeof(hup));
+    hup.sa_handler = on_reload_signal; /* rules hot reload (reload.h) */
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

@@ -51,6 +51,19 @@ static void pipeline_free_arrays(pipeline_t *p)
     p->cap = 0;
 }
 
+int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db)
+{
+    match_scratch_t *scratch = NULL;
+    int rc = match_scratch_new(db, &scratch);
+    if (rc != 0)
+        return rc;
+    match_scratch_free(p->scratch);
+    p->scratch = scratch;
+    p->rules = rules;
+    p->db = db;
+    return 0;
+}
+
 void pipeline_fini(pipeline_t *p)
 {
     metrics_rules_release(p->rule_metrics);

@@ -83,6 +83,11 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
                   dedup_store_t *dedup);
 void pipeline_fini(pipeline_t *p);
 
+/* Makes the pipeline use another rule set from the next batch on (hot reload): a scratch for
+ * db is allocated first, so on failure (TW_ERR_NOMEM) the pipeline keeps its old rules. The
+ * caller frees the old rules and db once this returned 0; rules and db must outlive p. */
+int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db);
+
 /* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
  * stay valid until the next call. Returns 0, or a negative tw_err_t for failures that are not
  * the input's fault (out of memory, a Hyperscan error): the batch must then be retried.

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "offset_tracker.h"
 #include "pipeline.h"
+#include "reload.h"
 
 /* How long a rebalance may wait for in-flight records before giving up its partitions; what
  * is still unacknowledged then is re-read by the next owner. */
@@ -73,10 +74,9 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
         const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
         int rc = offset_tracker_ref(ctx->tracker, rec->partition, rec->offset);
         if (rc == 0)
-            rc = kafka_sink_produce_campaign(
-                ctx->sink, pipe->campaign_buf.data + c->key_offset, c->key_len,
-                pipe->campaign_buf.data + c->value_offset, c->value_len, rec->partition,
-                rec->offset);
+            rc = kafka_sink_produce_campaign(ctx->sink, pipe->campaign_buf.data + c->key_offset,
+                                             c->key_len, pipe->campaign_buf.data + c->value_offset,
+                                             c->value_len, rec->partition, rec->offset);
         if (rc != 0)
             return rc;
     }
@@ -172,11 +172,15 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     tw_diag_init(&diag);
     bool pipe_ready = false;
     size_t batch = (size_t)cfg->batch_size;
+    reload_t *reloader = NULL;
 
     rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup);
     if (rc != 0)
         goto out;
     pipe_ready = true;
+    /* Hot reload is a convenience: without its thread the worker runs on the rules it has. */
+    if (reload_start(cfg, engine.rules, &reloader) != 0)
+        log_warn("rules hot reload unavailable: out of memory or threads");
     pipe.fallback = engine.fallback;
     records = calloc(batch, sizeof(*records));
     inputs = calloc(batch, sizeof(*inputs));
@@ -197,6 +201,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
 
     while (!*opts->stop && !ctx.failed) {
         metrics_heartbeat();
+        reload_apply(reloader, &engine, &pipe, cfg); /* between batches: one set per batch */
         size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
         if (n) {
             for (size_t i = 0; i < n; i++) {
@@ -256,6 +261,7 @@ out:
     free(records);
     free(inputs);
     free(results);
+    reload_stop(reloader);
     if (pipe_ready)
         pipeline_fini(&pipe);
     engine_close(&engine);

@@ -38,8 +38,8 @@ static void report_bad_line(const char *file, int64_t line, const pipeline_resul
  * detection (perf/neardup_eval.py) and for showing an analyst why posts were clustered:
  * {"post_id", "line", "cluster" (null when the post had nothing to fingerprint), "count",
  *  "authors", "replay", "alert", "canonical" (the text the fingerprint was taken of)}. */
-static void emit_post_record(buf_t *b, const pipeline_t *pipe, size_t i,
-                             const pipeline_input_t *in, const pipeline_result_t *res)
+static void emit_post_record(buf_t *b, const pipeline_t *pipe, size_t i, const pipeline_input_t *in,
+                             const pipeline_result_t *res)
 {
     const post_t *post = &pipe->posts[i];
     const normalized_t *norm = &pipe->norms[i];

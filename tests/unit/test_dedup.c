@@ -117,10 +117,10 @@ static int check_campaign(dedup_store_t *store)
     EXPECT(r[2].milestones == 2u && r[2].nsamples == 3 && sample_is(&r[2], 2, "p3"));
     if (dedup_batch_check(store, items + 3, NSAMPLES - 3, r + 3) != 0)
         return fprintf(stderr, "batch 2 failed\n"), 1;
-    EXPECT(r[3].milestones == 0);                  /* p4: a new cluster */
+    EXPECT(r[3].milestones == 0);                 /* p4: a new cluster */
     EXPECT(r[4].replay && r[4].milestones == 1u); /* p2 again: its claim, again */
     EXPECT(r[4].nsamples == 3 && sample_is(&r[4], 0, "p1"));
-    EXPECT(r[5].milestones == 0);                  /* p5: both milestones taken */
+    EXPECT(r[5].milestones == 0);                    /* p5: both milestones taken */
     EXPECT(r[6].count == 2 && r[6].milestones == 0); /* one author only */
 #undef EXPECT
     return bad;
