@@ -45,7 +45,9 @@ static const config_entry_t config_table[] = {
               "Hyperscan version and CPU are unchanged: auto = $XDG_CACHE_HOME/tidewatch or "
               "/tmp/tidewatch-cache-<uid>; off = always compile"),
     STR_ENTRY("redis", redis_url, "",
-              "Duplicate store: redis://[user:password@]host:port/db; empty = in-process memory"),
+              "Duplicate store: redis://[user:password@]host:port/db, or Redis Cluster "
+              "redis+cluster://[user:password@]host:port,host:port,... (seed nodes, database "
+              "0; docs/DEDUP.md); empty = in-process memory"),
     STR_ENTRY("http", http_addr, "", "Address for /metrics /healthz /readyz, e.g. 0.0.0.0:9464"),
     STR_ENTRY("log_level", log_level, "info", "debug | info | warn | error | off"),
     STR_ENTRY("fields.id", field_id, "id", "JSON field holding the post id (string or number)"),

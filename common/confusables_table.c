@@ -2,6 +2,7 @@
  * Non-ASCII code point -> ASCII prototype (marks dropped, case folded), sorted by code point. */
 #include "confusables_table.h"
 
+/* clang-format off */
 const confusable_t confusables_table[] = {
     {0x00A0, " "},
     {0x00A2, "c"},
@@ -1825,6 +1826,7 @@ const confusable_t confusables_table[] = {
     {0x1F76B, "mb"},
     {0x1F76C, "vb"},
 };
+/* clang-format on */
 
 const size_t confusables_table_len = sizeof(confusables_table) / sizeof(confusables_table[0]);
 const char confusables_table_version[] = "13.0.0";

@@ -121,6 +121,11 @@ int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out)
 int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_store_t **out,
                     tw_diag_t *diag);
 
+/* url may also be redis+cluster://[user:password@]host:port[,host:port...] (Redis Cluster seed
+ * nodes): see docs/DEDUP.md for the per-slot scheme. For tests and logs: the MOVED and ASK
+ * redirections a cluster store followed (0 for other stores). */
+void dedup_redis_redirections(const dedup_store_t *store, uint64_t *moved, uint64_t *ask);
+
 /* Cluster ids are printed as 16 lower-case hex digits. */
 void dedup_cluster_hex(uint64_t cluster, char out[17]);
 

@@ -85,6 +85,12 @@ struct match_db {
     bool has_allow; /* the global allow list is not empty */
     bool from_cache;
     size_t view_count[NORM_VIEW_COUNT];
+    /* What a post's skeleton must have changed for the skeleton scan to find anything new:
+     * an ASCII byte that some skeleton pattern contains, or an Arabic change when some
+     * skeleton pattern is Arabic (normalize_skeleton_info_t). Computed from pats. */
+    uint32_t skel_ascii[4];
+    bool skel_arabic;
+    bool skel_other; /* a skeleton pattern with non-ASCII, non-Arabic text */
 };
 
 #define MATCH_MAX_ALLOW_SPANS 16
@@ -407,7 +413,6 @@ static bool match_cp_is_letter(int32_t cp)
     return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
 }
 
-
 static bool match_cp_is_arabic(int32_t cp)
 {
     return (cp >= 0x0600 && cp <= 0x06FF) || (cp >= 0x0750 && cp <= 0x077F) ||
@@ -488,8 +493,7 @@ static int match_keyword_add(match_items_t *list, const char *kw, size_t len, ru
     return match_items_add(list, match_keyword_escape(kw), 0, &base);
 }
 
-static unsigned match_pattern_views(const rule_set_t *rs, const rule_pattern_t *rp,
-                                    bool derivable)
+static unsigned match_pattern_views(const rule_set_t *rs, const rule_pattern_t *rp, bool derivable)
 {
     const rule_t *rule = rp->group == RULE_GROUP_ALLOW ? NULL : &rs->rules[rp->rule_index];
     if (rp->kind == RULE_PATTERN_REGEX)
@@ -515,9 +519,21 @@ static int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t l
                         .all_index = (uint8_t)rp->all_index};
     bool latin = false;
     bool derivable = match_keyword_derivable(rp->text, &latin);
-    unsigned views = match_pattern_views(rs, rp, derivable);
     size_t kwlen = strlen(rp->text);
     int rc = 0;
+    if (derivable && latin) {
+        /* A Latin keyword written with diacritics or non-ASCII look-alikes ("đê", "có",
+         * "piç") means exactly that: its skeleton ("de", "co", "pic") is another, often
+         * common, word. Measured on 50,000 real posts with the 54-language profanity lists,
+         * matching such keywords in the skeleton added 3,829 posts, nearly all false ("de",
+         * "co", "long"); so only keywords whose skeleton is themselves go there. Accents in
+         * the text are still seen through for keywords written without them. */
+        if ((rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SKELETON, tmp)) != 0)
+            return rc;
+        if (tmp->len != kwlen || memcmp(tmp->text, rp->text, kwlen) != 0)
+            derivable = false;
+    }
+    unsigned views = match_pattern_views(rs, rp, derivable);
     if (views & RULE_VIEW_FOLDED)
         rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], rp->text, kwlen, mode, NORM_VIEW_FOLDED,
                                false, base);
@@ -527,8 +543,8 @@ static int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t l
             rc = match_keyword_add(&lists[NORM_VIEW_SKELETON], tmp->text, tmp->len, mode,
                                    NORM_VIEW_SKELETON, latin, base);
             /* Posts whose skeleton is their folded text (most: plain ASCII) skip the skeleton
-             * scan, so a keyword whose skeleton differs ("caf\u00e9" -> "cafe") is looked for in
-             * folded text as well. */
+             * scan, so a keyword whose skeleton differs (Arabic "مدرسة" -> "مدرسه") is looked
+             * for in folded text as well. */
             if (rc == 0 && (tmp->len != kwlen || memcmp(tmp->text, rp->text, kwlen) != 0))
                 rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], tmp->text, tmp->len, mode,
                                        NORM_VIEW_FOLDED, false, base);
@@ -663,7 +679,8 @@ static int match_cache_key(const rule_set_t *rs, char hex[65])
     snprintf(platbuf, sizeof(platbuf), "%u/%llu/%zu", plat.tune,
              (unsigned long long)plat.cpu_features, sizeof(match_pat_t));
     const char *parts[] = {MATCH_CACHE_MAGIC, TIDEWATCH_VERSION, __DATE__ " " __TIME__,
-                           hs_version(), platbuf, confusables_table_version, rs->version};
+                           hs_version(),      platbuf,           confusables_table_version,
+                           rs->version};
     int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
     for (size_t i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++)
         ok = EVP_DigestUpdate(md, parts[i], strlen(parts[i]) + 1) == 1;
@@ -716,7 +733,9 @@ static int match_cache_load(const char *path, const rule_set_t *rs, match_db_t *
         goto out;
     for (size_t i = 0; i < db->npats; i++)
         if (db->pats[i].rule_index >= (rs->nrules ? rs->nrules : 1) ||
-            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT)
+            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT ||
+            db->pats[i].kind > PAT_REGEX_END || db->pats[i].group > RULE_GROUP_ALLOW ||
+            db->pats[i].all_index >= RULES_MAX_ALL)
             goto out;
     for (int v = 0; v < NORM_VIEW_COUNT; v++) {
         uint64_t size = hdr[3 + v];
@@ -800,6 +819,40 @@ out:
         free(bytes[v]);
 }
 
+/* Fills db->skel_ascii / skel_arabic from the skeleton view's expressions. */
+static void match_skel_filter(match_db_t *db)
+{
+    const rule_set_t *rs = db->rs;
+    memset(db->skel_ascii, 0, sizeof(db->skel_ascii));
+    db->skel_arabic = false;
+    db->skel_other = false;
+    normalized_t tmp;
+    normalized_init(&tmp);
+    for (size_t i = 0; i < db->npats; i++) {
+        const match_pat_t *pat = &db->pats[i];
+        if (pat->view != NORM_VIEW_SKELETON)
+            continue;
+        const rule_pattern_t *rp = &rs->patterns[pat->pattern_index];
+        if (pat->kind != PAT_KEYWORD ||
+            normalize_text_view(rp->text, strlen(rp->text), NORM_VIEW_SKELETON, &tmp) != 0) {
+            /* a regex (or no memory): any change may matter */
+            memset(db->skel_ascii, 0xff, sizeof(db->skel_ascii));
+            db->skel_arabic = db->skel_other = true;
+            continue;
+        }
+        for (size_t k = 0; k < tmp.len; k++) {
+            unsigned char c = (unsigned char)tmp.text[k];
+            if (c < 0x80)
+                db->skel_ascii[c >> 5] |= 1u << (c & 31);
+            else if (c == 0xD8 || c == 0xD9 || c == 0xDA || c == 0xDB)
+                db->skel_arabic = true; /* lead bytes of U+0600-06FF */
+            else if (c >= 0xC0)
+                db->skel_other = true; /* (continuation bytes say nothing) */
+        }
+    }
+    normalized_fini(&tmp);
+}
+
 int match_cache_dir_default(char *buf, size_t size)
 {
     const char *xdg = getenv("XDG_CACHE_HOME");
@@ -843,6 +896,7 @@ int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_d
             cache_path = NULL;
         if (cache_path && match_cache_load(cache_path, rs, db) == 0) {
             db->from_cache = true;
+            match_skel_filter(db);
             *out = db;
             db = NULL;
             goto out;
@@ -937,6 +991,7 @@ int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_d
         err = TW_ERR_COMPILE;
         goto out;
     }
+    match_skel_filter(db);
     if (cache_path)
         match_cache_store(cache_dir, cache_path, rs, db);
     *out = db;
@@ -1094,10 +1149,9 @@ static void match_span_add(match_rule_hit_t *hit, uint32_t start, uint32_t end, 
     hit->nspans = n + 1;
 }
 
-
 /* Counts Latin and other letters of text[start, end). */
-static void match_count_scripts(const unsigned char *text, size_t start, size_t end,
-                                size_t *latin, size_t *other)
+static void match_count_scripts(const unsigned char *text, size_t start, size_t end, size_t *latin,
+                                size_t *other)
 {
     for (size_t i = start; i < end;) {
         int32_t cp = match_cp_at(text, i, end);
@@ -1114,10 +1168,10 @@ static void match_count_scripts(const unsigned char *text, size_t start, size_t 
 
 /* The guard for a Latin keyword found in a derived view: the original may have reached the
  * keyword's letters through other scripts' look-alikes. Ordinary Cyrillic or Greek words
- * (Russian "\u0441\u043e\u0440" reads as "cop") must not count, so such a hit counts only when the span
- * mixes Latin with other letters, or when the post as a whole is mostly Latin (a Cyrillic
- * word standing for an English one in English text). Spans that are all Latin (accents,
- * leetspeak) always count. */
+ * (Russian "сор" reads as "cop") must not count, so such a hit counts only when the
+ * span mixes Latin with other letters, or when the post as a whole is mostly Latin (a Cyrillic word
+ * standing for an English one in English text). Spans that are all Latin (accents, leetspeak)
+ * always count. */
 static bool match_guard_ok(match_ctx_t *ctx, size_t fstart, size_t fend)
 {
     size_t latin = 0, other = 0;
@@ -1171,6 +1225,8 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
     size_t start, end = (size_t)to;
     switch (pat->kind) {
     case PAT_KEYWORD:
+        if (pat->len > end)
+            return 0; /* cannot happen for a database built from this table */
         start = end - pat->len;
         if (pat->bound_left && match_cp_is_word(match_cp_before(text, start)))
             return 0;
@@ -1279,8 +1335,8 @@ static void match_finish(const match_db_t *db, match_scratch_t *scratch, match_s
         match_rule_hit_t *hit = &set->hits[i];
         uint32_t r = hit->rule_index;
         const match_rule_t *info = &db->rule_info[r];
-        bool ok = scratch->all_bits[r] == info->all_mask && scratch->any_count[r] >= info->min_any &&
-                  scratch->veto[r] != scratch->gen;
+        bool ok = scratch->all_bits[r] == info->all_mask &&
+                  scratch->any_count[r] >= info->min_any && scratch->veto[r] != scratch->gen;
         if (ok && info->has_langs)
             ok = match_lang_ok(&db->rs->rules[r], lang, lang_len);
         if (ok && scratch->nallow) {
@@ -1324,14 +1380,12 @@ static void match_sort(match_set_t *set)
     }
 }
 
-static int match_begin(const match_db_t *db, match_scratch_t *scratch, size_t len,
-                       match_set_t *set)
+static int match_begin(const match_db_t *db, match_scratch_t *scratch, size_t len, match_set_t *set)
 {
     set->count = 0;
     set->truncated = false;
     /* Hyperscan takes an unsigned int length and spans are uint32_t. */
-    if (len > UINT32_MAX || scratch->nrules != db->nrules ||
-        scratch->npatterns != db->npatterns)
+    if (len > UINT32_MAX || scratch->nrules != db->nrules || scratch->npatterns != db->npatterns)
         return TW_ERR_SCAN;
     scratch->nallow = 0;
     /* A new generation invalidates every stamp at once; on wrap-around clear them for real. */
@@ -1401,13 +1455,19 @@ int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normal
     if (db->hs[NORM_VIEW_FOLDED])
         rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
     bool need_skel = db->hs[NORM_VIEW_SKELETON] || db->hs[NORM_VIEW_SQUASH];
-    bool same = true;
+    normalize_skeleton_info_t info = {.same = true};
     if (rc == 0 && need_skel && folded->len)
-        rc = normalize_skeleton(folded, &scratch->skeleton, &same);
+        rc = normalize_skeleton_ex(folded, &scratch->skeleton, &info);
     /* The skeleton of most posts (plain ASCII) is the folded text itself: every skeleton
      * keyword whose form differs was also compiled into the folded database, so there is
-     * nothing left to find there. */
-    if (rc == 0 && db->hs[NORM_VIEW_SKELETON] && !same) {
+     * nothing left to find there. Nor is there when what changed cannot be part of any
+     * skeleton pattern (curly quotes turned ASCII, Arabic spelling, and no such pattern). */
+    bool scan_skel =
+        !info.same &&
+        (info.lone_mark || (info.other && db->skel_other) || (info.arabic && db->skel_arabic) ||
+         (info.ascii[0] & db->skel_ascii[0]) || (info.ascii[1] & db->skel_ascii[1]) ||
+         (info.ascii[2] & db->skel_ascii[2]) || (info.ascii[3] & db->skel_ascii[3]));
+    if (rc == 0 && db->hs[NORM_VIEW_SKELETON] && scan_skel) {
         ctx.text = (const unsigned char *)scratch->skeleton.text;
         ctx.len = scratch->skeleton.len;
         ctx.view = &scratch->skeleton;
@@ -1425,8 +1485,7 @@ int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normal
     return match_end(db, scratch, set, rc, lang, lang_len);
 }
 
-int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed,
-                            size_t *failed)
+int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed, size_t *failed)
 {
     *passed = *failed = 0;
     const rule_set_t *rs = db->rs;

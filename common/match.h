@@ -65,8 +65,7 @@ int match_cache_dir_default(char *buf, size_t size);
  * make its rule hit and each `no_match` text must not. Every failure goes to diag as
  * "file:line: rule <id>: example '<text>' should ...". Returns 0 (see *failed) or
  * TW_ERR_NOMEM. Allocates; not for the hot path. */
-int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed,
-                            size_t *failed);
+int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed, size_t *failed);
 /* Compiled expressions scanning the given view (a keyword can be compiled in several). */
 size_t match_db_view_patterns(const match_db_t *db, normalize_view_t view);
 void match_db_free(match_db_t *db);

@@ -431,6 +431,9 @@ static void render_rules(buf_t *out, const metrics_rules_t *mr)
             mr ? mr->compile_seconds : 0);
     gauge(out, "tidewatch_rules_loaded_timestamp_seconds", "When the loaded rule set was loaded.",
           mr ? mr->loaded_unix : 0);
+    counter(out, "tidewatch_rules_reload_failures_total",
+            "Rule reloads refused (parse, compile or examples failed); the old set stays.",
+            atomic_load(&tw_metrics.rules_reload_failures_total));
     gauge(out, "tidewatch_rules_series_limit_exceeded",
           "1 when rules beyond metrics.max_rule_series are counted as rule=\"_other\".",
           mr && mr->nseries < mr->nrules ? 1 : 0);

@@ -644,25 +644,51 @@ static const char *norm_confusable(int32_t cp)
     return NULL;
 }
 
-/* Appends the skeleton of one decomposed code point; sets *changed when it is not cp itself. */
-static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_t end,
-                          bool *changed)
+static bool norm_cp_is_arabic_block(int32_t cp)
+{
+    return (cp >= 0x0600 && cp <= 0x08FF) || (cp >= 0xFB50 && cp <= 0xFEFF);
+}
+
+static inline void norm_info_ascii(normalize_skeleton_info_t *info, unsigned char c)
+{
+    info->ascii[c >> 5] |= 1u << (c & 31);
+}
+
+/* Appends the skeleton of one (decomposed) code point and records in info what changed.
+ * forced: cp comes from a decomposition that already differs from the folded text. */
+static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_t end, bool forced,
+                          normalize_skeleton_info_t *info)
 {
     if (norm_skel_is_mark(cp)) {
-        *changed = true;
+        info->same = false;
+        if (norm_cp_is_arabic_block(cp))
+            info->arabic = true;
+        else if (!forced)
+            info->lone_mark = true; /* it joins its neighbours: nothing to narrow down */
         return 0;
     }
     int32_t ar = cp >= 0x0600 && cp <= 0x06FF ? norm_skel_arabic(cp) : cp;
     if (ar != cp) {
-        *changed = true;
+        info->same = false;
+        info->arabic = true;
         if (ar == 0)
             return 0;
         cp = ar;
     }
     const char *proto = norm_confusable(cp);
     if (proto) {
-        *changed = true;
+        info->same = false;
+        for (const char *p = proto; *p; p++)
+            norm_info_ascii(info, (unsigned char)*p);
         return norm_push(out, proto, strlen(proto), start, end);
+    }
+    if (forced) {
+        if (cp < 0x80)
+            norm_info_ascii(info, (unsigned char)cp);
+        else if (norm_cp_is_arabic_block(cp))
+            info->arabic = true;
+        else
+            info->other = true;
     }
     unsigned char bytes[4];
     size_t n = norm_utf8_encode(cp, bytes);
@@ -671,15 +697,24 @@ static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_
 
 int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same)
 {
+    normalize_skeleton_info_t info;
+    int rc = normalize_skeleton_ex(folded, out, &info);
+    *same = info.same;
+    return rc;
+}
+
+int normalize_skeleton_ex(const normalized_t *folded, normalized_t *out,
+                          normalize_skeleton_info_t *info)
+{
     out->len = 0;
-    *same = true;
+    memset(info, 0, sizeof(*info));
+    info->same = true;
     int rc = norm_reserve(out, folded->len + 2);
     if (rc != 0)
         goto fail;
     const unsigned char *s = (const unsigned char *)folded->text;
     size_t len = folded->len;
     size_t i = 0;
-    bool changed = false;
     while (i < len) {
         if (s[i] < 0x80) {
             /* ASCII runs are copied with an identity map. */
@@ -702,21 +737,24 @@ int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same
         uint32_t start = (uint32_t)i, end = (uint32_t)(i + n);
         const utf8proc_property_t *prop = utf8proc_get_property(cp);
         bool hangul = cp >= 0xAC00 && cp <= 0xD7A3;
-        if (prop->decomp_seqindex == UINT16_MAX || hangul || prop->decomp_type != 0) {
+        /* Spanish ñ is a letter of its own, not an accented n: "año" (year) is not "ano". */
+        bool keep = cp == 0x00F1;
+        if (prop->decomp_seqindex == UINT16_MAX || hangul || keep || prop->decomp_type != 0) {
             /* No canonical decomposition (compatibility ones were applied by NFKC already). */
-            rc = norm_skel_emit(out, cp, start, end, &changed);
+            rc = norm_skel_emit(out, cp, start, end, false, info);
         } else {
             utf8proc_int32_t dec[NORM_DECOMP_MAX];
             int boundclass = 0;
-            utf8proc_ssize_t nd = utf8proc_decompose_char(cp, dec, NORM_DECOMP_MAX,
-                                                          UTF8PROC_DECOMPOSE, &boundclass);
+            utf8proc_ssize_t nd =
+                utf8proc_decompose_char(cp, dec, NORM_DECOMP_MAX, UTF8PROC_DECOMPOSE, &boundclass);
             if (nd <= 0 || nd > NORM_DECOMP_MAX) {
-                rc = norm_skel_emit(out, cp, start, end, &changed);
+                rc = norm_skel_emit(out, cp, start, end, false, info);
             } else {
-                if (nd != 1 || dec[0] != cp)
-                    changed = true;
+                bool forced = nd != 1 || dec[0] != cp;
+                if (forced)
+                    info->same = false;
                 for (utf8proc_ssize_t k = 0; k < nd && rc == 0; k++)
-                    rc = norm_skel_emit(out, dec[k], start, end, &changed);
+                    rc = norm_skel_emit(out, dec[k], start, end, forced, info);
             }
         }
         if (rc != 0)
@@ -724,7 +762,6 @@ int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same
         i += n;
     }
     norm_terminate(out, (uint32_t)len);
-    *same = !changed;
     return 0;
 fail:
     norm_set_empty(out);
@@ -815,7 +852,7 @@ int normalize_squash(const normalized_t *skel, normalized_t *out)
     size_t i = 0;
     /* A token is a run of non-separators. A separator run between two one-character tokens
      * that are letters is dropped. */
-    bool prev_single = false; /* the last token was one letter */
+    bool prev_single = false;                       /* the last token was one letter */
     size_t pending_sep = SIZE_MAX, pending_end = 0; /* a separator run waiting for its fate */
     while (i < len) {
         norm_sq_char_t c = norm_sq_char(s, len, i);

@@ -72,6 +72,21 @@ int normalize_view_parse(const char *name, normalize_view_t *out);
  * TW_ERR_NOMEM (out is then empty). */
 int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same);
 
+/* What normalize_skeleton_ex saw change, so a scanner can skip the skeleton when no change
+ * can concern its patterns (a curly quote becoming ASCII matters only to patterns with an
+ * apostrophe). */
+typedef struct {
+    bool same;         /* the skeleton is the folded text */
+    bool arabic;       /* Arabic letters folded, or Arabic marks or tatweel dropped */
+    bool lone_mark;    /* a combining mark dropped on its own (joins its neighbours) */
+    bool other;        /* a changed character became non-ASCII, non-Arabic text */
+    uint32_t ascii[4]; /* bitmap of the ASCII bytes that changed characters became */
+} normalize_skeleton_info_t;
+
+/* normalize_skeleton, reporting what changed in *info. */
+int normalize_skeleton_ex(const normalized_t *folded, normalized_t *out,
+                          normalize_skeleton_info_t *info);
+
 /* Derives the squash view of a skeleton view (made by normalize_skeleton from the same folded
  * text) into out; out's map points into the folded text too. Returns 0 or TW_ERR_NOMEM. */
 int normalize_squash(const normalized_t *skeleton, normalized_t *out);

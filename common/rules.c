@@ -561,8 +561,7 @@ static void loader_string_list(loader_t *ld, const yaml_node_t *node, const char
         return;
     }
     if (count > RULES_MAX_LIST) {
-        loader_error(ld, ld->name, node_line(node), "%s: more than %u items", what,
-                     RULES_MAX_LIST);
+        loader_error(ld, ld->name, node_line(node), "%s: more than %u items", what, RULES_MAX_LIST);
         return;
     }
     char **items = calloc(count ? count : 1, sizeof(*items));

@@ -10,7 +10,8 @@ Patterns (real, public, /work/shared/data/patterns): every word of profanity_was
 (54 languages, up to a quarter of a tier) and domains sampled from
 phishing_domains_blocklistproject.txt for the rest, as keywords, five per rule, plus the first
 100 SpamAssassin body regexes; default views (folded + skeleton), and a `squash` variant of
-the 10k tier. For each tier:
+the 10k tier, and a `folded`-only variant of it (views: [folded]: the cost of the skeleton).
+For each tier:
   compile_s     `tidewatch rules check` with an empty cache directory (parse + compile + store)
   cached_s      the same command again: the database comes from the cache
   scan          `tidewatch rules test` over the first --posts lines of posts_mixed.txt: the
@@ -81,7 +82,7 @@ def main():
                "command": " ".join(sys.argv), "tiers": []}
     tiers = [(int(t), "") for t in args.tiers.split(",")]
     if any(n == 10000 for n, _ in tiers):
-        tiers.append((10000, "squash"))
+        tiers += [(10000, "folded"), (10000, "squash")]
     for n, variant in tiers:
         kws = words[: n // 4] + domains[: n - min(len(words), n // 4)]
         rules = os.path.join(tmp, "rules_%d%s.yaml" % (n, variant))
@@ -89,8 +90,10 @@ def main():
             f.write("rules:\n")
             for r in range(0, len(kws), 5):
                 f.write("  - id: kw%d\n    category: bench\n" % r)
-                if variant:
+                if variant == "squash":
                     f.write("    squash: true\n")
+                elif variant == "folded":
+                    f.write("    views: [folded]\n")
                 f.write("    keywords: %s\n" % json.dumps(kws[r:r + 5], ensure_ascii=False))
             for i, rx in enumerate(regexes):
                 f.write("  - id: re%d\n    category: bench\n    regex: ['%s']\n"

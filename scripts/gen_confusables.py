@@ -81,11 +81,12 @@ def main():
     out.write(" * Non-ASCII code point -> ASCII prototype (marks dropped, case folded), sorted by "
               "code point. */\n")
     out.write('#include "confusables_table.h"\n\n')
+    out.write("/* clang-format off */\n")
     out.write("const confusable_t confusables_table[] = {\n")
     for cp in sorted(entries):
         t = entries[cp].replace("\\", "\\\\").replace('"', '\\"')
         out.write('    {0x%04X, "%s"},\n' % (cp, t))
-    out.write("};\n\n")
+    out.write("};\n/* clang-format on */\n\n")
     out.write("const size_t confusables_table_len = sizeof(confusables_table) / "
               "sizeof(confusables_table[0]);\n")
     out.write('const char confusables_table_version[] = "%s";\n' % version)

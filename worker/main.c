@@ -172,7 +172,7 @@ static void *watchdog_thread(void *arg)
 static void on_reload_signal(int sig)
 {
     (void)sig;
-    tw_reload_requested = 1;
+    atomic_store(&tw_reload_requested, 1);
 }
 
 static void install_signals(void)

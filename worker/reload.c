@@ -18,7 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 
-volatile sig_atomic_t tw_reload_requested;
+atomic_int tw_reload_requested;
 
 #define RELOAD_POLL_MS     100
 #define RELOAD_DEBOUNCE_MS 250
@@ -98,9 +98,8 @@ static void reload_watch_files(reload_t *r, const rule_set_t *rs)
             seen = strcmp(r->watches[w].dir, dir) == 0;
         if (seen || r->nwatches == RELOAD_MAX_WATCHES)
             continue;
-        int wd = inotify_add_watch(r->ifd, dir,
-                                   IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
-                                       IN_ATTRIB);
+        int wd = inotify_add_watch(
+            r->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB);
         if (wd < 0) {
             log_warn("rules reload: cannot watch %s: %s (SIGHUP still reloads)", dir,
                      strerror(errno));
@@ -149,8 +148,8 @@ static void reload_once(reload_t *r, const char *why)
     rule_set_t *rules = NULL;
     match_db_t *db = NULL;
     int64_t t0 = reload_now_ms();
-    int rc = engine_load_rules_cached(r->cfg->rules_path, r->cfg->rules_cache_dir, &rules, &db,
-                                      &diag);
+    int rc =
+        engine_load_rules_cached(r->cfg->rules_path, r->cfg->rules_cache_dir, &rules, &db, &diag);
     double secs = (double)(reload_now_ms() - t0) / 1000.0;
     if (rc != 0) {
         for (size_t i = 0; i < diag.count; i++)
@@ -195,8 +194,7 @@ static void *reload_main(void *arg)
             struct timespec ts = {0, RELOAD_POLL_MS * 1000000L};
             nanosleep(&ts, NULL);
         }
-        if (tw_reload_requested) {
-            tw_reload_requested = 0;
+        if (atomic_exchange(&tw_reload_requested, 0)) {
             reload_once(r, "SIGHUP");
             pending = -1;
         } else if (pending >= 0 && reload_now_ms() - pending >= RELOAD_DEBOUNCE_MS) {
@@ -262,8 +260,8 @@ bool reload_apply(reload_t *r, engine_t *e, pipeline_t *pipe, const config_t *cf
         metrics_rules_release(e->rule_metrics);
         e->rule_metrics = mr;
     }
-    log_info("rules %s in use (was %s): %zu rules, %zu patterns", rules->version,
-             e->rules->version, rules->nrules, rules->npatterns);
+    log_info("rules %s in use (was %s): %zu rules, %zu patterns", rules->version, e->rules->version,
+             rules->nrules, rules->npatterns);
     match_db_free(e->db);
     rule_set_free(e->rules);
     e->rules = rules;

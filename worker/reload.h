@@ -8,15 +8,16 @@
 #ifndef TW_RELOAD_H
 #define TW_RELOAD_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
 #include "engine.h"
 #include "pipeline.h"
 
-/* Set by the SIGHUP handler (main.c); the reload thread clears it. */
-extern volatile sig_atomic_t tw_reload_requested;
+/* Set by the SIGHUP handler (main.c); the reload thread clears it. A lock-free atomic, so
+ * both the handler and another thread may touch it. */
+extern atomic_int tw_reload_requested;
 
 typedef struct reload reload_t;
 

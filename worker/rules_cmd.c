@@ -150,8 +150,8 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
         }
     }
     double secs = rules_cmd_seconds(&t0);
-    printf("\n%zu posts (%zu undecodable), %zu with hits, scanned in %.3f s\n", nposts, nbad,
-           nhit, secs);
+    printf("\n%zu posts (%zu undecodable), %zu with hits, scanned in %.3f s\n", nposts, nbad, nhit,
+           secs);
     printf("%-40s %10s\n", "rule", "posts");
     for (size_t r = 0; r < rules->nrules; r++)
         printf("%-40s %10zu\n", rules->rules[r].id, counts[r]);

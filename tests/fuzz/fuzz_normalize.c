@@ -2,7 +2,8 @@
  *
  * Build and run with libFuzzer (clang):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
- *       tests/fuzz/fuzz_normalize.c common/normalize.c common/fingerprint.c common/err.c \
+ *       tests/fuzz/fuzz_normalize.c common/normalize.c common/confusables_table.c \
+ *       common/fingerprint.c common/err.c \
  *       -lutf8proc -o fuzz_normalize
  *   ./fuzz_normalize -max_len=4096 tests/fuzz/corpus/normalize
  * ctest replays the corpus without libFuzzer (tests/fuzz/fuzz_replay.c supplies main()).
@@ -232,6 +233,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         free(first);
         fuzz_check_fingerprint(norm.text, norm.len);
+        /* The derived views: valid UTF-8, maps inside folded and non-decreasing, and the
+         * skeleton's "same" flag telling the truth. */
+        normalized_t skel, squash;
+        normalized_init(&skel);
+        normalized_init(&squash);
+        bool same = false;
+        if (normalize_skeleton(&norm, &skel, &same) != 0 || normalize_squash(&skel, &squash) != 0)
+            abort();
+        if (same && (skel.len != norm.len || memcmp(skel.text, norm.text, norm.len) != 0))
+            abort();
+        const normalized_t *views[2] = {&skel, &squash};
+        for (int v = 0; v < 2; v++) {
+            const normalized_t *w = views[v];
+            if (!utf8_is_valid(w->text, w->len) || w->text[w->len] != '\0' ||
+                w->src_start[w->len] != norm.len)
+                abort();
+            for (size_t i = 0; i < w->len; i++)
+                if (w->src_start[i] >= w->src_end[i] || w->src_end[i] > norm.len ||
+                    (i > 0 &&
+                     (w->src_start[i - 1] > w->src_start[i] || w->src_end[i - 1] > w->src_end[i])))
+                    abort();
+        }
+        normalized_fini(&skel);
+        normalized_fini(&squash);
     }
     /* fingerprint_compute never fails, whatever the bytes. */
     fingerprint_t fp;

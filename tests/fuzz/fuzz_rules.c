@@ -5,6 +5,7 @@
  * Build and run with libFuzzer (clang), from the repository root:
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
  *       tests/fuzz/fuzz_rules.c common/rules.c common/match.c common/normalize.c common/err.c \
+ *       common/confusables_table.c \
  *       $(pkg-config --cflags --libs libhs yaml-0.1 libcrypto libutf8proc) -lpthread \
  *       -o fuzz_rules
  *   ./fuzz_rules -max_len=65536 -timeout=10 tests/fuzz/corpus/rules
@@ -24,6 +25,7 @@
 
 #include "err.h"
 #include "match.h"
+#include "normalize.h"
 #include "rules.h"
 
 /* Compiling is milliseconds per regex: only small rule sets go on to match.c. */
@@ -50,6 +52,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         match_set_t set;
         match_set_init(&set);
         if (match_db_compile(rs, &db, &diag) == 0 && match_scratch_new(db, &scratch) == 0) {
+            if (match_scan(db, scratch, (const char *)data, size, &set) != 0)
+                abort();
+            /* The input as a post too: normalized, scanned in every view its rules use, spans
+             * in folded coordinates. */
+            normalized_t norm;
+            normalized_init(&norm);
+            if (normalize_text((const char *)data, size, &norm) == 0) {
+                if (match_scan_post(db, scratch, &norm, "en", 2, &set) != 0)
+                    abort();
+                for (size_t i = 0; i < set.count; i++)
+                    for (uint32_t s = 0; s < set.hits[i].nspans; s++)
+                        if (set.hits[i].spans[s].start > set.hits[i].spans[s].end ||
+                            set.hits[i].spans[s].end > norm.len)
+                            abort();
+            }
+            normalized_fini(&norm);
             if (match_scan(db, scratch, (const char *)data, size, &set) != 0)
                 abort();
             for (size_t i = 0; i < set.count; i++) {

@@ -14,7 +14,6 @@ Readiness semantics are documented in docs/OPERATIONS.md.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess

@@ -296,8 +296,8 @@ TW_TEST(test_regex_sets_agree_with_pcre2)
             "tidewatch, %zu by PCRE2), compiled in %.1f s; %zu posts, %zu (post, rule) pairs, "
             "%zu hits, %zu mismatches\n",
             nsnort, nsa, skipped, refused, pcre_refused,
-            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, posts.n, pairs,
-            hits, mismatches);
+            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, posts.n, pairs, hits,
+            mismatches);
     TW_ASSERT(compared_rules > 400);
     TW_ASSERT(hits > 100);
     TW_ASSERT_INT_EQ(mismatches, 0);

@@ -22,8 +22,10 @@ TW_TEST(test_skeleton_strips_marks)
     normalized_t v;
     normalized_init(&v);
     TW_ASSERT_STR_EQ(view_of("Giả mạo", NORM_VIEW_SKELETON, &v), "gia mao");
-    TW_ASSERT_STR_EQ(view_of("Café ÉTÉ niño façade", NORM_VIEW_SKELETON, &v),
-                     "cafe ete nino facade");
+    TW_ASSERT_STR_EQ(view_of("Café ÉTÉ façade São", NORM_VIEW_SKELETON, &v),
+                     "cafe ete facade sao");
+    /* ñ is a letter of Spanish, not n with an accent: "año" is not "ano" */
+    TW_ASSERT_STR_EQ(view_of("Año niño", NORM_VIEW_SKELETON, &v), "año niño");
     /* e + combining acute (decomposed input) reads the same */
     TW_ASSERT_STR_EQ(view_of("cafe\xcc\x81", NORM_VIEW_SKELETON, &v), "cafe");
     /* Indic vowel signs are not decoration: Hindi keeps them */
@@ -58,8 +60,10 @@ TW_TEST(test_skeleton_arabic)
     normalized_init(&v);
     normalized_init(&w);
     /* tashkeel and tatweel removed */
-    TW_ASSERT_STR_EQ(view_of("مَجَّانًا", NORM_VIEW_SKELETON, &v), view_of("مجانا", NORM_VIEW_SKELETON, &w));
-    TW_ASSERT_STR_EQ(view_of("مجـــانا", NORM_VIEW_SKELETON, &v), view_of("مجانا", NORM_VIEW_SKELETON, &w));
+    TW_ASSERT_STR_EQ(view_of("مَجَّانًا", NORM_VIEW_SKELETON, &v),
+                     view_of("مجانا", NORM_VIEW_SKELETON, &w));
+    TW_ASSERT_STR_EQ(view_of("مجـــانا", NORM_VIEW_SKELETON, &v),
+                     view_of("مجانا", NORM_VIEW_SKELETON, &w));
     /* alef forms, alef maksura -> yeh, teh marbuta -> heh */
     TW_ASSERT_STR_EQ(view_of("أحمد إسلام آمن", NORM_VIEW_SKELETON, &v),
                      view_of("احمد اسلام امن", NORM_VIEW_SKELETON, &w));
@@ -163,9 +167,9 @@ TW_TEST(test_view_names)
 /* Random valid UTF-8 through every view: no crash, monotonic maps inside the original. */
 TW_TEST(test_views_random)
 {
-    static const char *const pieces[] = {"a", "Z", " ", ".", "3", "$", "é", "е", "ο", "\xcc\x81",
-                                         "\xe2\x80\x8b", "ـ", "َ", "ą", "中", "ｆ", "𝐛", "-", "ß",
-                                         "ﷺ", "\t", "ǅ", "ﬁ", "İ"};
+    static const char *const pieces[] = {
+        "a",  "Z",  " ", ".", "3", "$", "é",  "е", "ο", "\xcc\x81", "\xe2\x80\x8b", "ـ", "َ", "ą",
+        "中", "ｆ", "𝐛", "-", "ß", "ﷺ", "\t", "ǅ", "ﬁ", "İ"};
     normalized_t v;
     normalized_init(&v);
     unsigned seed = 12345;

@@ -51,8 +51,8 @@ static const char *fx_hits(fx_t *fx, const char *text, const char *lang, char ou
 {
     out[0] = '\0';
     if (normalize_text(text, strlen(text), &fx->norm) != 0 ||
-        match_scan_post(fx->db, fx->scratch, &fx->norm, lang, lang ? strlen(lang) : 0,
-                        &fx->set) != 0)
+        match_scan_post(fx->db, fx->scratch, &fx->norm, lang, lang ? strlen(lang) : 0, &fx->set) !=
+            0)
         return "<error>";
     for (size_t i = 0; i < fx->set.count; i++) {
         if (i)
@@ -77,12 +77,16 @@ TW_TEST(test_default_keyword_sees_through_obfuscation)
     char out[256];
     TW_ASSERT_INT_EQ(fx_load(&fx, "rules:\n  - {id: k, category: c, keywords: [paypal]}\n", NULL),
                      0);
-    const char *hit[] = {
-        "log in to PayPal now",          "log in to pay\xe2\x80\x8bpal now", /* ZWSP */
-        "log in to ｐａｙｐａｌ now",    "log in to 𝐩𝐚𝐲𝐩𝐚𝐥 now",            /* math bold */
-        "log in to раураl now",          "log in to pαypαl now",             /* Greek alpha */
-        "log in to РАУРАL now",          "log in to pãypál now",
-        "log in to p\xcc\x81" "aypal now"};
+    const char *hit[] = {"log in to PayPal now",
+                         "log in to pay\xe2\x80\x8bpal now", /* ZWSP */
+                         "log in to ｐａｙｐａｌ now",
+                         "log in to 𝐩𝐚𝐲𝐩𝐚𝐥 now", /* math bold */
+                         "log in to раураl now",
+                         "log in to pαypαl now", /* Greek alpha */
+                         "log in to РАУРАL now",
+                         "log in to pãypál now",
+                         "log in to p\xcc\x81"
+                         "aypal now"};
     for (size_t i = 0; i < sizeof(hit) / sizeof(hit[0]); i++) {
         TW_ASSERT_STR_EQ(fx_hits(&fx, hit[i], NULL, out), "k");
         size_t a, b;
@@ -100,9 +104,8 @@ TW_TEST(test_skeleton_guard_spares_cyrillic_text)
 {
     fx_t fx;
     char out[256];
-    TW_ASSERT_INT_EQ(fx_load(&fx, "rules:\n  - {id: cop, category: c, keywords: [cop, xopa]}\n",
-                             NULL),
-                     0);
+    TW_ASSERT_INT_EQ(
+        fx_load(&fx, "rules:\n  - {id: cop, category: c, keywords: [cop, xopa]}\n", NULL), 0);
     /* Russian "сор" (litter) and "хора" are ordinary words: not the English keywords */
     TW_ASSERT_STR_EQ(fx_hits(&fx, "Сор и хора на улице", NULL, out), "");
     TW_ASSERT_STR_EQ(fx_hits(&fx, "сор", NULL, out), "");
@@ -117,6 +120,32 @@ TW_TEST(test_skeleton_guard_spares_cyrillic_text)
     TW_ASSERT_STR_EQ(fx_hits(&fx, "call the cop", NULL, out), "");
     TW_ASSERT_STR_EQ(fx_hits(&fx, "это сор", NULL, out), "ru");
     TW_ASSERT_INT_EQ(match_db_view_patterns(fx.db, NORM_VIEW_SKELETON), 0);
+    fx_fini(&fx);
+}
+
+/* The skeleton scan is skipped when nothing that changed can be part of a skeleton pattern;
+ * check that what can matter still is scanned. */
+TW_TEST(test_skeleton_skip_filter)
+{
+    fx_t fx;
+    char out[256];
+    TW_ASSERT_INT_EQ(fx_load(&fx,
+                             "rules:\n"
+                             "  - {id: q, category: c, keywords: [\"don't\"]}\n"
+                             "  - {id: p, category: c, keywords: [paypal]}\n"
+                             "  - {id: ar, category: c, keywords: [\"مدرسة\"]}\n",
+                             NULL),
+                     0);
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "I don\u2019t know", NULL, out), "q");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "it\u2019s \u0440\u0430\u0443\u0440\u0430l", NULL, out), "p");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "pa\u0301ypal", NULL, out), "p"); /* lone combining mark */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "في مدرسه اليوم", NULL, out), "ar");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "في مدرسـة اليوم", NULL, out), "ar");
+    fx_fini(&fx);
+    TW_ASSERT_INT_EQ(fx_load(&fx, "rules:\n  - {id: p, category: c, keywords: [paypal]}\n", NULL),
+                     0);
+    /* Arabic changes cannot concern a Latin keyword: still found in the Latin part */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "مدرسة \u0440\u0430\u0443\u0440\u0430l paypal", NULL, out), "p");
     fx_fini(&fx);
 }
 
@@ -169,8 +198,8 @@ TW_TEST(test_modes)
     TW_ASSERT_STR_EQ(fx_hits(&fx, "shitcoin", NULL, out), "s,x");
     TW_ASSERT_STR_EQ(fx_hits(&fx, "bitcoins", NULL, out), "x");
     fx_fini(&fx);
-    TW_ASSERT(fx_load(&fx, "rules:\n  - {id: w, category: c, keywords: [a], mode: inside}\n",
-                      NULL) != 0);
+    TW_ASSERT(
+        fx_load(&fx, "rules:\n  - {id: w, category: c, keywords: [a], mode: inside}\n", NULL) != 0);
     fx_fini(&fx);
 }
 
@@ -249,16 +278,17 @@ TW_TEST(test_parse_errors)
 TW_TEST(test_examples)
 {
     fx_t fx;
-    TW_ASSERT_INT_EQ(fx_load(&fx,
-                             "rules:\n"
-                             "  - id: ok\n    category: c\n    keywords: [free giveaway]\n"
-                             "    examples:\n      match: ['FREE GIVEAWAY!', 'free give\u200baway']\n"
-                             "      no_match: [freegiveaway]\n"
-                             "  - id: bad\n    category: c\n    keywords: [scam]\n    langs: [en]\n"
-                             "    examples:\n      match: [scam, 'sc am']\n"
-                             "      no_match: [a scam]\n",
-                             NULL),
-                     0);
+    TW_ASSERT_INT_EQ(
+        fx_load(&fx,
+                "rules:\n"
+                "  - id: ok\n    category: c\n    keywords: [free giveaway]\n"
+                "    examples:\n      match: ['FREE GIVEAWAY!', 'free give\u200baway']\n"
+                "      no_match: [freegiveaway]\n"
+                "  - id: bad\n    category: c\n    keywords: [scam]\n    langs: [en]\n"
+                "    examples:\n      match: [scam, 'sc am']\n"
+                "      no_match: [a scam]\n",
+                NULL),
+        0);
     tw_diag_t diag;
     tw_diag_init(&diag);
     size_t passed = 0, failed = 0;
@@ -279,9 +309,10 @@ TW_TEST(test_cache)
 {
     char dir[] = "/tmp/tw-test-cache-XXXXXX";
     TW_ASSERT(mkdtemp(dir) != NULL);
-    const char *yaml = "rules:\n"
-                       "  - {id: k, category: c, keywords: [paypal, free money], squash: true}\n"
-                       "  - {id: r, category: c, regex: ['send\\s+\\d+\\s*btc', '(a|b){0,300}c']}\n";
+    const char *yaml =
+        "rules:\n"
+        "  - {id: k, category: c, keywords: [paypal, free money], squash: true}\n"
+        "  - {id: r, category: c, regex: ['send\\s+\\d+\\s*btc', '(a|b){0,300}c']}\n";
     fx_t a, b;
     char out[256];
     TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0);
@@ -304,8 +335,9 @@ TW_TEST(test_cache)
     fx_fini(&b);
     /* A corrupt cache file is ignored and rewritten. */
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "for f in %s/*.hsdb; do head -c 100 \"$f\" > \"$f.x\" && mv \"$f.x\" "
-                               "\"$f\"; done",
+    snprintf(cmd, sizeof(cmd),
+             "for f in %s/*.hsdb; do head -c 100 \"$f\" > \"$f.x\" && mv \"$f.x\" "
+             "\"$f\"; done",
              dir);
     TW_ASSERT_INT_EQ(system(cmd), 0);
     TW_ASSERT_INT_EQ(fx_load(&b, yaml, dir), 0);
@@ -324,7 +356,7 @@ TW_TEST(test_cache)
 int main(void)
 {
     TW_RUN(TW_CASE(test_default_keyword_sees_through_obfuscation),
-           TW_CASE(test_skeleton_guard_spares_cyrillic_text), TW_CASE(test_views_key),
-           TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
+           TW_CASE(test_skeleton_guard_spares_cyrillic_text), TW_CASE(test_skeleton_skip_filter),
+           TW_CASE(test_views_key), TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
            TW_CASE(test_parse_errors), TW_CASE(test_examples), TW_CASE(test_cache));
 }

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Redis commands and CPU per post of the duplicate store, side by side with the memory store.
+
+Starts a real redis-server (and, with --cluster, three redis-servers in cluster mode joined by
+`redis-cli --cluster create`) on free loopback ports, runs perf/bench_dedup (built by CMake:
+BUILD/perf/bench_dedup) over N real posts' fingerprints in batches of 500 against the memory
+store and each Redis store, and reports posts/s plus, per post, the Redis calls by command
+(INFO commandstats deltas: commands run inside the Lua scripts are counted too) and the
+servers' CPU (INFO cpu used_cpu_sys + used_cpu_user deltas, summed over the cluster's nodes).
+
+usage: perf/redis_cost.py [--bench build/perf/bench_dedup] [--n 50000] [--batch 500]
+                          [--cluster] [--out perf/results/redis-cost.json]
+Exits 0 with a SKIP line when redis-server, the bench binary or the posts are missing.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(port, *args, timeout=10):
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args),
+                         capture_output=True, text=True, timeout=timeout)
+    return out.stdout
+
+
+def info(port, section):
+    fields = {}
+    for line in cli(port, "INFO", section).splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.strip().split(":", 1)
+            fields[k] = v
+    return fields
+
+
+def snapshot(ports):
+    """Calls and microseconds per command and CPU seconds, summed over ports."""
+    calls, usec, cpu = {}, {}, 0.0
+    for port in ports:
+        for k, v in info(port, "commandstats").items():
+            name = k[len("cmdstat_"):]
+            stats = dict(kv.split("=") for kv in v.split(","))
+            calls[name] = calls.get(name, 0) + int(stats["calls"])
+            usec[name] = usec.get(name, 0) + int(stats["usec"])
+        c = info(port, "cpu")
+        cpu += float(c["used_cpu_sys"]) + float(c["used_cpu_user"])
+    return calls, usec, cpu
+
+
+class Servers:
+    """redis-server processes on free ports, cluster mode optional; stopped by close()."""
+
+    def __init__(self, count, cluster):
+        self.dir = Path(tempfile.mkdtemp(prefix="tw-redis-cost-"))
+        self.procs, self.ports = [], []
+        for i in range(count):
+            port = free_port()
+            d = self.dir / str(i)
+            d.mkdir()
+            args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(d), "--logfile", str(d / "log")]
+            if cluster:
+                args += ["--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf")]
+            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.STDOUT))
+            self.ports.append(port)
+        for port in self.ports:
+            self.wait(lambda p=port: cli(p, "PING").strip() == "PONG", "PING")
+        if cluster:
+            subprocess.run(["redis-cli", "--cluster", "create"] +
+                           [f"127.0.0.1:{p}" for p in self.ports] + ["--cluster-yes"],
+                           capture_output=True, check=True, timeout=60)
+            for port in self.ports:
+                self.wait(lambda p=port: "cluster_state:ok" in cli(p, "CLUSTER", "INFO"),
+                          "cluster_state:ok")
+
+    @staticmethod
+    def wait(pred, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if pred():
+                    return
+            except (OSError, subprocess.SubprocessError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis: timed out waiting for {what}")
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_bench(bench, store, n, batch):
+    out = subprocess.run([str(bench), "--n", str(n), "--batch", str(batch), "--store", store],
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench_dedup {store} failed:\n{out.stderr}")
+    line = out.stdout.strip().splitlines()[-1]
+    if line.startswith("SKIP"):
+        print(line)
+        sys.exit(0)
+    return json.loads(line)
+
+
+def measure(bench, servers, url, n, batch):
+    for port in servers.ports:
+        cli(port, "CONFIG", "RESETSTAT")
+    calls0, usec0, cpu0 = snapshot(servers.ports)
+    res = run_bench(bench, url, n, batch)
+    calls1, usec1, cpu1 = snapshot(servers.ports)
+    posts = res["posts"]
+    per_cmd = {k: round((calls1.get(k, 0) - calls0.get(k, 0)) / posts, 3)
+               for k in sorted(set(calls1) | set(calls0))}
+    per_cmd = {k: v for k, v in per_cmd.items() if v and k not in ("info", "config|resetstat")}
+    res["calls_per_post"] = dict(sorted(per_cmd.items(), key=lambda kv: -kv[1]))
+    res["calls_per_post_total"] = round(sum(v for k, v in per_cmd.items()
+                                            if k not in ("evalsha", "eval")), 2)
+    usec = {k: round((usec1.get(k, 0) - usec0.get(k, 0)) / posts, 2) for k in per_cmd}
+    res["usec_per_post"] = dict(sorted(usec.items(), key=lambda kv: -kv[1]))
+    res["redis_cpu_us_per_post"] = round((cpu1 - cpu0) * 1e6 / posts, 2)
+    res["nodes"] = len(servers.ports)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bench", default=str(ROOT / "build" / "perf" / "bench_dedup"))
+    ap.add_argument("--n", type=int, default=50000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--cluster", action="store_true", help="also a 3-node Redis Cluster")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        print("SKIP: redis-server / redis-cli not installed")
+        return 0
+    if not Path(args.bench).exists():
+        print(f"SKIP: {args.bench} not built")
+        return 0
+
+    results = [run_bench(args.bench, "memory", args.n, args.batch)]
+    s = Servers(1, cluster=False)
+    try:
+        results.append(measure(args.bench, s, f"redis://127.0.0.1:{s.ports[0]}/0", args.n,
+                               args.batch))
+    finally:
+        s.close()
+    if args.cluster:
+        s = Servers(3, cluster=True)
+        try:
+            url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in s.ports)
+            results.append(measure(args.bench, s, url, args.n, args.batch))
+        finally:
+            s.close()
+    report = {"what": "duplicate store cost per post: Redis commands (incl. inside Lua) and "
+                      "server CPU, posts/s of dedup_batch_check alone",
+              "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+              "cpus": os.cpu_count(), "results": results}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
