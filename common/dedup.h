@@ -16,7 +16,7 @@
  *      every key of the cluster expires window_s after its last update;
  *   5. campaign milestones (dedup_campaign_set): a new member that finds the cluster's count
  *      at or above milestone m and its distinct authors at or above min_authors, where m was
- *      not yet reached, claims m for its post id (Redis: HSETNX inside the batch script, so
+ *      not yet reached, claims m for its post id (Redis: set-if-empty inside one script, so
  *      exactly one post of the fleet claims each milestone). A replay of the claiming post
  *      claims it again, so the campaign record survives a crash before its delivery; no
  *      other post ever does. The first DEDUP_SAMPLE_IDS post ids of a cluster are kept as
@@ -116,14 +116,14 @@ static inline void dedup_store_free(dedup_store_t *store)
  * reached, expired clusters are swept and, if still full, the oldest half is dropped. */
 int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out);
 
-/* Redis store: one EVALSHA round trip per batch. url is redis://[user:password@]host:port/db.
- * Connects lazily; returns 0 even if Redis is down at creation (errors surface per batch). */
+/* Redis store: one EVALSHA round trip per batch. url is redis://[user:password@]host:port/db,
+ * or redis+cluster://[user:password@]host:port[,host:port...] (Redis Cluster seed nodes; two
+ * or three pipelined rounds per batch, see docs/DEDUP.md). Connects lazily; returns 0 even if
+ * Redis is down at creation (errors surface per batch). */
 int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_store_t **out,
                     tw_diag_t *diag);
 
-/* url may also be redis+cluster://[user:password@]host:port[,host:port...] (Redis Cluster seed
- * nodes): see docs/DEDUP.md for the per-slot scheme. For tests and logs: the MOVED and ASK
- * redirections a cluster store followed (0 for other stores). */
+/* For tests and logs: the MOVED and ASK redirections a cluster store followed (0 otherwise). */
 void dedup_redis_redirections(const dedup_store_t *store, uint64_t *moved, uint64_t *ask);
 
 /* Cluster ids are printed as 16 lower-case hex digits. */

@@ -101,7 +101,8 @@
  * keeps its cluster) and each cluster's three keys get one EXPIRE each per batch. */
 static const char dedup_script[] =
     "-- ARGV: prefix window n min_authors verify nms milestone_1..milestone_nms, then per post:\n"
-    "-- post_id author ts exact nbands sig band_0..band_{nbands-1}\n"
+    "-- post_id author ts exact nbands sig exact_key band_key_0..band_key_{nbands-1}\n"
+    "-- (key names are built by the caller: no string work here)\n"
     "local prefix, window, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local min_authors, verify, nms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local ms, sigcache = {}, {}\n"
@@ -120,14 +121,12 @@ static const char dedup_script[] =
     "for p = 1, n do\n"
     "  local pid, author, ts, exact = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]\n"
     "  local nb, sig = tonumber(ARGV[i+4]), ARGV[i+5]\n"
-    "  i = i + 6\n"
-    "  local keys = {prefix .. 'x:' .. exact}\n"
-    "  for b = 0, nb - 1 do keys[b + 2] = prefix .. 'b:' .. b .. ':' .. ARGV[i + b] end\n"
-    "  i = i + nb\n"
-    "  local vals = redis.call('MGET', unpack(keys))\n"
+    "  local k0 = i + 6\n"
+    "  i = k0 + 1 + nb\n"
+    "  local vals = redis.call('MGET', unpack(ARGV, k0, k0 + nb))\n"
     "  local cluster = vals[1]\n"
     "  if not cluster then\n"
-    "    for b = 2, #keys do\n"
+    "    for b = 2, nb + 1 do\n"
     "      local cand = vals[b]\n"
     "      if cand then\n"
     "        local ok = verify == 0\n"
@@ -149,8 +148,8 @@ static const char dedup_script[] =
     "  table.insert(row, 1, cluster)\n"
     "  out[p] = row\n"
     "  if not seen[ckey] then seen[ckey] = true ckeys[#ckeys + 1] = ckey end\n"
-    "  for k = 1, #keys do\n"
-    "    local key = keys[k]\n"
+    "  for k = 1, nb + 1 do\n"
+    "    local key = ARGV[k0 + k - 1]\n"
     "    if not touched[key] then\n"
     "      touched[key] = true\n"
     "      if vals[k] then redis.call('EXPIRE', key, window)\n"
@@ -252,7 +251,8 @@ typedef struct {
     size_t posts_cap, post_cluster_cap, post_next_cap;
     redis_cluster_cmd_t *cmds;
     redisReply **replies;
-    size_t cmds_cap, replies_cap;
+    size_t *cmd_arg; /* per command: index of its first argv entry */
+    size_t cmds_cap, replies_cap, cmd_arg_cap;
     size_t *arg_offs; /* argv entries pointing into scratch, resolved after it stops growing */
     buf_t sigbuf;     /* cluster signatures of this batch */
     buf_t names;      /* key names of this batch, NUL-separated */
@@ -462,7 +462,7 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
     /* EVALSHA sha 0 prefix window n min_authors verify nms ms.. */
     size_t argc = 9 + camp->nmilestones;
     for (size_t i = 0; i < n; i++)
-        argc += 6 + items[i].fp->nbands;
+        argc += 7 + items[i].fp->nbands;
     if (dedup_redis_reserve_argv(r, argc) != 0)
         return TW_ERR_NOMEM;
 
@@ -477,8 +477,10 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         const fingerprint_t *fp = items[i].fp;
         buf_printf(&r->scratch, "%" PRId64 "%c%016" PRIx64 "%c%" PRIu32 "%c", items[i].ts, 0,
                    fp->exact, 0, fp->nbands, 0);
+        buf_printf(&r->scratch, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", fp->exact, 0);
         for (uint32_t b = 0; b < fp->nbands; b++)
-            buf_printf(&r->scratch, "%016" PRIx64 "%c", fp->bands[b], 0);
+            buf_printf(&r->scratch, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", b,
+                       fp->bands[b], 0);
     }
     if (r->scratch.failed || append_sigs(&r->sigs, items, n) != 0)
         return TW_ERR_NOMEM;
@@ -518,8 +520,9 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         size_t sig_len = items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
         PUSH_ARG(sig_len ? sig : "", sig_len);
         sig += sig_len;
+        PUSH_SCRATCH(); /* exact key */
         for (uint32_t b = 0; b < items[i].fp->nbands; b++)
-            PUSH_SCRATCH();
+            PUSH_SCRATCH(); /* band keys */
     }
 #undef PUSH_SCRATCH
 #undef PUSH_ARG
@@ -657,17 +660,15 @@ static void args_resolve(dedup_redis_t *r, size_t from, size_t to)
 static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
 {
     r->cmds[*ncmds] = (redis_cluster_cmd_t){(int)(argend - argstart), NULL, NULL, slot};
-    r->replies[*ncmds] = (redisReply *)(uintptr_t)argstart; /* start index until bound */
+    r->cmd_arg[*ncmds] = argstart; /* argv pointers are bound once argv is complete */
     (*ncmds)++;
 }
 
 static void cmds_bind(dedup_redis_t *r, size_t ncmds)
 {
     for (size_t c = 0; c < ncmds; c++) {
-        size_t start = (size_t)(uintptr_t)r->replies[c];
-        r->cmds[c].argv = r->argv + start;
-        r->cmds[c].argvlen = r->argvlen + start;
-        r->replies[c] = NULL;
+        r->cmds[c].argv = r->argv + r->cmd_arg[c];
+        r->cmds[c].argvlen = r->argvlen + r->cmd_arg[c];
     }
 }
 
@@ -727,6 +728,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     r->clusters = grow(r->clusters, &r->clusters_cap, maxclusters, sizeof(*r->clusters), &rc);
     r->cmds = grow(r->cmds, &r->cmds_cap, maxcmds, sizeof(*r->cmds), &rc);
     r->replies = grow(r->replies, &r->replies_cap, maxcmds, sizeof(*r->replies), &rc);
+    r->cmd_arg = grow(r->cmd_arg, &r->cmd_arg_cap, maxcmds, sizeof(*r->cmd_arg), &rc);
     if (rc != 0 || dedup_redis_reserve_argv(r, maxargs) != 0 || reserve_rows(r, n) != 0 ||
         idmap_reserve(&r->keymap, maxkeys) != 0 || idmap_reserve(&r->clustermap, maxclusters) != 0)
         return TW_ERR_NOMEM;
@@ -800,7 +802,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         return TW_ERR_NOMEM;
     args_resolve(r, 0, k);
     for (size_t c = nkeycmds; c < ncmds; c++) {
-        size_t start = (size_t)(uintptr_t)r->replies[c];
+        size_t start = r->cmd_arg[c];
         r->cmds[c].slot = redis_cluster_slot(r->argv[start + 1], r->argvlen[start + 1]);
     }
     cmds_bind(r, ncmds);
@@ -848,7 +850,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             return TW_ERR_NOMEM;
         args_resolve(r, 0, k);
         for (size_t c = 0; c < ncmds; c++) {
-            size_t start = (size_t)(uintptr_t)r->replies[c];
+            size_t start = r->cmd_arg[c];
             r->cmds[c].slot = redis_cluster_slot(r->argv[start + 1], r->argvlen[start + 1]);
         }
         cmds_bind(r, ncmds);
@@ -958,7 +960,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         return TW_ERR_NOMEM;
     args_resolve(r, 0, k);
     for (size_t c = nkeycmds; c < ncmds; c++) {
-        size_t start = (size_t)(uintptr_t)r->replies[c];
+        size_t start = r->cmd_arg[c];
         r->cmds[c].slot = redis_cluster_slot(r->argv[start + 3], r->argvlen[start + 3]);
     }
     cmds_bind(r, ncmds);
@@ -1072,6 +1074,7 @@ static void dedup_redis_free(dedup_store_t *store)
     free(r->post_sig);
     free(r->cmds);
     free(r->replies);
+    free(r->cmd_arg);
     free(r->rows);
     buf_fini(&r->scratch);
     buf_fini(&r->samples);

@@ -71,7 +71,12 @@ typedef struct {
     uint32_t min_any;   /* distinct `any` patterns needed, 0 when it has none */
     uint8_t has_except; /* any `except:` keyword */
     uint8_t has_langs;
+    uint32_t within;  /* rule_t.within */
+    uint32_t targets; /* MATCH_TARGET_* bits, and 1 << (2 + i) for db->field_names[i] */
 } match_rule_t;
+
+#define MATCH_TARGET_TEXT     1u
+#define MATCH_TARGET_HASHTAGS 2u
 
 struct match_db {
     const rule_set_t *rs;
@@ -88,12 +93,21 @@ struct match_db {
     /* What a post's skeleton must have changed for the skeleton scan to find anything new:
      * an ASCII byte that some skeleton pattern contains, or an Arabic change when some
      * skeleton pattern is Arabic (normalize_skeleton_info_t). Computed from pats. */
+    char *field_names[MATCH_MAX_FIELDS]; /* fields other than the text some rule targets */
+    size_t nfields;
     uint32_t skel_ascii[4];
     bool skel_arabic;
     bool skel_other; /* a skeleton pattern with non-ASCII, non-Arabic text */
 };
 
 #define MATCH_MAX_ALLOW_SPANS 16
+#define MATCH_MAX_NEAR        128 /* hits of `within` rules remembered per post */
+
+typedef struct {
+    uint32_t rule;
+    uint32_t start; /* folded-text offset */
+    uint32_t item;  /* all_index, or 32 for an `any` hit */
+} match_near_t;
 
 struct match_scratch {
     hs_scratch_t *hs;
@@ -110,8 +124,11 @@ struct match_scratch {
     uint32_t gen;
     normalized_t skeleton; /* derived views of the post being scanned, buffers reused */
     normalized_t squash;
+    normalized_t field_norm;                   /* another field of the post, folded */
     match_span_t allow[MATCH_MAX_ALLOW_SPANS]; /* folded-text spans of allow-list hits */
     size_t nallow;
+    match_near_t near[MATCH_MAX_NEAR];
+    size_t nnear;
 };
 void match_set_init(match_set_t *set)
 {
@@ -627,7 +644,7 @@ out:
     return nfailed;
 }
 
-static int match_rule_info(const rule_set_t *rs, match_db_t *db)
+static int match_rule_info(const rule_set_t *rs, match_db_t *db, tw_diag_t *diag)
 {
     db->rule_info = calloc(rs->nrules ? rs->nrules : 1, sizeof(*db->rule_info));
     if (!db->rule_info)
@@ -637,7 +654,34 @@ static int match_rule_info(const rule_set_t *rs, match_db_t *db)
         match_rule_t *info = &db->rule_info[r];
         info->all_mask = rule->nall >= 32 ? UINT32_MAX : (1u << rule->nall) - 1;
         info->has_langs = rule->nlangs > 0;
-        if (rule->nall || rule->nlangs || rule->min_matches > 1)
+        info->within = rule->within;
+        info->targets = rule->nfields ? 0 : MATCH_TARGET_TEXT;
+        for (size_t f = 0; f < rule->nfields; f++) {
+            const char *name = rule->fields[f];
+            if (strcmp(name, "text") == 0) {
+                info->targets |= MATCH_TARGET_TEXT;
+                continue;
+            }
+            if (strcmp(name, "hashtags") == 0) {
+                info->targets |= MATCH_TARGET_HASHTAGS;
+                continue;
+            }
+            size_t k = 0;
+            while (k < db->nfields && strcmp(db->field_names[k], name) != 0)
+                k++;
+            if (k == db->nfields) {
+                if (db->nfields == MATCH_MAX_FIELDS) {
+                    tw_diag_add(diag, "%s:%d: rule %s: more than %d distinct fields in the set",
+                                rule->file, rule->line, rule->id, MATCH_MAX_FIELDS);
+                    return TW_ERR_TOO_LARGE;
+                }
+                if (!(db->field_names[k] = strdup(name)))
+                    return TW_ERR_NOMEM;
+                db->nfields++;
+            }
+            info->targets |= 1u << (2 + k);
+        }
+        if (rule->nall || rule->nlangs || rule->min_matches > 1 || rule->within)
             db->logic = true;
     }
     for (size_t i = 0; i < rs->npatterns; i++) {
@@ -886,7 +930,7 @@ int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_d
     db->rs = rs;
     db->nrules = rs->nrules;
     db->npatterns = rs->npatterns;
-    if ((err = match_rule_info(rs, db)) != 0)
+    if ((err = match_rule_info(rs, db, diag)) != 0)
         goto out;
 
     if (cache_dir && *cache_dir) {
@@ -1029,6 +1073,8 @@ void match_db_free(match_db_t *db)
         hs_free_database(db->hs[v]);
     free(db->pats);
     free(db->rule_info);
+    for (size_t i = 0; i < db->nfields; i++)
+        free(db->field_names[i]);
     free(db);
 }
 
@@ -1066,6 +1112,7 @@ int match_scratch_new(const match_db_t *db, match_scratch_t **out)
         return TW_ERR_NOMEM;
     normalized_init(&scratch->skeleton);
     normalized_init(&scratch->squash);
+    normalized_init(&scratch->field_norm);
     size_t nr = db->nrules ? db->nrules : 1;
     size_t np = db->npatterns ? db->npatterns : 1;
     scratch->nrules = db->nrules;
@@ -1103,6 +1150,7 @@ void match_scratch_free(match_scratch_t *scratch)
     free(scratch->pstamp);
     normalized_fini(&scratch->skeleton);
     normalized_fini(&scratch->squash);
+    normalized_fini(&scratch->field_norm);
     free(scratch);
 }
 
@@ -1116,6 +1164,7 @@ typedef struct {
     const unsigned char *folded;
     size_t folded_len;
     int latin_post; /* -1 unknown, else whether the post's letters are mostly Latin */
+    unsigned field; /* 0: the post's text; i + 1: db->field_names[i] */
     bool nomem;
 } match_ctx_t;
 
@@ -1266,8 +1315,17 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
     match_set_t *set = ctx->set;
     uint32_t rule = pat->rule_index;
     if (pat->group == RULE_GROUP_ALLOW) {
-        if (scratch->nallow < MATCH_MAX_ALLOW_SPANS)
+        if (ctx->field == 0 && scratch->nallow < MATCH_MAX_ALLOW_SPANS)
             scratch->allow[scratch->nallow++] = (match_span_t){(uint32_t)start, (uint32_t)end};
+        return 0;
+    }
+    uint32_t targets = ctx->db->rule_info[rule].targets;
+    if (ctx->field == 0) {
+        /* hashtags: a hit in the text that starts right after '#' */
+        if (!(targets & MATCH_TARGET_TEXT) &&
+            (!(targets & MATCH_TARGET_HASHTAGS) || start == 0 || ctx->folded[start - 1] != '#'))
+            return 0;
+    } else if (!(targets & (1u << (1 + ctx->field)))) {
         return 0;
     }
     if (pat->group == RULE_GROUP_NONE) {
@@ -1302,13 +1360,17 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         hit->rule_index = rule;
         hit->nspans = 0;
     }
+    if (ctx->field == 0 && ctx->db->rule_info[rule].within && scratch->nnear < MATCH_MAX_NEAR)
+        scratch->near[scratch->nnear++] = (match_near_t){
+            rule, (uint32_t)start, pat->group == RULE_GROUP_ALL ? pat->all_index : 32u};
     if (pat->group == RULE_GROUP_ALL) {
         scratch->all_bits[rule] |= 1u << pat->all_index;
     } else if (scratch->pstamp[pat->pattern_index] != scratch->gen) {
         scratch->pstamp[pat->pattern_index] = scratch->gen;
         scratch->any_count[rule]++;
     }
-    match_span_add(hit, (uint32_t)start, (uint32_t)end, &set->truncated);
+    if (ctx->field == 0)
+        match_span_add(hit, (uint32_t)start, (uint32_t)end, &set->truncated);
     return 0;
 }
 
@@ -1325,10 +1387,49 @@ static bool match_lang_ok(const rule_t *rule, const char *lang, size_t lang_len)
     return false;
 }
 
+/* Proximity: is there a window of at most info->within words holding a hit of every `all:`
+ * item (and of the `any` group, when the rule has one)? Words are counted as the spaces of
+ * the folded text (whitespace is collapsed there). At most MATCH_MAX_NEAR hits per post are
+ * remembered; beyond that a rule can be missed, never invented. */
+static bool match_near_ok(const unsigned char *text, size_t len, const match_scratch_t *scratch,
+                          uint32_t rule, const match_rule_t *info)
+{
+    match_near_t e[MATCH_MAX_NEAR];
+    uint32_t word[MATCH_MAX_NEAR];
+    size_t n = 0;
+    for (size_t i = 0; i < scratch->nnear; i++) {
+        if (scratch->near[i].rule != rule)
+            continue;
+        size_t j = n++;
+        while (j > 0 && e[j - 1].start > scratch->near[i].start) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = scratch->near[i];
+    }
+    size_t pos = 0;
+    uint32_t words = 0;
+    for (size_t k = 0; k < n; k++) {
+        for (; pos < e[k].start && pos < len; pos++)
+            words += text[pos] == ' ';
+        word[k] = words;
+    }
+    uint64_t need = (uint64_t)info->all_mask | (info->min_any ? UINT64_C(1) << 32 : 0);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t have = 0;
+        for (size_t j = i; j < n && word[j] - word[i] <= info->within; j++) {
+            have |= UINT64_C(1) << e[j].item;
+            if ((have & need) == need)
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Applies the rule logic to the raw hits: all/min_matches/except/langs, and the allow list.
  * Keeps set sorted-compatible (it is sorted afterwards). */
 static void match_finish(const match_db_t *db, match_scratch_t *scratch, match_set_t *set,
-                         const char *lang, size_t lang_len)
+                         const char *lang, size_t lang_len, const unsigned char *text, size_t len)
 {
     size_t kept = 0;
     for (size_t i = 0; i < set->count; i++) {
@@ -1337,9 +1438,11 @@ static void match_finish(const match_db_t *db, match_scratch_t *scratch, match_s
         const match_rule_t *info = &db->rule_info[r];
         bool ok = scratch->all_bits[r] == info->all_mask &&
                   scratch->any_count[r] >= info->min_any && scratch->veto[r] != scratch->gen;
+        if (ok && info->within)
+            ok = match_near_ok(text, len, scratch, r, info);
         if (ok && info->has_langs)
             ok = match_lang_ok(&db->rs->rules[r], lang, lang_len);
-        if (ok && scratch->nallow) {
+        if (ok && scratch->nallow && hit->nspans) {
             uint32_t ns = 0;
             for (uint32_t s = 0; s < hit->nspans; s++) {
                 bool inside = false;
@@ -1388,6 +1491,7 @@ static int match_begin(const match_db_t *db, match_scratch_t *scratch, size_t le
     if (len > UINT32_MAX || scratch->nrules != db->nrules || scratch->npatterns != db->npatterns)
         return TW_ERR_SCAN;
     scratch->nallow = 0;
+    scratch->nnear = 0;
     /* A new generation invalidates every stamp at once; on wrap-around clear them for real. */
     if (++scratch->gen == 0 || scratch->gen == UINT32_MAX) {
         memset(scratch->stamp, 0, scratch->nrules * sizeof(*scratch->stamp));
@@ -1408,14 +1512,14 @@ static int match_run(match_ctx_t *ctx, const hs_database_t *hs)
 }
 
 static int match_end(const match_db_t *db, match_scratch_t *scratch, match_set_t *set, int rc,
-                     const char *lang, size_t lang_len)
+                     const char *lang, size_t lang_len, const char *text, size_t len)
 {
     if (rc != 0) {
         set->count = 0;
         return rc;
     }
     if (db->logic || scratch->nallow)
-        match_finish(db, scratch, set, lang, lang_len);
+        match_finish(db, scratch, set, lang, lang_len, (const unsigned char *)text, len);
     match_sort(set);
     return 0;
 }
@@ -1435,25 +1539,24 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
                        .folded_len = len,
                        .latin_post = -1};
     rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
-    return match_end(db, scratch, set, rc, NULL, 0);
+    return match_end(db, scratch, set, rc, NULL, 0, text, len);
 }
 
-int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normalized_t *folded,
-                    const char *lang, size_t lang_len, match_set_t *set)
+/* Scans one folded text (the post's text, field 0, or another field) in every view. */
+static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsigned field)
 {
-    int rc = match_begin(db, scratch, folded->len, set);
-    if (rc != 0)
-        return rc;
-    match_ctx_t ctx = {.db = db,
-                       .scratch = scratch,
-                       .set = set,
-                       .text = (const unsigned char *)folded->text,
-                       .len = folded->len,
-                       .folded = (const unsigned char *)folded->text,
-                       .folded_len = folded->len,
-                       .latin_post = -1};
+    const match_db_t *db = ctx->db;
+    match_scratch_t *scratch = ctx->scratch;
+    int rc = 0;
+    ctx->field = field;
+    ctx->view = NULL;
+    ctx->text = ctx->folded = (const unsigned char *)folded->text;
+    ctx->len = ctx->folded_len = folded->len;
+    ctx->latin_post = -1;
+    if (folded->len > UINT32_MAX)
+        return TW_ERR_SCAN;
     if (db->hs[NORM_VIEW_FOLDED])
-        rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+        rc = match_run(ctx, db->hs[NORM_VIEW_FOLDED]);
     bool need_skel = db->hs[NORM_VIEW_SKELETON] || db->hs[NORM_VIEW_SQUASH];
     normalize_skeleton_info_t info = {.same = true};
     if (rc == 0 && need_skel && folded->len)
@@ -1468,21 +1571,59 @@ int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normal
          (info.ascii[0] & db->skel_ascii[0]) || (info.ascii[1] & db->skel_ascii[1]) ||
          (info.ascii[2] & db->skel_ascii[2]) || (info.ascii[3] & db->skel_ascii[3]));
     if (rc == 0 && db->hs[NORM_VIEW_SKELETON] && scan_skel) {
-        ctx.text = (const unsigned char *)scratch->skeleton.text;
-        ctx.len = scratch->skeleton.len;
-        ctx.view = &scratch->skeleton;
-        rc = match_run(&ctx, db->hs[NORM_VIEW_SKELETON]);
+        ctx->text = (const unsigned char *)scratch->skeleton.text;
+        ctx->len = scratch->skeleton.len;
+        ctx->view = &scratch->skeleton;
+        rc = match_run(ctx, db->hs[NORM_VIEW_SKELETON]);
     }
     if (rc == 0 && db->hs[NORM_VIEW_SQUASH] && folded->len) {
         rc = normalize_squash(&scratch->skeleton, &scratch->squash);
         if (rc == 0) {
-            ctx.text = (const unsigned char *)scratch->squash.text;
-            ctx.len = scratch->squash.len;
-            ctx.view = &scratch->squash;
-            rc = match_run(&ctx, db->hs[NORM_VIEW_SQUASH]);
+            ctx->text = (const unsigned char *)scratch->squash.text;
+            ctx->len = scratch->squash.len;
+            ctx->view = &scratch->squash;
+            rc = match_run(ctx, db->hs[NORM_VIEW_SQUASH]);
         }
     }
-    return match_end(db, scratch, set, rc, lang, lang_len);
+    return rc;
+}
+
+int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normalized_t *folded,
+                    const char *lang, size_t lang_len, match_set_t *set)
+{
+    return match_scan_post_fields(db, scratch, folded, lang, lang_len, NULL, 0, set);
+}
+
+int match_scan_post_fields(const match_db_t *db, match_scratch_t *scratch,
+                           const normalized_t *folded, const char *lang, size_t lang_len,
+                           const match_field_t *fields, size_t nfields, match_set_t *set)
+{
+    int rc = match_begin(db, scratch, folded->len, set);
+    if (rc != 0)
+        return rc;
+    match_ctx_t ctx = {.db = db, .scratch = scratch, .set = set};
+    rc = match_scan_views(&ctx, folded, 0);
+    /* Other fields, for the rules that target them: each normalized into the scratch's
+     * buffer and scanned with the same databases; hits there count for the rule (its logic
+     * included) but carry no span, since spans are offsets into the text. */
+    for (size_t i = 0; rc == 0 && fields && i < nfields && i < db->nfields; i++) {
+        if (!fields[i].text)
+            continue;
+        if (normalize_text(fields[i].text, fields[i].len, &scratch->field_norm) != 0)
+            continue; /* too large or not UTF-8: nothing to find there */
+        rc = match_scan_views(&ctx, &scratch->field_norm, (unsigned)i + 1);
+    }
+    return match_end(db, scratch, set, rc, lang, lang_len, folded->text, folded->len);
+}
+
+size_t match_db_field_count(const match_db_t *db)
+{
+    return db->nfields;
+}
+
+const char *match_db_field_name(const match_db_t *db, size_t i)
+{
+    return i < db->nfields ? db->field_names[i] : NULL;
 }
 
 int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passed, size_t *failed)

@@ -17,6 +17,7 @@
 
 #define MATCH_MAX_SPANS_PER_RULE 8
 #define MATCH_MAX_RULES_PER_POST 256
+#define MATCH_MAX_FIELDS         30 /* distinct non-text fields rules of one set may target */
 
 typedef struct match_db match_db_t;
 typedef struct match_scratch match_scratch_t;
@@ -95,5 +96,23 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
  * behaviour as match_scan. */
 int match_scan_post(const match_db_t *db, match_scratch_t *scratch, const normalized_t *folded,
                     const char *lang, size_t lang_len, match_set_t *set);
+
+/* A raw (not normalized) field value of a post; text NULL when the post lacks it. */
+typedef struct {
+    const char *text;
+    size_t len;
+} match_field_t;
+
+/* The fields other than the text that rules of db target (`fields:`), by name: a caller
+ * passes their values, in this order, to match_scan_post_fields. */
+size_t match_db_field_count(const match_db_t *db);
+const char *match_db_field_name(const match_db_t *db, size_t i);
+
+/* match_scan_post, plus fields[0, nfields) (indexed like match_db_field_name): each is
+ * normalized and scanned for the rules that target it. A rule hit only through another field
+ * than the text has no spans. */
+int match_scan_post_fields(const match_db_t *db, match_scratch_t *scratch,
+                           const normalized_t *folded, const char *lang, size_t lang_len,
+                           const match_field_t *fields, size_t nfields, match_set_t *set);
 
 #endif

@@ -106,6 +106,13 @@ static const char *string_field(json_t *root, const char *name, size_t *len)
     return json_string_value(v);
 }
 
+const char *post_field_string(const post_t *post, const char *name, size_t *len)
+{
+    return post->json && json_is_object((json_t *)post->json)
+               ? string_field((json_t *)post->json, name, len)
+               : NULL;
+}
+
 post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const char *data,
                           size_t len, post_t *post, char *errstr, size_t errlen)
 {

@@ -65,4 +65,9 @@ const char *post_reason_name(post_reason_t reason);
  * Returns 0 and *out epoch seconds, or -1. */
 int post_parse_rfc3339(const char *s, int64_t *out);
 
+/* The string value of a top-level field of a decoded post, for rules that target other fields
+ * than the text (rules.h `fields:`). Returns NULL when absent or not a string; the value stays
+ * valid until post_clear(). */
+const char *post_field_string(const post_t *post, const char *name, size_t *len);
+
 #endif

@@ -62,6 +62,8 @@ enum {
     KEY_LANGS = 1 << 12,
     KEY_TAGS = 1 << 13,
     KEY_EXAMPLES = 1 << 14,
+    KEY_WITHIN = 1 << 15,
+    KEY_FIELDS = 1 << 16,
 };
 
 static const struct {
@@ -83,6 +85,8 @@ static const struct {
     {"langs", KEY_LANGS},
     {"tags", KEY_TAGS},
     {"examples", KEY_EXAMPLES},
+    {"within", KEY_WITHIN},
+    {"fields", KEY_FIELDS},
 };
 
 typedef struct {
@@ -717,6 +721,18 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
         loader_each_string(ld, value, "except", true, loader_keyword_item);
         ld->group = RULE_GROUP_ANY;
         return;
+    case KEY_WITHIN: {
+        if (!(v = loader_scalar(ld, value, "within", &vlen)))
+            return;
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!vlen || *end || n < 1 || n > 1000)
+            loader_error(ld, ld->name, node_line(value),
+                         "within must be a number of words from 1 to 1000");
+        else
+            rule->within = (uint32_t)n;
+        return;
+    }
     case KEY_MIN_MATCHES: {
         if (!(v = loader_scalar(ld, value, "min_matches", &vlen)))
             return;
@@ -734,6 +750,9 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
         return;
     case KEY_TAGS:
         loader_string_list(ld, value, "tags", &rule->tags, &rule->ntags);
+        return;
+    case KEY_FIELDS:
+        loader_string_list(ld, value, "fields", &rule->fields, &rule->nfields);
         return;
     case KEY_EXAMPLES:
         if (value->type != YAML_MAPPING_NODE) {
@@ -810,7 +829,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
             loader_error(ld, ld->name, node_line(key),
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
                          "keywords_file, regex, mode, views, squash, all, except, min_matches, "
-                         "langs, tags or examples)",
+                         "langs, tags, examples, within or fields)",
                          loader_quote(k, klen, q));
             continue;
         }
@@ -874,6 +893,10 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
         loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex", shown ? shown : "?");
     if (rule->min_matches > 1 && !(seen & (KEY_KEYWORDS | KEY_KEYWORDS_FILE | KEY_REGEX)))
         loader_error(ld, ld->name, line, "rule '%s': min_matches needs keywords or regex",
+                     shown ? shown : "?");
+    if ((seen & KEY_WITHIN) && !(seen & KEY_ALL))
+        loader_error(ld, ld->name, line,
+                     "rule '%s': within needs an all: list (the terms to find near each other)",
                      shown ? shown : "?");
     if (rule->id) {
         size_t other = loader_id_claim(ld, rule->id, index);
@@ -1015,6 +1038,9 @@ void rule_set_free(rule_set_t *rs)
         for (size_t j = 0; j < r->ntags; j++)
             free(r->tags[j]);
         free(r->tags);
+        for (size_t j = 0; j < r->nfields; j++)
+            free(r->fields[j]);
+        free(r->fields);
         for (size_t j = 0; j < r->nexamples; j++)
             free(r->examples[j].text);
         free(r->examples);

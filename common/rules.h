@@ -72,10 +72,18 @@ typedef struct {
     unsigned regex_views;
     uint32_t min_matches; /* distinct `any` patterns that must hit; 0 or 1 = one */
     uint32_t nall;        /* items in `all:` */
+    uint32_t within;      /* proximity: the `all:` items (and an `any` hit, if the rule has
+                             any) must start within this many words of each other; 0 = off */
     char **langs;         /* post languages the rule applies to; none = every language */
     size_t nlangs;
     char **tags;
     size_t ntags;
+    /* What the rule matches (`fields:`): "text" (the default when empty), "hashtags" (hits in
+     * the text that start right after a '#'), or the name of a post field: "author" and
+     * "url" are the configured author and URL fields, anything else a top-level JSON string
+     * field of the post. */
+    char **fields;
+    size_t nfields;
     rule_example_t *examples;
     size_t nexamples;
 } rule_t;

@@ -31,7 +31,7 @@ HOMO = {"a": "\u0430", "c": "\u0441", "e": "\u0435", "o": "\u043e", "p": "\u0440
         "v": "\u03bd", "h": "\u04bb", "j": "\u0458", "n": "\u03b7"}
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "$", "t": "7", "g": "9", "b": "8"}
 ACUTE = {"a": "\u00e1", "e": "\u00e9", "i": "\u00ed", "o": "\u00f3", "u": "\u00fa",
-         "n": "\u00f1", "c": "\u00e7", "y": "\u00fd"}
+         "c": "\u00e7", "y": "\u00fd"}
 
 
 def fullwidth(w):
@@ -69,6 +69,8 @@ VARIANTS = {
     "homoglyph_all": lambda w, r: sub_some(w, HOMO, r, 1.0),
     "diacritics": lambda w, r: sub_some(w, ACUTE, r),
     "combining": lambda w, r: "".join(c + "\u0301" if c in "aeiou" else c for c in w),
+    # Spanish n-tilde is kept distinct on purpose ("a\u00f1o" is not "ano"): expected misses
+    "n_tilde": lambda w, r: w.replace("n", "\u00f1") if "n" in w else None,
     "leet": lambda w, r: sub_some(w, LEET, r, 1.0),
     "dotted": lambda w, r: ".".join(w),
     "spaced": lambda w, r: " ".join(w),

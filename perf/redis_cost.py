@@ -27,10 +27,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(cluster=False):
+    """A free loopback port; for a cluster node also its bus port (port + 10000)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not cluster:
+            return port
+        if port + 10000 < 65536:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                pass
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def cli(port, *args, timeout=10):
@@ -68,8 +80,15 @@ class Servers:
     def __init__(self, count, cluster):
         self.dir = Path(tempfile.mkdtemp(prefix="tw-redis-cost-"))
         self.procs, self.ports = [], []
+        try:
+            self.start(count, cluster)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, count, cluster):
         for i in range(count):
-            port = free_port()
+            port = free_port(cluster)
             d = self.dir / str(i)
             d.mkdir()
             args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -111,6 +111,31 @@ static uint32_t most_severe_rule(const pipeline_t *p, const match_set_t *ms)
     return best;
 }
 
+/* Rules may target other fields than the text (rules.h `fields:`): their values, by name.
+ * "author" and "url" are the configured author and URL fields; any other name is a top-level
+ * JSON string field of the post. */
+static int pipeline_match(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
+                          const normalized_t *norm, match_set_t *set)
+{
+    match_field_t fields[MATCH_MAX_FIELDS];
+    size_t n = match_db_field_count(db);
+    for (size_t f = 0; f < n; f++) {
+        const char *name = match_db_field_name(db, f);
+        fields[f].len = 0;
+        if (strcmp(name, "author") == 0) {
+            fields[f].text = post->author;
+            fields[f].len = post->author_len;
+        } else if (strcmp(name, "url") == 0) {
+            fields[f].text = post->url;
+            fields[f].len = post->url ? strlen(post->url) : 0;
+        } else {
+            fields[f].text = post_field_string(post, name, &fields[f].len);
+        }
+    }
+    return match_scan_post_fields(db, scratch, norm, post->lang,
+                                  post->lang ? strlen(post->lang) : 0, fields, n, set);
+}
+
 static void dead_letter(pipeline_result_t *r, post_reason_t reason)
 {
     r->outcome = PIPELINE_DEAD_LETTER;
@@ -234,8 +259,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
             dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
             continue;
         }
-        rc = match_scan_post(p->db, p->scratch, &p->norms[i], post->lang,
-                             post->lang ? strlen(post->lang) : 0, &p->matches[i]);
+        rc = pipeline_match(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
         if (rc != 0)
             return rc;
         fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);

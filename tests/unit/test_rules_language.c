@@ -246,6 +246,73 @@ TW_TEST(test_all_except_min_langs_allow)
     fx_fini(&fx);
 }
 
+TW_TEST(test_within)
+{
+    fx_t fx;
+    char out[256];
+    TW_ASSERT_INT_EQ(fx_load(&fx,
+                             "rules:\n"
+                             "  - {id: near, category: c, all: [send, [btc, bitcoin]], within: 3}\n"
+                             "  - id: near_any\n    category: c\n    keywords: [wallet]\n"
+                             "    all: [empty]\n    within: 2\n",
+                             NULL),
+                     0);
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "send 2 btc now", NULL, out), "near");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "send me your btc", NULL, out), "near");    /* 3 words */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "send me all of your btc", NULL, out), ""); /* 5 words */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "btc: please send it", NULL, out), "near"); /* either order */
+    /* a near pair anywhere in the post is enough */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "send a b c d e f bitcoin, or send bitcoin", NULL, out), "near");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "the wallet is empty", NULL, out), "near_any");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "the wallet is now quite empty", NULL, out), "");
+    fx_fini(&fx);
+    TW_ASSERT(fx_load(&fx, "rules:\n  - {id: a, category: c, keywords: [x], within: 3}\n", NULL) !=
+              0);
+    fx_fini(&fx);
+    TW_ASSERT(fx_load(&fx, "rules:\n  - {id: a, category: c, all: [x, y], within: 0}\n", NULL) !=
+              0);
+    fx_fini(&fx);
+}
+
+TW_TEST(test_fields)
+{
+    fx_t fx;
+    TW_ASSERT_INT_EQ(
+        fx_load(&fx,
+                "rules:\n"
+                "  - {id: author, category: c, keywords: [bot], fields: [author]}\n"
+                "  - {id: tag, category: c, keywords: [freemoney], fields: [hashtags]}\n"
+                "  - {id: both, category: c, keywords: [scam], fields: [text, title]}\n"
+                "  - {id: text, category: c, keywords: [bot]}\n",
+                NULL),
+        0);
+    TW_ASSERT_INT_EQ(match_db_field_count(fx.db), 2);
+    TW_ASSERT_STR_EQ(match_db_field_name(fx.db, 0), "author");
+    TW_ASSERT_STR_EQ(match_db_field_name(fx.db, 1), "title");
+    const char *text = "get #FreeMoney, freemoney, a bot";
+    TW_ASSERT_INT_EQ(normalize_text(text, strlen(text), &fx.norm), 0);
+    match_field_t fields[2] = {{"Crypto B\u043ET 3000", strlen("Crypto B\u043ET 3000")},
+                               {"A SCAM", 6}};
+    TW_ASSERT_INT_EQ(
+        match_scan_post_fields(fx.db, fx.scratch, &fx.norm, NULL, 0, fields, 2, &fx.set), 0);
+    TW_ASSERT_INT_EQ(fx.set.count, 4);
+    if (fx.set.count == 4) {
+        /* author: hit in the author field (a homoglyph there too), no span */
+        TW_ASSERT_INT_EQ(fx.set.hits[0].nspans, 0);
+        /* hashtags: only the #-prefixed occurrence */
+        TW_ASSERT_INT_EQ(fx.set.hits[1].nspans, 1);
+        TW_ASSERT_INT_EQ(fx.set.hits[1].spans[0].start, 5);
+        /* both: in the title only */
+        TW_ASSERT_INT_EQ(fx.set.hits[2].nspans, 0);
+        /* text: the text's "bot", not the author's */
+        TW_ASSERT_INT_EQ(fx.set.hits[3].nspans, 1);
+    }
+    /* without the fields, only text targets */
+    char out[256];
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "a bot with a scam", NULL, out), "both,text");
+    fx_fini(&fx);
+}
+
 TW_TEST(test_parse_errors)
 {
     static const char *const bad[] = {
@@ -358,5 +425,6 @@ int main(void)
     TW_RUN(TW_CASE(test_default_keyword_sees_through_obfuscation),
            TW_CASE(test_skeleton_guard_spares_cyrillic_text), TW_CASE(test_skeleton_skip_filter),
            TW_CASE(test_views_key), TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
-           TW_CASE(test_parse_errors), TW_CASE(test_examples), TW_CASE(test_cache));
+           TW_CASE(test_within), TW_CASE(test_fields), TW_CASE(test_parse_errors),
+           TW_CASE(test_examples), TW_CASE(test_cache));
 }
