@@ -12,8 +12,7 @@ COPY cmake cmake
 COPY common common
 COPY worker worker
 COPY examples examples
-COPY tests tests
-RUN TW_INTEGRATION=0 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDEWATCH_TESTS=OFF \
  && cmake --build build -j"$(nproc)" --target tidewatch \
  && strip build/tidewatch
 

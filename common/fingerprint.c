@@ -46,6 +46,7 @@
  * them changes every key, which is what the known-answer tests in
  * tests/unit/test_fingerprint.c are there to catch. */
 #include "fingerprint.h"
+#include "utf8.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -389,30 +390,6 @@ static inline int32_t fp_utf8_decode(const unsigned char *p, const unsigned char
     return 0xFFFD;
 }
 
-static inline size_t fp_utf8_encode(int32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static inline bool fp_is_ascii_alnum(unsigned c)
 {
     return c < 0x80 && fp_ascii_class[c] != FP_SEP;
@@ -522,7 +499,7 @@ static void fp_put_cp(fp_scan_t *st, bool space, int32_t cp)
         fp_flush(st);
     if (space && st->flushed + st->chunk_len > 0)
         st->chunk[st->chunk_len++] = ' ';
-    st->chunk_len += fp_utf8_encode(cp, st->chunk + st->chunk_len);
+    st->chunk_len += utf8_encode(cp, st->chunk + st->chunk_len);
 }
 
 static inline void fp_shingle(fp_scan_t *st, uint64_t x)

@@ -13,6 +13,7 @@
  * Plain ASCII that is not followed by a non-ASCII byte cannot compose with anything: it is
  * lower-cased byte by byte with an exact one-to-one map and never reaches utf8proc. */
 #include "normalize.h"
+#include "utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -204,30 +205,6 @@ static inline int32_t norm_utf8_decode(const unsigned char *p, size_t *n)
            ((int32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
 
-static inline size_t norm_utf8_encode(int32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Whitespace after NFKC: every Zs except U+1680 has become U+0020 by now, so what is left to
  * recognise is C0/C1 controls, U+0020, OGHAM SPACE MARK, and the line/paragraph separators.
  * Controls are treated as spaces so that "free\tmoney" or "free\x01money" still reads as two
@@ -337,7 +314,7 @@ static int norm_seg_flush_slow(norm_out_t *out, norm_seg_t *seg)
     norm_out_space(out);
     for (size_t i = 0; i < n; i++) {
         unsigned char bytes[4];
-        size_t nbytes = norm_utf8_encode(seg->cp[i], bytes);
+        size_t nbytes = utf8_encode(seg->cp[i], bytes);
         for (size_t b = 0; b < nbytes; b++) {
             norm->text[norm->len] = (char)bytes[b];
             norm->src_start[norm->len] = seg->src_start;
@@ -691,7 +668,7 @@ static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_
             info->other = true;
     }
     unsigned char bytes[4];
-    size_t n = norm_utf8_encode(cp, bytes);
+    size_t n = utf8_encode(cp, bytes);
     return norm_push(out, (const char *)bytes, n, start, end);
 }
 

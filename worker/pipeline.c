@@ -114,8 +114,8 @@ static uint32_t most_severe_rule(const pipeline_t *p, const match_set_t *ms)
 /* Rules may target other fields than the text (rules.h `fields:`): their values, by name.
  * "author" and "url" are the configured author and URL fields; any other name is a top-level
  * JSON string field of the post. */
-static int pipeline_match(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
-                          const normalized_t *norm, match_set_t *set)
+int pipeline_match_post(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
+                        const normalized_t *norm, match_set_t *set)
 {
     match_field_t fields[MATCH_MAX_FIELDS];
     size_t n = match_db_field_count(db);
@@ -259,7 +259,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
             dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
             continue;
         }
-        rc = pipeline_match(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
+        rc = pipeline_match_post(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
         if (rc != 0)
             return rc;
         fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);

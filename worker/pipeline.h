@@ -96,4 +96,10 @@ int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t 
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results);
 
+/* The match stage for one decoded post: its normalized text plus whichever fields the rules
+ * target (author, url, any top-level string field), and its language for language filters.
+ * Shared with `rules test` so the backtest matches exactly as the worker does. */
+int pipeline_match_post(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
+                        const normalized_t *norm, match_set_t *set);
+
 #endif

@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "match.h"
 #include "normalize.h"
+#include "pipeline.h"
 #include "post.h"
 
 static double rules_cmd_seconds(const struct timespec *t0)
@@ -77,31 +78,6 @@ static void rules_cmd_context(const char *text, size_t len, size_t start, size_t
     fputs(b < len ? "...\n" : "\n", stdout);
 }
 
-/* Rules may target other fields than the text (rules.h `fields:`): their values, by name.
- * "author" and "url" are the configured author and URL fields; any other name is a top-level
- * JSON string field of the post. */
-static int rules_cmd_match(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
-                           const normalized_t *norm, match_set_t *set)
-{
-    match_field_t fields[MATCH_MAX_FIELDS];
-    size_t n = match_db_field_count(db);
-    for (size_t f = 0; f < n; f++) {
-        const char *name = match_db_field_name(db, f);
-        fields[f].len = 0;
-        if (strcmp(name, "author") == 0) {
-            fields[f].text = post->author;
-            fields[f].len = post->author_len;
-        } else if (strcmp(name, "url") == 0) {
-            fields[f].text = post->url;
-            fields[f].len = post->url ? strlen(post->url) : 0;
-        } else {
-            fields[f].text = post_field_string(post, name, &fields[f].len);
-        }
-    }
-    return match_scan_post_fields(db, scratch, norm, post->lang,
-                                  post->lang ? strlen(post->lang) : 0, fields, n, set);
-}
-
 int rules_cmd_test(const char *rules_path, const char *posts_path)
 {
     tw_diag_t diag;
@@ -155,7 +131,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
         }
         nposts++;
         if (normalize_text(post.text, post.text_len, &norm) != 0 ||
-            rules_cmd_match(db, scratch, &post, &norm, &set) != 0) {
+            pipeline_match_post(db, scratch, &post, &norm, &set) != 0) {
             nbad++;
             continue;
         }
