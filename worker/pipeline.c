@@ -264,7 +264,6 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
             return rc;
         fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
         r->outcome = PIPELINE_PASS;
-        p->post_item[i] = SIZE_MAX;
         /* Posts that are only links, mentions or punctuation all share one fingerprint;
          * clustering them would make one giant meaningless campaign. */
         if (fingerprint_is_empty(&p->fps[i]))
@@ -286,7 +285,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
      * the caller holds the batch until the store answers again. */
     int dedup_rc = 0;
     if (nitems) {
-        bool redis = strcmp(p->dedup->ops->name, "redis") == 0;
+        bool redis = strncmp(p->dedup->ops->name, "redis", 5) == 0; /* also redis-cluster */
         clock_gettime(CLOCK_MONOTONIC, &t0);
         dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
         clock_gettime(CLOCK_MONOTONIC, &t1);
