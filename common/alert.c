@@ -20,6 +20,20 @@ static void append_snippet(buf_t *out, const post_t *post, size_t start, size_t 
     buf_append_json_string(out, post->text + from, to - from);
 }
 
+/* "count":N,"authors":N,"first_seen":T,"last_seen":T: shared by per-post duplicate
+ * objects and campaign records so the two never disagree on field names. */
+static void append_cluster_counts(buf_t *out, const dedup_result_t *dup)
+{
+    buf_append_str(out, "\"count\":");
+    buf_append_u64(out, dup->count);
+    buf_append_str(out, ",\"authors\":");
+    buf_append_u64(out, dup->authors);
+    buf_append_str(out, ",\"first_seen\":");
+    buf_append_i64(out, dup->first_seen);
+    buf_append_str(out, ",\"last_seen\":");
+    buf_append_i64(out, dup->last_seen);
+}
+
 static void append_duplicate(buf_t *out, const dedup_result_t *dup)
 {
     if (!dup) {
@@ -38,14 +52,8 @@ static void append_duplicate(buf_t *out, const dedup_result_t *dup)
     dedup_cluster_hex(dup->cluster, hex);
     buf_append_str(out, "{\"cluster\":\"");
     buf_append_str(out, hex);
-    buf_append_str(out, "\",\"count\":");
-    buf_append_u64(out, dup->count);
-    buf_append_str(out, ",\"authors\":");
-    buf_append_u64(out, dup->authors);
-    buf_append_str(out, ",\"first_seen\":");
-    buf_append_i64(out, dup->first_seen);
-    buf_append_str(out, ",\"last_seen\":");
-    buf_append_i64(out, dup->last_seen);
+    buf_append_str(out, "\",");
+    append_cluster_counts(out, dup);
     buf_append_str(out, dup->replay ? ",\"replay\":true}" : "}");
 }
 
@@ -61,14 +69,8 @@ void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t 
     buf_append_str(out, hex);
     buf_append_str(out, "\",\"milestone\":");
     buf_append_u64(out, milestone);
-    buf_append_str(out, ",\"count\":");
-    buf_append_u64(out, dup->count);
-    buf_append_str(out, ",\"authors\":");
-    buf_append_u64(out, dup->authors);
-    buf_append_str(out, ",\"first_seen\":");
-    buf_append_i64(out, dup->first_seen);
-    buf_append_str(out, ",\"last_seen\":");
-    buf_append_i64(out, dup->last_seen);
+    buf_append_char(out, ',');
+    append_cluster_counts(out, dup);
     buf_append_str(out, ",\"sample_post_ids\":[");
     for (size_t i = 0; i < dup->nsamples; i++) {
         if (i)
