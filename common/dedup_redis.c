@@ -672,6 +672,21 @@ static void cmds_bind(dedup_redis_t *r, size_t ncmds)
     }
 }
 
+/* Sends one round: argv is complete up to nargs; commands from slot_from on take their slot
+ * from their key_arg-th argument (earlier ones were given a slot when added); every node
+ * gets its commands at once. */
+static int cluster_round(dedup_redis_t *r, size_t nargs, size_t slot_from, size_t ncmds,
+                         size_t key_arg)
+{
+    args_resolve(r, 0, nargs);
+    for (size_t c = slot_from; c < ncmds; c++) {
+        size_t start = r->cmd_arg[c];
+        r->cmds[c].slot = redis_cluster_slot(r->argv[start + key_arg], r->argvlen[start + key_arg]);
+    }
+    cmds_bind(r, ncmds);
+    return redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
+}
+
 static void replies_free(dedup_redis_t *r, size_t ncmds)
 {
     for (size_t c = 0; c < ncmds; c++) {
@@ -800,14 +815,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     }
     if (r->scratch.failed)
         return TW_ERR_NOMEM;
-    args_resolve(r, 0, k);
-    for (size_t c = nkeycmds; c < ncmds; c++) {
-        size_t start = r->cmd_arg[c];
-        r->cmds[c].slot = redis_cluster_slot(r->argv[start + 1], r->argvlen[start + 1]);
-    }
-    cmds_bind(r, ncmds);
-    rc = redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
-    if (rc != 0)
+    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 1)) != 0)
         return rc;
     for (size_t j = 0; rc == 0 && j < nkeycmds; j++) {
         const redisReply *reply = r->replies[j];
@@ -848,13 +856,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         }
         if (r->scratch.failed)
             return TW_ERR_NOMEM;
-        args_resolve(r, 0, k);
-        for (size_t c = 0; c < ncmds; c++) {
-            size_t start = r->cmd_arg[c];
-            r->cmds[c].slot = redis_cluster_slot(r->argv[start + 1], r->argvlen[start + 1]);
-        }
-        cmds_bind(r, ncmds);
-        if (ncmds && (rc = redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies)) != 0)
+        if (ncmds && (rc = cluster_round(r, k, 0, ncmds, 1)) != 0)
             return rc;
         for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
             rc = take_sig(r, &r->clusters[cl], r->replies[c]);
@@ -958,14 +960,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     }
     if (r->scratch.failed)
         return TW_ERR_NOMEM;
-    args_resolve(r, 0, k);
-    for (size_t c = nkeycmds; c < ncmds; c++) {
-        size_t start = r->cmd_arg[c];
-        r->cmds[c].slot = redis_cluster_slot(r->argv[start + 3], r->argvlen[start + 3]);
-    }
-    cmds_bind(r, ncmds);
-    rc = redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
-    if (rc != 0)
+    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 3)) != 0)
         return rc;
     /* a node that never saw the script (new, restarted, flushed): send the body once there */
     size_t nretry = 0;
