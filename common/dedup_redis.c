@@ -672,6 +672,19 @@ static void cmds_bind(dedup_redis_t *r, size_t ncmds)
     }
 }
 
+/* Queues HGET of a cluster's verification signature, once per cluster and batch. */
+static void push_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *k, size_t *ncmds)
+{
+    if (c->fetched)
+        return;
+    c->fetched = true;
+    size_t start = *k;
+    arg_push_ptr(r, k, "HGET", 4);
+    arg_push_fmt(r, k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+    arg_push_ptr(r, k, "sig", 3);
+    cmd_add(r, ncmds, start, *k, 0);
+}
+
 /* Sends one round: argv is complete up to nargs; commands from slot_from on take their slot
  * from their key_arg-th argument (earlier ones were given a slot when added); every node
  * gets its commands at once. */
@@ -804,14 +817,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     size_t fetch_from = 0;
     for (size_t i = 0; verify && i < n; i++) {
         dedup_cluster_t *c = cluster_entry(r, items[i].fp->exact);
-        if (c->fetched)
-            continue;
-        c->fetched = true;
-        size_t start = k;
-        arg_push_ptr(r, &k, "HGET", 4);
-        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
-        arg_push_ptr(r, &k, "sig", 3);
-        cmd_add(r, &ncmds, start, k, 0);
+        push_sig_fetch(r, c, &k, &ncmds);
     }
     if (r->scratch.failed)
         return TW_ERR_NOMEM;
@@ -845,14 +851,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             if (!r->keys[j].present)
                 continue;
             dedup_cluster_t *c = cluster_entry(r, r->keys[j].value);
-            if (c->fetched)
-                continue;
-            c->fetched = true;
-            size_t start = k;
-            arg_push_ptr(r, &k, "HGET", 4);
-            arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
-            arg_push_ptr(r, &k, "sig", 3);
-            cmd_add(r, &ncmds, start, k, 0);
+            push_sig_fetch(r, c, &k, &ncmds);
         }
         if (r->scratch.failed)
             return TW_ERR_NOMEM;

@@ -79,3 +79,28 @@ void tw_diag_add(tw_diag_t *diag, const char *fmt, ...)
         diag->lines[diag->count++] = line;
     va_end(ap);
 }
+
+const char *tw_diag_quote(const char *s, size_t len, int escape_quoting,
+                          char buf[static TW_DIAG_QUOTE_SIZE])
+{
+    size_t o = 0;
+    size_t shown = len > 60 ? 60 : len;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || (escape_quoting && (c == '\'' || c == '\\')))
+            o += (size_t)snprintf(buf + o, TW_DIAG_QUOTE_SIZE - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    if (shown < len) {
+        /* Do not cut a UTF-8 sequence in half: back up to its lead byte. */
+        while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
+            o--;
+        if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
+            o--;
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}

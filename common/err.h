@@ -52,4 +52,11 @@ void tw_diag_fini(tw_diag_t *diag);
 /* Appends one formatted line; a NULL diag is allowed and ignored. */
 void tw_diag_add(tw_diag_t *diag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Quotes s[0, len) for a one-line diagnostic into buf: at most 60 bytes shown (cut on a UTF-8
+ * boundary, then "..."), control bytes as \xHH, and with escape_quoting also ' and \ (for
+ * keywords and names shown inside quotes; regexes keep their backslashes readable). */
+#define TW_DIAG_QUOTE_SIZE 256
+const char *tw_diag_quote(const char *s, size_t len, int escape_quoting,
+                          char buf[static TW_DIAG_QUOTE_SIZE]);
+
 #endif

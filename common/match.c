@@ -272,38 +272,14 @@ static char *match_keyword_escape(const char *kw)
     return out;
 }
 
-/* Quotes a pattern for a one-line diagnostic (see rules.c). */
-static const char *match_quote(const char *s, char buf[static 256])
-{
-    size_t len = strlen(s), o = 0;
-    size_t shown = len > 60 ? 60 : len;
-    for (size_t i = 0; i < shown; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(buf + o, 256 - o, "\\x%02x", c);
-        else
-            buf[o++] = (char)c;
-    }
-    if (shown < len) {
-        while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
-            o--;
-        if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
-            o--;
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static void match_report(const rule_set_t *rs, size_t pattern, const char *why, tw_diag_t *diag)
 {
     const rule_pattern_t *pat = &rs->patterns[pattern];
     const rule_t *rule = &rs->rules[pat->rule_index];
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     tw_diag_add(diag, "%s:%d: rule %s: %s '%s': %s", pat->file, pat->line, rule->id,
                 pat->kind == RULE_PATTERN_KEYWORD ? "keyword" : "pattern",
-                match_quote(pat->text, q), why);
+                tw_diag_quote(pat->text, strlen(pat->text), 0, q), why);
 }
 
 enum {
@@ -1662,9 +1638,9 @@ int match_db_check_examples(const match_db_t *db, tw_diag_t *diag, size_t *passe
                 continue;
             }
             (*failed)++;
-            char q[256];
+            char q[TW_DIAG_QUOTE_SIZE];
             tw_diag_add(diag, "%s:%d: rule %s: example '%s' %s", rule->file, ex->line, rule->id,
-                        match_quote(ex->text, q),
+                        tw_diag_quote(ex->text, strlen(ex->text), 0, q),
                         ex->should_match ? "should match but does not"
                                          : "should not match but does");
         }

@@ -137,32 +137,6 @@ __attribute__((format(printf, 4, 5))) static void loader_error(loader_t *ld, con
     free(msg);
 }
 
-/* Quotes s for a diagnostic: at most 60 bytes, control bytes and quotes escaped, so a keyword
- * with a newline or a 64 KiB regex still gives a one-line message. */
-static const char *loader_quote(const char *s, size_t len, char buf[static 256])
-{
-    size_t o = 0;
-    size_t shown = len > 60 ? 60 : len;
-    for (size_t i = 0; i < shown; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\')
-            o += (size_t)snprintf(buf + o, 256 - o, "\\x%02x", c);
-        else
-            buf[o++] = (char)c;
-    }
-    if (shown < len) {
-        /* Do not cut a UTF-8 sequence in half: back up to its lead byte. */
-        while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
-            o--;
-        if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
-            o--;
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static void *loader_grow(loader_t *ld, void *ptr, size_t *cap, size_t count, size_t elem)
 {
     if (count < *cap)
@@ -246,12 +220,12 @@ static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int li
 
 static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file, int line)
 {
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     if (ld->group == RULE_GROUP_ANY || ld->group == RULE_GROUP_ALL)
         ld->attempts++;
     if (len > RULES_MAX_PATTERN_BYTES) {
         loader_error(ld, file, line, "keyword '%s' is longer than %u bytes",
-                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
         return;
     }
     int err = normalize_text(s, len, &ld->norm);
@@ -260,17 +234,18 @@ static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const ch
         return;
     }
     if (err < 0) {
-        loader_error(ld, file, line, "keyword '%s': %s", loader_quote(s, len, q), tw_err_str(err));
+        loader_error(ld, file, line, "keyword '%s': %s", tw_diag_quote(s, len, 1, q),
+                     tw_err_str(err));
         return;
     }
     if (ld->norm.len == 0) {
         loader_error(ld, file, line, "keyword '%s' is empty after normalization",
-                     loader_quote(s, len, q));
+                     tw_diag_quote(s, len, 1, q));
         return;
     }
     if (ld->norm.len > RULES_MAX_PATTERN_BYTES) {
         loader_error(ld, file, line, "keyword '%s' is longer than %u bytes after normalization",
-                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
         return;
     }
     rule_pattern_t *pat = loader_pattern_add(ld, file, line);
@@ -287,7 +262,7 @@ static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const ch
 
 static void loader_regex_add(loader_t *ld, const char *s, size_t len, int line)
 {
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     ld->attempts++;
     if (len == 0) {
         loader_error(ld, ld->name, line, "empty regex");
@@ -295,7 +270,7 @@ static void loader_regex_add(loader_t *ld, const char *s, size_t len, int line)
     }
     if (len > RULES_MAX_PATTERN_BYTES) {
         loader_error(ld, ld->name, line, "regex '%s' is longer than %u bytes",
-                     loader_quote(s, len, q), RULES_MAX_PATTERN_BYTES);
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
         return;
     }
     rule_pattern_t *pat = loader_pattern_add(ld, ld->name, line);
@@ -392,7 +367,7 @@ out:
 
 static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
 {
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     if (rel_len == 0) {
         loader_error(ld, ld->name, line, "keywords_file is empty");
         return;
@@ -416,19 +391,19 @@ static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, 
         ld->attempts++; /* reported below; not also "rule has no keywords" */
     if (err == TW_ERR_TOO_LARGE) {
         loader_error(ld, ld->name, line, "keywords_file '%s': larger than %u bytes",
-                     loader_quote(path, strlen(path), q), RULES_MAX_FILE_BYTES);
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_FILE_BYTES);
         goto out;
     }
     if (err < 0) {
         loader_error(ld, ld->name, line, "keywords_file '%s': %s",
-                     loader_quote(path, strlen(path), q), why);
+                     tw_diag_quote(path, strlen(path), 1, q), why);
         goto out;
     }
     /* Aliases can name the same file many times; cap what one load may read in total. */
     if (len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
         loader_error(ld, ld->name, line,
                      "keywords_file '%s': keywords files add up to more than %u bytes",
-                     loader_quote(path, strlen(path), q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
         goto out;
     }
     ld->keywords_bytes += len;
@@ -632,7 +607,7 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
 {
     size_t vlen;
     const char *v;
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     switch (bit) {
     case KEY_MODE: {
         static const char *const modes[] = {"word", "prefix", "suffix", "substring"};
@@ -646,7 +621,7 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
         }
         loader_error(ld, ld->name, node_line(value),
                      "unknown mode '%s' (expected word, prefix, suffix or substring)",
-                     loader_quote(v, vlen, q));
+                     tw_diag_quote(v, vlen, 1, q));
         return;
     }
     case KEY_VIEWS: {
@@ -664,7 +639,7 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
             else
                 loader_error(ld, ld->name, node_line(value),
                              "unknown view '%s' (expected folded, skeleton or squash)",
-                             loader_quote(names[i], strlen(names[i]), q));
+                             tw_diag_quote(names[i], strlen(names[i]), 1, q));
             free(names[i]);
         }
         free(names);
@@ -775,7 +750,7 @@ static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const ya
             else
                 loader_error(ld, ld->name, node_line(k),
                              "unknown key '%s' in examples (expected match or no_match)",
-                             loader_quote(ks, klen, q));
+                             tw_diag_quote(ks, klen, 1, q));
         }
         return;
     }
@@ -809,7 +784,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
     size_t index = rs->nrules - 1;
     unsigned seen = 0;
     ld->attempts = 0;
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
 
     for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
          pair < node->data.mapping.pairs.top && !ld->nomem; pair++) {
@@ -830,7 +805,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
                          "keywords_file, regex, mode, views, squash, all, except, min_matches, "
                          "langs, tags, examples, within or fields)",
-                         loader_quote(k, klen, q));
+                         tw_diag_quote(k, klen, 1, q));
             continue;
         }
         if (seen & bit) {
@@ -862,7 +837,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
             if (rule_severity_parse(v, &rule->severity) != 0)
                 loader_error(ld, ld->name, node_line(value),
                              "unknown severity '%s' (expected low, medium, high or critical)",
-                             loader_quote(v, vlen, q));
+                             tw_diag_quote(v, vlen, 1, q));
             break;
         case KEY_KEYWORDS:
             loader_each_string(ld, value, "keywords", false, loader_keyword_item);
@@ -882,7 +857,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
     if (ld->nomem)
         return;
     rule = &rs->rules[index];
-    const char *shown = rule->id ? loader_quote(rule->id, strlen(rule->id), q) : NULL;
+    const char *shown = rule->id ? tw_diag_quote(rule->id, strlen(rule->id), 1, q) : NULL;
     if (!(seen & KEY_ID))
         loader_error(ld, ld->name, line, "rule has no 'id'");
     if (!(seen & KEY_CATEGORY))
@@ -920,7 +895,7 @@ static void loader_document(loader_t *ld)
         return;
     }
     bool have_rules = false;
-    char q[256];
+    char q[TW_DIAG_QUOTE_SIZE];
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
          pair < root->data.mapping.pairs.top && !ld->nomem; pair++) {
         yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
@@ -941,7 +916,7 @@ static void loader_document(loader_t *ld)
         if (strcmp(k, "rules") != 0) {
             loader_error(ld, ld->name, node_line(key),
                          "unknown top-level key '%s' (expected rules or allow)",
-                         loader_quote(k, klen, q));
+                         tw_diag_quote(k, klen, 1, q));
             continue;
         }
         if (have_rules) {
