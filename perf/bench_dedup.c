@@ -17,9 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "dedup.h"
-#include "fingerprint.h"
-#include "normalize.h"
+#include "dedup/dedup.h"
+#include "fingerprint/fingerprint.h"
+#include "normalize/normalize.h"
 
 #define MAX_STORES 8
 

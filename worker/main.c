@@ -8,14 +8,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "demo.h"
-#include "engine.h"
-#include "log.h"
-#include "run.h"
-#include "reload.h"
-#include "rules_cmd.h"
-#include "scan.h"
+#include "config/config.h"
+#include "modes/demo.h"
+#include "pipeline/engine.h"
+#include "util/log.h"
+#include "modes/run.h"
+#include "pipeline/reload.h"
+#include "modes/rules_cmd.h"
+#include "modes/scan.h"
 
 extern char **environ;
 

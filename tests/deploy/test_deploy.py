@@ -9,7 +9,7 @@
   hardening, selectors, KEDA max replicas = partitions, trigger vs worker config;
 - the embedded config and rules accepted by the tidewatch binary itself;
 - alerts: `promtool check rules`; the PrometheusRule equal to the plain rules file;
-- every metric the alerts and the Grafana dashboard use exists in common/metrics.c;
+- every metric the alerts and the Grafana dashboard use exists in common/metrics/metrics.c;
 - deploy/compose.yaml structure and its Prometheus config (`promtool check config`);
 - the Dockerfile with hadolint.
 
@@ -303,7 +303,7 @@ METRIC_RE = re.compile(r"\b((?:tidewatch|process)_[a-z0-9_]+)")
 
 
 def exported_metrics() -> set:
-    src = (SOURCE / "common" / "metrics.c").read_text()
+    src = (SOURCE / "common" / "metrics" / "metrics.c").read_text()
     return set(METRIC_RE.findall(src))
 
 
@@ -325,7 +325,7 @@ def test_alerts_and_dashboard_use_existing_metrics():
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 20
     unknown = (used_metrics(alerts) | used_metrics("\n".join(exprs))) - exported
-    assert not unknown, f"metrics used but not exported by common/metrics.c: {sorted(unknown)}"
+    assert not unknown, f"metrics used but not exported by common/metrics/metrics.c: {sorted(unknown)}"
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     for p in dash["panels"]:

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "fingerprint.h"
-#include "normalize.h"
-#include "post.h"
+#include "util/buf.h"
+#include "fingerprint/fingerprint.h"
+#include "normalize/normalize.h"
+#include "decode/post.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

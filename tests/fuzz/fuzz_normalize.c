@@ -27,8 +27,8 @@
 
 #include <utf8proc.h>
 
-#include "fingerprint.h"
-#include "normalize.h"
+#include "fingerprint/fingerprint.h"
+#include "normalize/normalize.h"
 
 #define FUZZ_OPTIONS                                                                               \
     ((utf8proc_option_t)(UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE | UTF8PROC_IGNORE))

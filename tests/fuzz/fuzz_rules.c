@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "match.h"
-#include "normalize.h"
-#include "rules.h"
+#include "util/err.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "rules/rules.h"
 
 /* Compiling is milliseconds per regex: only small rule sets go on to match.c. */
 #define FUZZ_MAX_PATTERNS 8

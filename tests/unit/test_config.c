@@ -3,7 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "tw_test.h"
 
 static char *write_temp(const char *content)

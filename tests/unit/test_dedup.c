@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dedup.h"
-#include "fingerprint.h"
-#include "redis_cluster.h"
+#include "dedup/dedup.h"
+#include "fingerprint/fingerprint.h"
+#include "dedup/redis_cluster.h"
 #include "tw_test.h"
 
 typedef struct {

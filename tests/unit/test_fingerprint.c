@@ -1,6 +1,6 @@
 /* Unit tests for common/fingerprint.c: the hash, the canonical text, MinHash band behaviour
  * on near-duplicates and unrelated posts, and known answers that pin the fleet-wide keys. */
-#include "fingerprint.h"
+#include "fingerprint/fingerprint.h"
 
 #include <inttypes.h>
 #include <stdbool.h>

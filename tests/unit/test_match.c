@@ -1,6 +1,6 @@
 /* Unit tests for common/match.c: whole-word keywords, exact byte spans, regex flags, every bad
  * pattern reported with file:line, result caps, and the real public pattern sets when present. */
-#include "match.h"
+#include "match/match.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "normalize.h"
-#include "rules.h"
+#include "normalize/normalize.h"
+#include "rules/rules.h"
 #include "tw_test.h"
 
 #ifndef TW_FIXTURES_DIR

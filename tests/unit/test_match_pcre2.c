@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "match.h"
-#include "normalize.h"
-#include "rules.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "rules/rules.h"
 #include "tw_test.h"
 
 #ifndef TW_SHARED_DATA_DIR

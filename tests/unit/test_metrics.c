@@ -3,8 +3,8 @@
  * table. The exposition itself is checked with promtool in tests/integration/test_ops.py. */
 #include <string.h>
 
-#include "metrics.h"
-#include "rules.h"
+#include "metrics/metrics.h"
+#include "rules/rules.h"
 #include "tw_test.h"
 
 static const char rules_yaml[] = "rules:\n"

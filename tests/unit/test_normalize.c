@@ -1,6 +1,6 @@
 /* Unit tests for common/normalize.c: NFKC + case folding, ignorables, whitespace, the offset
  * map, UTF-8 validation, and agreement with utf8proc_map() on the whole string. */
-#include "normalize.h"
+#include "normalize/normalize.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,7 +10,7 @@
 
 #include <utf8proc.h>
 
-#include "err.h"
+#include "util/err.h"
 #include "tw_test.h"
 
 /* The options normalize.c applies, for the reference implementation below. */

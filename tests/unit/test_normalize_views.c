@@ -1,13 +1,13 @@
 /* Unit tests for the derived views of common/normalize.c: skeleton (marks, confusables, Arabic
  * forms) and squash (leetspeak, separated letters, repeats), their offset maps back to the
  * original bytes, and buffer reuse. */
-#include "normalize.h"
+#include "normalize/normalize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "confusables_table.h"
+#include "normalize/confusables_table.h"
 #include "tw_test.h"
 
 /* view text of src, with the map composed into src's bytes */

@@ -1,4 +1,4 @@
-#include "offset_tracker.h"
+#include "kafka/offset_tracker.h"
 #include "tw_test.h"
 
 typedef struct {

@@ -1,7 +1,7 @@
 #include <string.h>
 
-#include "buf.h"
-#include "post.h"
+#include "util/buf.h"
+#include "decode/post.h"
 #include "tw_test.h"
 
 static const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};

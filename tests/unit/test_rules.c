@@ -1,6 +1,6 @@
 /* Unit tests for common/rules.c: the rules file contract of DESIGN.md, diagnostics with
  * file:line for every problem in one load, the version hash, and hostile YAML. */
-#include "rules.h"
+#include "rules/rules.h"
 
 #include <fcntl.h>
 #include <stdbool.h>

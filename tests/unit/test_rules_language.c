@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "match.h"
-#include "normalize.h"
-#include "rules.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "rules/rules.h"
 #include "tw_test.h"
 
 typedef struct {

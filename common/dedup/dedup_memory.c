@@ -1,0 +1,487 @@
+/* In-process duplicate store with the same semantics as the Redis store (see dedup.h).
+ * Keys are 64-bit hashes in open-addressing tables; expiry is swept when tables fill, so
+ * memory stays bounded by max_clusters however long the worker runs. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/buf.h"
+#include "dedup/dedup.h"
+
+/* Open-addressing map from a non-zero 64-bit key to a 64-bit value; key 0 marks a free slot. */
+typedef struct {
+    uint64_t *keys;
+    uint64_t *values;
+    size_t cap; /* power of two */
+    size_t count;
+} u64map_t;
+
+static uint64_t nonzero_key(uint64_t k)
+{
+    return k ? k : 0x9e3779b97f4a7c15ULL;
+}
+
+static int u64map_init(u64map_t *m, size_t cap)
+{
+    m->keys = calloc(cap, sizeof(uint64_t));
+    m->values = calloc(cap, sizeof(uint64_t));
+    m->cap = cap;
+    m->count = 0;
+    if (!m->keys || !m->values) {
+        free(m->keys);
+        free(m->values);
+        memset(m, 0, sizeof(*m));
+        return TW_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void u64map_fini(u64map_t *m)
+{
+    free(m->keys);
+    free(m->values);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t u64map_slot(const u64map_t *m, uint64_t key)
+{
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 17) & mask;
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static uint64_t *u64map_get(u64map_t *m, uint64_t key)
+{
+    if (!m->cap)
+        return NULL;
+    size_t i = u64map_slot(m, nonzero_key(key));
+    return m->keys[i] ? &m->values[i] : NULL;
+}
+
+static int u64map_grow(u64map_t *m)
+{
+    u64map_t bigger;
+    if (u64map_init(&bigger, m->cap ? m->cap * 2 : 16) != 0)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->keys[i]) {
+            size_t j = u64map_slot(&bigger, m->keys[i]);
+            bigger.keys[j] = m->keys[i];
+            bigger.values[j] = m->values[i];
+            bigger.count++;
+        }
+    }
+    u64map_fini(m);
+    *m = bigger;
+    return 0;
+}
+
+/* Inserts or finds key; returns its value slot and whether it was new, or NULL on OOM. */
+static uint64_t *u64map_put(u64map_t *m, uint64_t key, uint64_t value, bool *inserted)
+{
+    key = nonzero_key(key);
+    if ((m->count + 1) * 4 > m->cap * 3 && u64map_grow(m) != 0)
+        return NULL;
+    size_t i = u64map_slot(m, key);
+    *inserted = !m->keys[i];
+    if (*inserted) {
+        m->keys[i] = key;
+        m->values[i] = value;
+        m->count++;
+    }
+    return &m->values[i];
+}
+
+typedef struct {
+    uint64_t id;
+    uint64_t count;
+    int64_t first_seen;
+    int64_t last_seen;
+    int64_t expires_at;
+    u64map_t members;                          /* post id hash -> 1 */
+    u64map_t authors;                          /* author hash -> 1 */
+    uint64_t claimed_by[DEDUP_MAX_MILESTONES]; /* post id hash that claimed milestone i, 0 */
+    char *samples[DEDUP_SAMPLE_IDS];           /* first post ids, owned */
+    size_t sample_lens[DEDUP_SAMPLE_IDS];
+    size_t nsamples;
+    bool has_sig;
+    uint16_t sig[FINGERPRINT_SIG_LEN]; /* of the first signed post, for verification */
+} cluster_t;
+
+typedef struct {
+    dedup_store_t base;
+    int64_t window_s;
+    size_t max_clusters;
+    u64map_t keys; /* exact or band key -> cluster id; value's expiry in key_expiry */
+    u64map_t key_expiry;
+    u64map_t clusters; /* cluster id -> index + 1 into cluster_list */
+    cluster_t *cluster_list;
+    size_t ncluster_list;
+    size_t cluster_cap;
+    buf_t samples; /* sample ids handed out with the current batch's results */
+} dedup_memory_t;
+
+static uint64_t key_for_exact(uint64_t exact)
+{
+    return fingerprint_hash64(&exact, sizeof(exact), 0x6578616374ULL);
+}
+
+static uint64_t key_for_band(uint32_t band, uint64_t value)
+{
+    uint64_t pair[2] = {band, value};
+    return fingerprint_hash64(pair, sizeof(pair), 0x62616e64ULL);
+}
+
+static void cluster_fini(cluster_t *c)
+{
+    u64map_fini(&c->members);
+    u64map_fini(&c->authors);
+    for (size_t i = 0; i < c->nsamples; i++)
+        free(c->samples[i]);
+    c->nsamples = 0;
+}
+
+/* Step 5 of dedup.h for one post; member is its post id hash (never 0 for a claim). Sample
+ * ids are copied to m->samples; their offsets wait in r->sample_lens' twin, resolved by the
+ * caller once the buffer stops growing. */
+static void dedup_memory_milestones(dedup_memory_t *m, cluster_t *c, uint64_t member, bool added,
+                                    dedup_result_t *r, size_t *sample_offs)
+{
+    const dedup_campaign_t *camp = &m->base.campaign;
+    member = member ? member : 1;
+    for (size_t k = 0; k < camp->nmilestones && c->count >= camp->milestones[k]; k++) {
+        if (added && !c->claimed_by[k] && c->authors.count >= camp->min_authors) {
+            c->claimed_by[k] = member;
+            r->milestones |= 1u << k;
+        } else if (!added && c->claimed_by[k] == member) {
+            r->milestones |= 1u << k;
+        }
+    }
+    if (!r->milestones)
+        return;
+    r->nsamples = c->nsamples;
+    for (size_t i = 0; i < c->nsamples; i++) {
+        sample_offs[i] = m->samples.len;
+        r->sample_lens[i] = c->sample_lens[i];
+        buf_append(&m->samples, c->samples[i], c->sample_lens[i]);
+    }
+}
+
+static int compare_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Rebuilds the tables without expired entries; when that would not free a quarter of the
+ * capacity, the half of the clusters closest to expiry (least recently updated) goes too. */
+static int dedup_memory_sweep(dedup_memory_t *m, int64_t now)
+{
+    int64_t cutoff = now;
+    size_t live = 0;
+    for (size_t i = 0; i < m->ncluster_list; i++)
+        live += m->cluster_list[i].expires_at > now;
+    if (live * 4 >= m->max_clusters * 3) {
+        int64_t *expiries = malloc(m->ncluster_list * sizeof(*expiries));
+        if (!expiries)
+            return TW_ERR_NOMEM;
+        for (size_t i = 0; i < m->ncluster_list; i++)
+            expiries[i] = m->cluster_list[i].expires_at;
+        qsort(expiries, m->ncluster_list, sizeof(*expiries), compare_i64);
+        cutoff = expiries[m->ncluster_list / 2];
+        free(expiries);
+    }
+    size_t kept = 0;
+    u64map_fini(&m->clusters);
+    if (u64map_init(&m->clusters, 16) != 0)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0; i < m->ncluster_list; i++) {
+        cluster_t *c = &m->cluster_list[i];
+        if (c->expires_at <= cutoff) {
+            cluster_fini(c);
+            continue;
+        }
+        m->cluster_list[kept] = *c;
+        bool inserted;
+        if (!u64map_put(&m->clusters, c->id, kept + 1, &inserted))
+            return TW_ERR_NOMEM;
+        kept++;
+    }
+    m->ncluster_list = kept;
+    u64map_t keys, expiry;
+    if (u64map_init(&keys, 16) != 0)
+        return TW_ERR_NOMEM;
+    if (u64map_init(&expiry, 16) != 0) {
+        u64map_fini(&keys);
+        return TW_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < m->keys.cap; i++) {
+        if (!m->keys.keys[i])
+            continue;
+        uint64_t *exp = u64map_get(&m->key_expiry, m->keys.keys[i]);
+        if (!exp || (int64_t)*exp <= cutoff || !u64map_get(&m->clusters, m->keys.values[i]))
+            continue;
+        bool inserted;
+        if (!u64map_put(&keys, m->keys.keys[i], m->keys.values[i], &inserted) ||
+            !u64map_put(&expiry, m->keys.keys[i], *exp, &inserted)) {
+            u64map_fini(&keys);
+            u64map_fini(&expiry);
+            return TW_ERR_NOMEM;
+        }
+    }
+    u64map_fini(&m->keys);
+    u64map_fini(&m->key_expiry);
+    m->keys = keys;
+    m->key_expiry = expiry;
+    return 0;
+}
+
+static cluster_t *dedup_memory_cluster(dedup_memory_t *m, uint64_t id, int64_t now)
+{
+    uint64_t *idx = u64map_get(&m->clusters, id);
+    if (idx) {
+        cluster_t *c = &m->cluster_list[*idx - 1];
+        if (c->expires_at > now)
+            return c;
+        /* expired but not yet swept: start it afresh, as Redis would after the TTL */
+        cluster_fini(c);
+        uint64_t keep_id = c->id;
+        memset(c, 0, sizeof(*c));
+        c->id = keep_id;
+        return c;
+    }
+    if (m->ncluster_list >= m->max_clusters && dedup_memory_sweep(m, now) != 0)
+        return NULL;
+    if (m->ncluster_list == m->cluster_cap) {
+        size_t cap = m->cluster_cap ? m->cluster_cap * 2 : 64;
+        cluster_t *list = realloc(m->cluster_list, cap * sizeof(*list));
+        if (!list)
+            return NULL;
+        m->cluster_list = list;
+        m->cluster_cap = cap;
+    }
+    cluster_t *c = &m->cluster_list[m->ncluster_list];
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    bool inserted;
+    if (!u64map_put(&m->clusters, id, m->ncluster_list + 1, &inserted))
+        return NULL;
+    m->ncluster_list++;
+    return c;
+}
+
+static int dedup_memory_lookup_key(dedup_memory_t *m, uint64_t key, int64_t now, uint64_t *id)
+{
+    uint64_t *cluster = u64map_get(&m->keys, key);
+    uint64_t *exp = u64map_get(&m->key_expiry, key);
+    if (cluster && exp && (int64_t)*exp > now) {
+        *id = *cluster;
+        return 1;
+    }
+    return 0;
+}
+
+/* Step 1's verification of a band match against cluster id. */
+static bool dedup_memory_verified(dedup_memory_t *m, uint64_t id, const fingerprint_t *fp,
+                                  int64_t now)
+{
+    if (!m->base.verify_matches)
+        return true;
+    uint64_t *idx = u64map_get(&m->clusters, id);
+    if (!idx)
+        return true; /* as Redis: a cluster without a signature cannot be checked */
+    const cluster_t *c = &m->cluster_list[*idx - 1];
+    if (c->expires_at <= now || !c->has_sig)
+        return true;
+    return fingerprint_sig_matches(fp, c->sig) >= m->base.verify_matches;
+}
+
+static int dedup_memory_set_key(dedup_memory_t *m, uint64_t key, uint64_t id, int64_t expires)
+{
+    bool inserted;
+    uint64_t *exp = u64map_put(&m->key_expiry, key, (uint64_t)expires, &inserted);
+    if (!exp)
+        return TW_ERR_NOMEM;
+    bool was_live = !inserted && (int64_t)*exp > expires - m->window_s;
+    *exp = (uint64_t)expires;
+    uint64_t *cluster = u64map_put(&m->keys, key, id, &inserted);
+    if (!cluster)
+        return TW_ERR_NOMEM;
+    if (!was_live)
+        *cluster = id; /* a live key keeps its cluster (SET NX); an expired one is replaced */
+    return 0;
+}
+
+static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *items, size_t n,
+                                    dedup_result_t *results)
+{
+    dedup_memory_t *m = (dedup_memory_t *)store;
+    int64_t now = (int64_t)time(NULL);
+    int64_t expires = now + m->window_s;
+    buf_reset(&m->samples);
+    size_t(*offs)[DEDUP_SAMPLE_IDS] = NULL;
+    if (m->base.campaign.nmilestones && !(offs = calloc(n ? n : 1, sizeof(*offs))))
+        return TW_ERR_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const dedup_item_t *it = &items[i];
+        dedup_result_t *r = &results[i];
+        memset(r, 0, sizeof(*r));
+        uint64_t exact_key = key_for_exact(it->fp->exact);
+        uint64_t id = it->fp->exact;
+        if (!dedup_memory_lookup_key(m, exact_key, now, &id)) {
+            for (uint32_t b = 0; b < it->fp->nbands; b++) {
+                uint64_t cand;
+                if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &cand) &&
+                    dedup_memory_verified(m, cand, it->fp, now)) {
+                    id = cand;
+                    break;
+                }
+            }
+        }
+        cluster_t *c = dedup_memory_cluster(m, id, now);
+        if (!c)
+            goto nomem;
+        bool inserted;
+        uint64_t member = fingerprint_hash64(it->post_id, it->post_id_len, 0);
+        if (!u64map_put(&c->members, member, 1, &inserted))
+            goto nomem;
+        r->replay = !inserted;
+        if (!c->has_sig && it->fp->nbands) {
+            memcpy(c->sig, it->fp->sig, sizeof(c->sig));
+            c->has_sig = true;
+        }
+        if (inserted) {
+            c->count++;
+            if (c->nsamples < DEDUP_SAMPLE_IDS) {
+                char *copy = malloc(it->post_id_len ? it->post_id_len : 1);
+                if (!copy)
+                    goto nomem;
+                memcpy(copy, it->post_id, it->post_id_len);
+                c->samples[c->nsamples] = copy;
+                c->sample_lens[c->nsamples++] = it->post_id_len;
+            }
+            if (it->author && it->author_len) {
+                uint64_t author = fingerprint_hash64(it->author, it->author_len, 0);
+                if (!u64map_put(&c->authors, author, 1, &inserted))
+                    goto nomem;
+            }
+            if (c->count == 1 || it->ts < c->first_seen)
+                c->first_seen = it->ts;
+            if (c->count == 1 || it->ts > c->last_seen)
+                c->last_seen = it->ts;
+        }
+        c->expires_at = expires;
+        if (offs)
+            dedup_memory_milestones(m, c, member, !r->replay, r, offs[i]);
+        if (dedup_memory_set_key(m, exact_key, id, expires) != 0)
+            goto nomem;
+        for (uint32_t b = 0; b < it->fp->nbands; b++)
+            if (dedup_memory_set_key(m, key_for_band(b, it->fp->bands[b]), id, expires) != 0)
+                goto nomem;
+        r->cluster = id;
+        r->count = c->count;
+        r->authors = c->authors.count;
+        r->first_seen = c->first_seen;
+        r->last_seen = c->last_seen;
+        r->available = true;
+    }
+    if (m->samples.failed)
+        goto nomem;
+    for (size_t i = 0; offs && i < n; i++)
+        for (size_t k = 0; k < results[i].nsamples; k++)
+            results[i].samples[k] = m->samples.data + offs[i][k];
+    free(offs);
+    return rc;
+nomem:
+    free(offs);
+    return TW_ERR_NOMEM;
+}
+
+static void dedup_memory_free(dedup_store_t *store)
+{
+    dedup_memory_t *m = (dedup_memory_t *)store;
+    for (size_t i = 0; i < m->ncluster_list; i++)
+        cluster_fini(&m->cluster_list[i]);
+    free(m->cluster_list);
+    u64map_fini(&m->keys);
+    u64map_fini(&m->key_expiry);
+    u64map_fini(&m->clusters);
+    buf_fini(&m->samples);
+    free(m);
+}
+
+static const dedup_store_ops_t dedup_memory_ops = {
+    .name = "memory",
+    .check_batch = dedup_memory_check_batch,
+    .free = dedup_memory_free,
+};
+
+int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out)
+{
+    dedup_memory_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return TW_ERR_NOMEM;
+    m->base.ops = &dedup_memory_ops;
+    m->window_s = window_s;
+    m->max_clusters = max_clusters ? max_clusters : 1;
+    buf_init(&m->samples);
+    if (u64map_init(&m->keys, 1024) || u64map_init(&m->key_expiry, 1024) ||
+        u64map_init(&m->clusters, 256)) {
+        dedup_memory_free(&m->base);
+        return TW_ERR_NOMEM;
+    }
+    *out = &m->base;
+    return 0;
+}
+
+int dedup_campaign_parse(const char *milestones, uint64_t min_authors, dedup_campaign_t *c,
+                         tw_diag_t *diag)
+{
+    memset(c, 0, sizeof(*c));
+    c->min_authors = min_authors;
+    const char *p = milestones ? milestones : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || end == p || *p == '-' || v == 0 ||
+            (c->nmilestones && v <= c->milestones[c->nmilestones - 1])) {
+            tw_diag_add(diag,
+                        "campaign.milestones: '%s' must be strictly increasing positive "
+                        "integers separated by commas",
+                        milestones);
+            return TW_ERR_CONFIG;
+        }
+        if (c->nmilestones == DEDUP_MAX_MILESTONES) {
+            tw_diag_add(diag, "campaign.milestones: at most %d milestones", DEDUP_MAX_MILESTONES);
+            return TW_ERR_CONFIG;
+        }
+        c->milestones[c->nmilestones++] = v;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p && *p != ',') {
+            tw_diag_add(diag, "campaign.milestones: unexpected '%c' in '%s'", *p, milestones);
+            return TW_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
+void dedup_cluster_hex(uint64_t cluster, char out[17])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) {
+        out[i] = hex[cluster & 15];
+        cluster >>= 4;
+    }
+    out[16] = '\0';
+}

@@ -1,0 +1,1204 @@
+/* Redis duplicate store. Semantics match dedup_memory.c (see dedup.h).
+ *
+ * redis://: the whole batch is one EVALSHA call, so a batch costs one round trip and is applied
+ * atomically (a second worker sees all of it or none of it).
+ *
+ * redis+cluster://: Redis Cluster refuses a script that touches keys of several hash slots, so
+ * a batch runs in phases, each one pipelined to every master at once (redis_cluster.c):
+ *   1. GET of every distinct exact and band key of the batch (and, with verification, HGET of
+ *      the signature of each cluster the batch could start); 1b. HGET of the signatures of the
+ *      clusters those keys name, when verification needs them;
+ *   2. the cluster choice of every post is made here, in batch order, exactly as the script
+ *      makes it (earlier posts' new keys and signatures are applied to a local overlay); then,
+ *      in one pipeline, SET NX EX / EXPIRE of every key and one EVALSHA per chosen cluster on
+ *      its three keys, hash-tagged tw:c:{cluster}, which does steps 2, 3 and 5 atomically.
+ * Race (docs/DEDUP.md): between phase 1 and 2 of one worker, another worker may create a key
+ * the first saw absent; SET NX keeps the first writer's cluster, so the two near-duplicate posts
+ * can end in two clusters. Counts stay exact per cluster and milestones are still claimed once
+ * (they live in the per-cluster script). */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "util/buf.h"
+#include "dedup/dedup.h"
+#include "util/log.h"
+#include "dedup/redis_cluster.h"
+
+/* Shared by both scripts: step 2, 3 and 5 of dedup.h for one post joining the cluster whose
+ * hash is ckey (members ckey:m, authors ckey:a). One HMGET reads everything the post needs
+ * (count, first/last, the cached author count, the signature, the five sample ids, the
+ * milestone holders) and one HSET writes what changed, so a new post costs SADD, HMGET, PFADD,
+ * HSET (+ PFCOUNT only when PFADD changed the HyperLogLog, + HGET-free milestone claims).
+ * Expects window, min_authors, nms, ms and sigcache (cluster -> signature or false) in scope.
+ * Returns {count, authors, first, last, replay, claimed, samples}. */
+#define DEDUP_LUA_UPDATE                                                                           \
+    "local fields = {'count', 'first', 'last', 'na', 'sig', 's1', 's2', 's3', 's4', 's5'}\n"       \
+    "for k = 1, nms do fields[10 + k] = 'm:' .. ms[k] end\n"                                       \
+    "local function update(ckey, cluster, pid, author, ts, sig)\n"                                 \
+    "  local added = redis.call('SADD', ckey .. ':m', pid)\n"                                      \
+    "  local h = redis.call('HMGET', ckey, unpack(fields))\n"                                      \
+    "  local count, first, last = tonumber(h[1]) or 0, tonumber(h[2]), tonumber(h[3])\n"           \
+    "  local na = tonumber(h[4])\n"                                                                \
+    "  local set = {}\n"                                                                           \
+    "  if h[5] then sigcache[cluster] = h[5]\n"                                                    \
+    "  elseif sig ~= '' then\n"                                                                    \
+    "    set[#set + 1] = 'sig' set[#set + 1] = sig sigcache[cluster] = sig\n"                      \
+    "  end\n"                                                                                      \
+    "  if added == 1 then\n"                                                                       \
+    "    count = count + 1\n"                                                                      \
+    "    set[#set + 1] = 'count' set[#set + 1] = count\n"                                          \
+    "    if count <= 5 then\n"                                                                     \
+    "      set[#set + 1] = 's' .. count set[#set + 1] = pid h[5 + count] = pid\n"                  \
+    "    end\n"                                                                                    \
+    "    -- PFADD answers 1 when the estimate may have changed: only then is it counted again\n"   \
+    "    if author ~= '' and redis.call('PFADD', ckey .. ':a', author) == 1 then na = nil end\n"   \
+    "    if count == 1 or first == nil or ts < first then\n"                                       \
+    "      first = ts set[#set + 1] = 'first' set[#set + 1] = ts\n"                                \
+    "    end\n"                                                                                    \
+    "    if count == 1 or last == nil or ts > last then\n"                                         \
+    "      last = ts set[#set + 1] = 'last' set[#set + 1] = ts\n"                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if na == nil then\n"                                                                        \
+    "    na = redis.call('PFCOUNT', ckey .. ':a')\n"                                               \
+    "    set[#set + 1] = 'na' set[#set + 1] = na\n"                                                \
+    "  end\n"                                                                                      \
+    "  -- milestone k is claimed once, atomically (this script), by the post id stored in\n"       \
+    "  -- m:<k>; a replay of that post finds its own id there and claims it again\n"               \
+    "  local claimed, bit = 0, 1\n"                                                                \
+    "  for k = 1, nms do\n"                                                                        \
+    "    if count < ms[k] then break end\n"                                                        \
+    "    local holder = h[10 + k]\n"                                                               \
+    "    if added == 1 then\n"                                                                     \
+    "      if na >= min_authors and not holder then\n"                                             \
+    "        set[#set + 1] = fields[10 + k] set[#set + 1] = pid claimed = claimed + bit\n"         \
+    "      end\n"                                                                                  \
+    "    elseif holder == pid then claimed = claimed + bit end\n"                                  \
+    "    bit = bit * 2\n"                                                                          \
+    "  end\n"                                                                                      \
+    "  if #set > 0 then redis.call('HSET', ckey, unpack(set)) end\n"                               \
+    "  local samples = {}\n"                                                                       \
+    "  if claimed > 0 then\n"                                                                      \
+    "    for j = 1, 5 do\n"                                                                        \
+    "      if not h[5 + j] then break end\n"                                                       \
+    "      samples[j] = h[5 + j]\n"                                                                \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return {count, na, first or 0, last or 0, 1 - added, claimed, samples}\n"                   \
+    "end\n"
+
+/* Single server: the whole batch, one EVALSHA, atomic. Per post one MGET of the exact and band
+ * keys; each key of the batch is written once (SET EX when absent, else EXPIRE: an existing key
+ * keeps its cluster) and each cluster's three keys get one EXPIRE each per batch. */
+static const char dedup_script[] =
+    "-- ARGV: prefix window n min_authors verify nms milestone_1..milestone_nms, then per post:\n"
+    "-- post_id author ts exact nbands sig exact_key band_key_0..band_key_{nbands-1}\n"
+    "-- (key names are built by the caller: no string work here)\n"
+    "local prefix, window, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local min_authors, verify, nms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local ms, sigcache = {}, {}\n"
+    "for k = 1, nms do ms[k] = tonumber(ARGV[6 + k]) end\n" DEDUP_LUA_UPDATE
+    "-- equal 16-bit entries of two signatures\n"
+    "local function agree(a, b)\n"
+    "  local eq = 0\n"
+    "  for k = 1, #a - 1, 2 do\n"
+    "    local x1, x2 = string.byte(a, k, k + 1)\n"
+    "    local y1, y2 = string.byte(b, k, k + 1)\n"
+    "    if x1 == y1 and x2 == y2 then eq = eq + 1 end\n"
+    "  end\n"
+    "  return eq\n"
+    "end\n"
+    "local out, touched, seen, ckeys, i = {}, {}, {}, {}, 7 + nms\n"
+    "for p = 1, n do\n"
+    "  local pid, author, ts, exact = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]\n"
+    "  local nb, sig = tonumber(ARGV[i+4]), ARGV[i+5]\n"
+    "  local k0 = i + 6\n"
+    "  i = k0 + 1 + nb\n"
+    "  local vals = redis.call('MGET', unpack(ARGV, k0, k0 + nb))\n"
+    "  local cluster = vals[1]\n"
+    "  if not cluster then\n"
+    "    for b = 2, nb + 1 do\n"
+    "      local cand = vals[b]\n"
+    "      if cand then\n"
+    "        local ok = verify == 0\n"
+    "        if not ok then\n"
+    "          local csig = sigcache[cand]\n"
+    "          if csig == nil then\n"
+    "            csig = redis.call('HGET', prefix .. 'c:' .. cand, 'sig')\n"
+    "            sigcache[cand] = csig\n"
+    "          end\n"
+    "          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify\n"
+    "        end\n"
+    "        if ok then cluster = cand break end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if not cluster then cluster = exact end\n"
+    "  local ckey = prefix .. 'c:' .. cluster\n"
+    "  local row = update(ckey, cluster, pid, author, ts, sig)\n"
+    "  table.insert(row, 1, cluster)\n"
+    "  out[p] = row\n"
+    "  if not seen[ckey] then seen[ckey] = true ckeys[#ckeys + 1] = ckey end\n"
+    "  for k = 1, nb + 1 do\n"
+    "    local key = ARGV[k0 + k - 1]\n"
+    "    if not touched[key] then\n"
+    "      touched[key] = true\n"
+    "      if vals[k] then redis.call('EXPIRE', key, window)\n"
+    "      else redis.call('SET', key, cluster, 'EX', window) end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for _, ckey in ipairs(ckeys) do\n"
+    "  redis.call('EXPIRE', ckey, window)\n"
+    "  redis.call('EXPIRE', ckey .. ':m', window)\n"
+    "  redis.call('EXPIRE', ckey .. ':a', window)\n"
+    "end\n"
+    "return out\n";
+
+/* Redis Cluster, phase 2: the posts of one batch that chose this cluster, in batch order, on
+ * the cluster's three keys (one hash slot through the {cluster} tag). */
+static const char dedup_cluster_script[] =
+    "-- KEYS: tw:c:{cluster} tw:c:{cluster}:m tw:c:{cluster}:a\n"
+    "-- ARGV: window n min_authors nms milestone_1..milestone_nms, then per post:\n"
+    "-- post_id author ts sig\n"
+    "local window, n = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local min_authors, nms = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local ms, sigcache = {}, {}\n"
+    "for k = 1, nms do ms[k] = tonumber(ARGV[4 + k]) end\n" DEDUP_LUA_UPDATE
+    "local out, i = {}, 5 + nms\n"
+    "for p = 1, n do\n"
+    "  out[p] = update(KEYS[1], '', ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3])\n"
+    "  i = i + 4\n"
+    "end\n"
+    "for k = 1, 3 do redis.call('EXPIRE', KEYS[k], window) end\n"
+    "return out\n";
+
+#define REDIS_KEY_PREFIX       "tw:"
+#define REDIS_RECONNECT_MIN_MS 100
+#define REDIS_RECONNECT_MAX_MS 5000
+
+/* Cluster mode, per batch: one distinct exact or band key. */
+typedef struct {
+    uint64_t id;       /* identity of the key name (hash of band number and value) */
+    size_t name_off;   /* in scratch */
+    uint32_t name_len; /* "tw:x:<hex>" or "tw:b:<band>:<hex>" */
+    uint16_t slot;
+    bool present; /* phase 1: the key exists in Redis, naming cluster value */
+    bool written; /* set by an earlier post of this batch (was absent): names value */
+    uint64_t value;
+} dedup_key_t;
+
+/* Cluster mode, per batch: one cluster whose signature may be needed or that a post chose. */
+typedef struct {
+    uint64_t id;
+    bool fetched;   /* its signature was asked for */
+    bool has_sig;   /* after fetch or a post of the batch signed it */
+    size_t sig_off; /* in sigbuf when has_sig: 2 * FINGERPRINT_SIG_LEN bytes or sig_len */
+    size_t sig_len;
+    size_t nposts; /* posts of the batch that chose it, linked through post_next */
+    size_t first_post, last_post;
+} dedup_cluster_t;
+
+/* Open-addressing map from a 64-bit id to an index; reset per batch. */
+typedef struct {
+    uint64_t *ids;
+    uint32_t *idx;
+    unsigned char *used;
+    size_t cap;
+} idmap_t;
+
+typedef struct {
+    dedup_store_t base;
+    char *host; /* single server */
+    int port;
+    int db;
+    char *user;
+    char *password;
+    int64_t window_s;
+    int timeout_ms;
+    redisContext *ctx;
+    char sha[41];
+    char cluster_sha[41];
+    int64_t next_connect_ms; /* backoff: no reconnect attempt before this time */
+    int backoff_ms;
+    /* argv storage reused between batches */
+    const char **argv;
+    size_t *argvlen;
+    size_t argv_cap;
+    buf_t scratch;
+    buf_t samples; /* sample post ids of the last batch's results */
+    buf_t sigs;    /* the batch's signatures, binary */
+    /* cluster mode */
+    redis_cluster_t *cluster;
+    char *seeds;
+    dedup_key_t *keys;
+    size_t nkeys, keys_cap;
+    dedup_cluster_t *clusters;
+    size_t nclusters, clusters_cap;
+    idmap_t keymap, clustermap;
+    uint32_t *post_keys; /* per post: 1 + FINGERPRINT_BANDS key indexes */
+    uint32_t *post_cluster;
+    uint32_t *post_next; /* next post of the same cluster, UINT32_MAX at the end */
+    size_t posts_cap, post_cluster_cap, post_next_cap;
+    redis_cluster_cmd_t *cmds;
+    redisReply **replies;
+    size_t *cmd_arg; /* per command: index of its first argv entry */
+    size_t cmds_cap, replies_cap, cmd_arg_cap;
+    size_t *arg_offs; /* argv entries pointing into scratch, resolved after it stops growing */
+    buf_t sigbuf;     /* cluster signatures of this batch */
+    buf_t names;      /* key names of this batch, NUL-separated */
+    size_t *post_sig; /* per post: offset of its signature in sigs */
+    size_t post_sig_cap;
+    const redisReply **rows;
+    size_t rows_cap;
+} dedup_redis_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dedup_redis_disconnect(dedup_redis_t *r)
+{
+    if (r->ctx)
+        redisFree(r->ctx);
+    r->ctx = NULL;
+}
+
+static redisReply *redis_command_checked(dedup_redis_t *r, int argc, const char **argv,
+                                         const size_t *argvlen)
+{
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
+    if (!reply) {
+        log_ratelimited(LOG_LEVEL_WARN, "redis.io", 10, "redis %s:%d: %s", r->host, r->port,
+                        r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
+        dedup_redis_disconnect(r);
+    }
+    return reply;
+}
+
+static int dedup_redis_connect(dedup_redis_t *r)
+{
+    if (r->ctx)
+        return 0;
+    int64_t now = now_ms();
+    if (now < r->next_connect_ms)
+        return TW_ERR_REDIS;
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
+    int ok = r->ctx && !r->ctx->err && redisSetTimeout(r->ctx, tv) == REDIS_OK;
+    if (ok && r->password) {
+        const char *argv[3] = {"AUTH", r->user ? r->user : r->password, r->password};
+        redisReply *reply = redis_command_checked(r, r->user ? 3 : 2, argv, NULL);
+        ok = reply && reply->type != REDIS_REPLY_ERROR;
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_ratelimited(LOG_LEVEL_ERROR, "redis.auth", 10, "redis AUTH refused: %s",
+                            reply->str);
+        freeReplyObject(reply);
+    }
+    if (ok && r->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", r->db);
+        const char *argv[2] = {"SELECT", db};
+        redisReply *reply = r->ctx ? redis_command_checked(r, 2, argv, NULL) : NULL;
+        ok = reply && reply->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+    }
+    if (ok) {
+        const char *argv[3] = {"SCRIPT", "LOAD", dedup_script};
+        redisReply *reply = r->ctx ? redis_command_checked(r, 3, argv, NULL) : NULL;
+        ok = reply && reply->type == REDIS_REPLY_STRING && reply->len == 40;
+        if (ok)
+            memcpy(r->sha, reply->str, 41);
+        freeReplyObject(reply);
+    }
+    if (!ok) {
+        log_ratelimited(LOG_LEVEL_WARN, "redis.connect", 10, "redis %s:%d unavailable: %s", r->host,
+                        r->port, r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "setup failed");
+        dedup_redis_disconnect(r);
+        r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : REDIS_RECONNECT_MIN_MS;
+        if (r->backoff_ms > REDIS_RECONNECT_MAX_MS)
+            r->backoff_ms = REDIS_RECONNECT_MAX_MS;
+        r->next_connect_ms = now + r->backoff_ms;
+        return TW_ERR_REDIS;
+    }
+    if (r->backoff_ms)
+        log_info("redis %s:%d connected", r->host, r->port);
+    r->backoff_ms = 0;
+    return 0;
+}
+
+static int dedup_redis_reserve_argv(dedup_redis_t *r, size_t argc)
+{
+    if (argc <= r->argv_cap)
+        return 0;
+    size_t cap = argc * 2;
+    const char **argv = realloc(r->argv, cap * sizeof(*argv));
+    if (!argv)
+        return TW_ERR_NOMEM;
+    r->argv = argv;
+    size_t *lens = realloc(r->argvlen, cap * sizeof(*lens));
+    if (!lens)
+        return TW_ERR_NOMEM;
+    r->argvlen = lens;
+    size_t *offs = realloc(r->arg_offs, cap * sizeof(*offs));
+    if (!offs)
+        return TW_ERR_NOMEM;
+    r->arg_offs = offs;
+    r->argv_cap = cap;
+    return 0;
+}
+
+static void mark_unavailable(dedup_result_t *results, size_t n)
+{
+    memset(results, 0, n * sizeof(*results));
+}
+
+/* rows[i]: post i's row, {count, authors, first, last, replay, claimed, samples} from index
+ * base on (the single-server script puts the cluster id first). Sample ids are copied into
+ * r->samples (the replies are freed before the caller reads them). */
+static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, size_t n,
+                      dedup_result_t *results)
+{
+    buf_reset(&r->samples);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *row = rows[i];
+        if (!row || row->type != REDIS_REPLY_ARRAY || row->elements != base + 7 ||
+            row->element[base + 6]->type != REDIS_REPLY_ARRAY)
+            return TW_ERR_REDIS;
+        for (size_t j = base; j < base + 6; j++)
+            if (row->element[j]->type != REDIS_REPLY_INTEGER)
+                return TW_ERR_REDIS;
+        if (base && row->element[0]->type != REDIS_REPLY_STRING)
+            return TW_ERR_REDIS;
+    }
+    for (size_t pass = 0; pass < 2; pass++) {
+        /* pass 0 copies, pass 1 takes pointers once the buffer stops growing */
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *samples = rows[i]->element[base + 6];
+            size_t ns = samples->elements < DEDUP_SAMPLE_IDS ? samples->elements : DEDUP_SAMPLE_IDS;
+            for (size_t k = 0; k < ns; k++) {
+                const redisReply *id = samples->element[k];
+                if (id->type != REDIS_REPLY_STRING)
+                    return TW_ERR_REDIS;
+                if (pass == 0) {
+                    buf_append(&r->samples, id->str, id->len);
+                    continue;
+                }
+                results[i].samples[k] = r->samples.data + off;
+                results[i].sample_lens[k] = id->len;
+                off += id->len;
+            }
+            if (pass == 1)
+                results[i].nsamples = ns;
+        }
+        if (r->samples.failed)
+            return TW_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply **e = rows[i]->element;
+        dedup_result_t *res = &results[i];
+        if (base)
+            res->cluster = strtoull(e[0]->str, NULL, 16);
+        res->count = (uint64_t)e[base]->integer;
+        res->authors = (uint64_t)e[base + 1]->integer;
+        res->first_seen = e[base + 2]->integer;
+        res->last_seen = e[base + 3]->integer;
+        res->replay = e[base + 4]->integer != 0;
+        res->milestones = (uint32_t)e[base + 5]->integer;
+        res->available = true;
+    }
+    return 0;
+}
+
+static int reserve_rows(dedup_redis_t *r, size_t n)
+{
+    if (n <= r->rows_cap)
+        return 0;
+    const redisReply **rows = realloc(r->rows, n * 2 * sizeof(*rows));
+    if (!rows)
+        return TW_ERR_NOMEM;
+    r->rows = rows;
+    r->rows_cap = n * 2;
+    return 0;
+}
+
+/* Signatures as binary little-endian 16-bit entries, the same bytes on every host; posts
+ * without bands have none. */
+static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
+{
+    buf_reset(sigs);
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        for (size_t j = 0; fp->nbands && j < FINGERPRINT_SIG_LEN; j++) {
+            unsigned char le[2] = {(unsigned char)(fp->sig[j] & 0xFF),
+                                   (unsigned char)(fp->sig[j] >> 8)};
+            buf_append(sigs, le, 2);
+        }
+    }
+    return sigs->failed ? TW_ERR_NOMEM : 0;
+}
+
+static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
+                                    dedup_result_t *results)
+{
+    int rc = dedup_redis_connect(r);
+    if (rc != 0)
+        return rc;
+
+    const dedup_campaign_t *camp = &r->base.campaign;
+    /* EVALSHA sha 0 prefix window n min_authors verify nms ms.. */
+    size_t argc = 9 + camp->nmilestones;
+    for (size_t i = 0; i < n; i++)
+        argc += 7 + items[i].fp->nbands;
+    if (dedup_redis_reserve_argv(r, argc) != 0)
+        return TW_ERR_NOMEM;
+
+    /* Numbers and hex keys are written into one scratch buffer first; pointers are taken
+     * only after it stops growing. */
+    buf_reset(&r->scratch);
+    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0, n,
+               0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
+    for (size_t k = 0; k < camp->nmilestones; k++)
+        buf_printf(&r->scratch, "%" PRIu64 "%c", camp->milestones[k], 0);
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        buf_printf(&r->scratch, "%" PRId64 "%c%016" PRIx64 "%c%" PRIu32 "%c", items[i].ts, 0,
+                   fp->exact, 0, fp->nbands, 0);
+        buf_printf(&r->scratch, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", fp->exact, 0);
+        for (uint32_t b = 0; b < fp->nbands; b++)
+            buf_printf(&r->scratch, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", b,
+                       fp->bands[b], 0);
+    }
+    if (r->scratch.failed || append_sigs(&r->sigs, items, n) != 0)
+        return TW_ERR_NOMEM;
+    const char *sig = r->sigs.data;
+
+    size_t k = 0;
+    const char *s = r->scratch.data;
+#define PUSH_ARG(ptr, len)                                                                         \
+    do {                                                                                           \
+        r->argv[k] = (ptr);                                                                        \
+        r->argvlen[k] = (len);                                                                     \
+        k++;                                                                                       \
+    } while (0)
+#define PUSH_SCRATCH()                                                                             \
+    do {                                                                                           \
+        size_t l_ = strlen(s);                                                                     \
+        PUSH_ARG(s, l_);                                                                           \
+        s += l_ + 1;                                                                               \
+    } while (0)
+    PUSH_ARG("EVALSHA", 7);
+    PUSH_ARG(r->sha, 40);
+    PUSH_ARG("0", 1);
+    PUSH_ARG(REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
+    PUSH_SCRATCH(); /* window */
+    PUSH_SCRATCH(); /* n */
+    PUSH_SCRATCH(); /* min_authors */
+    PUSH_SCRATCH(); /* verify */
+    PUSH_SCRATCH(); /* nms */
+    for (size_t m = 0; m < camp->nmilestones; m++)
+        PUSH_SCRATCH();
+    for (size_t i = 0; i < n; i++) {
+        PUSH_ARG(items[i].post_id, items[i].post_id_len);
+        PUSH_ARG(items[i].author ? items[i].author : "", items[i].author ? items[i].author_len : 0);
+        PUSH_SCRATCH(); /* ts */
+        PUSH_SCRATCH(); /* exact */
+        PUSH_SCRATCH(); /* nbands */
+        size_t sig_len = items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+        PUSH_ARG(sig_len ? sig : "", sig_len);
+        sig += sig_len;
+        PUSH_SCRATCH(); /* exact key */
+        for (uint32_t b = 0; b < items[i].fp->nbands; b++)
+            PUSH_SCRATCH(); /* band keys */
+    }
+#undef PUSH_SCRATCH
+#undef PUSH_ARG
+
+    redisReply *reply = redis_command_checked(r, (int)k, r->argv, r->argvlen);
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* The server restarted or flushed its scripts: send the body once, which also
+         * caches it again under the same sha. */
+        freeReplyObject(reply);
+        r->argv[0] = "EVAL";
+        r->argvlen[0] = 4;
+        r->argv[1] = dedup_script;
+        r->argvlen[1] = sizeof(dedup_script) - 1;
+        reply = redis_command_checked(r, (int)k, r->argv, r->argvlen);
+    }
+    if (!reply)
+        return TW_ERR_REDIS;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis dedup script failed: %s",
+                        reply->str);
+        freeReplyObject(reply);
+        return TW_ERR_REDIS;
+    }
+    rc = TW_ERR_REDIS;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == n &&
+        (rc = reserve_rows(r, n)) == 0) {
+        for (size_t i = 0; i < n; i++)
+            r->rows[i] = reply->element[i];
+        rc = parse_rows(r, r->rows, 1, n, results);
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* ---- Redis Cluster ---------------------------------------------------------------------- */
+
+static int idmap_reserve(idmap_t *m, size_t n)
+{
+    size_t cap = 64;
+    while (cap < n * 2)
+        cap *= 2;
+    if (cap > m->cap) {
+        free(m->ids);
+        free(m->idx);
+        free(m->used);
+        m->ids = malloc(cap * sizeof(*m->ids));
+        m->idx = malloc(cap * sizeof(*m->idx));
+        m->used = malloc(cap);
+        m->cap = m->ids && m->idx && m->used ? cap : 0;
+        if (!m->cap)
+            return TW_ERR_NOMEM;
+    }
+    memset(m->used, 0, m->cap);
+    return 0;
+}
+
+/* The index stored for id, or a free slot for it (*found false). */
+static size_t idmap_slot(const idmap_t *m, uint64_t id, bool *found)
+{
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 20) & mask;
+    while (m->used[i] && m->ids[i] != id)
+        i = (i + 1) & mask;
+    *found = m->used[i] != 0;
+    return i;
+}
+
+/* The batch's entry for cluster id, created unfetched and unsigned when new. The clusters
+ * array is reserved for the worst case before the batch, so pointers stay valid. */
+static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
+{
+    bool found;
+    size_t slot = idmap_slot(&r->clustermap, id, &found);
+    if (found)
+        return &r->clusters[r->clustermap.idx[slot]];
+    r->clustermap.used[slot] = 1;
+    r->clustermap.ids[slot] = id;
+    r->clustermap.idx[slot] = (uint32_t)r->nclusters;
+    dedup_cluster_t *c = &r->clusters[r->nclusters++];
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    return c;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
+{
+    if (need <= *cap)
+        return p;
+    void *q = realloc(p, need * 2 * size);
+    if (!q) {
+        *rc = TW_ERR_NOMEM;
+        return p;
+    }
+    *cap = need * 2;
+    return q;
+}
+
+/* argv entries are queued with scratch offsets (argv NULL) or fixed pointers, and resolved
+ * once the scratch buffer stops growing. */
+static void arg_push_ptr(dedup_redis_t *r, size_t *k, const char *ptr, size_t len)
+{
+    r->argv[*k] = ptr;
+    r->argvlen[*k] = len;
+    (*k)++;
+}
+
+static void arg_push_fmt(dedup_redis_t *r, size_t *k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void arg_push_fmt(dedup_redis_t *r, size_t *k, const char *fmt, ...)
+{
+    size_t off = r->scratch.len;
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[96];
+    int len = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= sizeof(tmp)) {
+        r->scratch.failed = 1;
+        len = 0;
+    }
+    buf_append(&r->scratch, tmp, (size_t)len + 1);
+    r->argv[*k] = NULL;
+    r->arg_offs[*k] = off;
+    r->argvlen[*k] = (size_t)len;
+    (*k)++;
+}
+
+static void args_resolve(dedup_redis_t *r, size_t from, size_t to)
+{
+    for (size_t k = from; k < to; k++)
+        if (!r->argv[k])
+            r->argv[k] = r->scratch.data + r->arg_offs[k];
+}
+
+static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
+{
+    r->cmds[*ncmds] = (redis_cluster_cmd_t){(int)(argend - argstart), NULL, NULL, slot};
+    r->cmd_arg[*ncmds] = argstart; /* argv pointers are bound once argv is complete */
+    (*ncmds)++;
+}
+
+static void cmds_bind(dedup_redis_t *r, size_t ncmds)
+{
+    for (size_t c = 0; c < ncmds; c++) {
+        r->cmds[c].argv = r->argv + r->cmd_arg[c];
+        r->cmds[c].argvlen = r->argvlen + r->cmd_arg[c];
+    }
+}
+
+/* Queues HGET of a cluster's verification signature, once per cluster and batch. */
+static void push_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *k, size_t *ncmds)
+{
+    if (c->fetched)
+        return;
+    c->fetched = true;
+    size_t start = *k;
+    arg_push_ptr(r, k, "HGET", 4);
+    arg_push_fmt(r, k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+    arg_push_ptr(r, k, "sig", 3);
+    cmd_add(r, ncmds, start, *k, 0);
+}
+
+/* Sends one round: argv is complete up to nargs; commands from slot_from on take their slot
+ * from their key_arg-th argument (earlier ones were given a slot when added); every node
+ * gets its commands at once. */
+static int cluster_round(dedup_redis_t *r, size_t nargs, size_t slot_from, size_t ncmds,
+                         size_t key_arg)
+{
+    args_resolve(r, 0, nargs);
+    for (size_t c = slot_from; c < ncmds; c++) {
+        size_t start = r->cmd_arg[c];
+        r->cmds[c].slot = redis_cluster_slot(r->argv[start + key_arg], r->argvlen[start + key_arg]);
+    }
+    cmds_bind(r, ncmds);
+    return redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
+}
+
+static void replies_free(dedup_redis_t *r, size_t ncmds)
+{
+    for (size_t c = 0; c < ncmds; c++) {
+        freeReplyObject(r->replies[c]);
+        r->replies[c] = NULL;
+    }
+}
+
+/* Records an HGET sig reply for cluster c. */
+static int take_sig(dedup_redis_t *r, dedup_cluster_t *c, const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_NIL)
+        return 0;
+    if (reply->type != REDIS_REPLY_STRING)
+        return TW_ERR_REDIS;
+    c->has_sig = true;
+    c->sig_off = r->sigbuf.len;
+    c->sig_len = reply->len;
+    buf_append(&r->sigbuf, reply->str, reply->len);
+    return r->sigbuf.failed ? TW_ERR_NOMEM : 0;
+}
+
+static bool cluster_verified(const dedup_redis_t *r, const dedup_cluster_t *c,
+                             const fingerprint_t *fp)
+{
+    if (!c->has_sig || c->sig_len != 2 * FINGERPRINT_SIG_LEN)
+        return true;
+    const unsigned char *s = (const unsigned char *)r->sigbuf.data + c->sig_off;
+    uint32_t eq = 0;
+    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
+        eq += (uint16_t)(s[2 * j] | (s[2 * j + 1] << 8)) == fp->sig[j];
+    return eq >= r->base.verify_matches;
+}
+
+static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
+                                     dedup_result_t *results)
+{
+    const size_t stride = 1 + FINGERPRINT_BANDS;
+    const dedup_campaign_t *camp = &r->base.campaign;
+    const bool verify = r->base.verify_matches > 0;
+    int rc = 0;
+    size_t maxkeys = 0;
+    for (size_t i = 0; i < n; i++)
+        maxkeys += 1 + items[i].fp->nbands;
+    size_t maxclusters = n + maxkeys;
+    /* argv: phase 1 2 * keys + 3 * clusters; phase 2 6 * keys + (9 + ms) * clusters + 4 * n */
+    size_t maxargs = 6 * maxkeys + (9 + camp->nmilestones) * maxclusters + 4 * n + 16;
+    size_t maxcmds = maxkeys + maxclusters + 1;
+    r->post_keys = grow(r->post_keys, &r->posts_cap, n * stride, sizeof(*r->post_keys), &rc);
+    r->post_cluster = grow(r->post_cluster, &r->post_cluster_cap, n, sizeof(*r->post_cluster), &rc);
+    r->post_next = grow(r->post_next, &r->post_next_cap, n, sizeof(*r->post_next), &rc);
+    r->post_sig = grow(r->post_sig, &r->post_sig_cap, n, sizeof(*r->post_sig), &rc);
+    r->keys = grow(r->keys, &r->keys_cap, maxkeys, sizeof(*r->keys), &rc);
+    r->clusters = grow(r->clusters, &r->clusters_cap, maxclusters, sizeof(*r->clusters), &rc);
+    r->cmds = grow(r->cmds, &r->cmds_cap, maxcmds, sizeof(*r->cmds), &rc);
+    r->replies = grow(r->replies, &r->replies_cap, maxcmds, sizeof(*r->replies), &rc);
+    r->cmd_arg = grow(r->cmd_arg, &r->cmd_arg_cap, maxcmds, sizeof(*r->cmd_arg), &rc);
+    if (rc != 0 || dedup_redis_reserve_argv(r, maxargs) != 0 || reserve_rows(r, n) != 0 ||
+        idmap_reserve(&r->keymap, maxkeys) != 0 || idmap_reserve(&r->clustermap, maxclusters) != 0)
+        return TW_ERR_NOMEM;
+    r->nkeys = r->nclusters = 0;
+    buf_reset(&r->scratch);
+    buf_reset(&r->sigbuf);
+    buf_reset(&r->names);
+    if (append_sigs(&r->sigs, items, n) != 0)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0, off = 0; i < n; i++) {
+        r->post_sig[i] = off;
+        off += items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+    }
+
+    /* the batch's distinct keys; identity = hash of (band + 1 or 0, value): a collision of two
+     * different keys of one batch (p ~ keys^2 / 2^64) would merge their lookups */
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        for (uint32_t k = 0; k <= fp->nbands; k++) {
+            uint64_t value = k ? fp->bands[k - 1] : fp->exact;
+            uint64_t pair[2] = {k, value};
+            uint64_t id = fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
+            bool found;
+            size_t slot = idmap_slot(&r->keymap, id, &found);
+            if (!found) {
+                r->keymap.used[slot] = 1;
+                r->keymap.ids[slot] = id;
+                r->keymap.idx[slot] = (uint32_t)r->nkeys;
+                dedup_key_t *key = &r->keys[r->nkeys++];
+                memset(key, 0, sizeof(*key));
+                key->id = id;
+                key->name_off = r->names.len;
+                if (k)
+                    buf_printf(&r->names, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", k - 1,
+                               value, 0);
+                else
+                    buf_printf(&r->names, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", value, 0);
+                key->name_len = (uint32_t)(r->names.len - key->name_off - 1);
+            }
+            r->post_keys[i * stride + k] = r->keymap.idx[slot];
+        }
+    }
+    if (r->names.failed)
+        return TW_ERR_NOMEM;
+    for (size_t j = 0; j < r->nkeys; j++)
+        r->keys[j].slot =
+            redis_cluster_slot(r->names.data + r->keys[j].name_off, r->keys[j].name_len);
+
+    /* phase 1: GET every key; HGET the signature of every cluster the batch could start */
+    size_t ncmds = 0, k = 0;
+    for (size_t j = 0; j < r->nkeys; j++) {
+        size_t start = k;
+        arg_push_ptr(r, &k, "GET", 3);
+        arg_push_ptr(r, &k, r->names.data + r->keys[j].name_off, r->keys[j].name_len);
+        cmd_add(r, &ncmds, start, k, r->keys[j].slot);
+    }
+    size_t nkeycmds = ncmds;
+    size_t fetch_from = 0;
+    for (size_t i = 0; verify && i < n; i++) {
+        dedup_cluster_t *c = cluster_entry(r, items[i].fp->exact);
+        push_sig_fetch(r, c, &k, &ncmds);
+    }
+    if (r->scratch.failed)
+        return TW_ERR_NOMEM;
+    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 1)) != 0)
+        return rc;
+    for (size_t j = 0; rc == 0 && j < nkeycmds; j++) {
+        const redisReply *reply = r->replies[j];
+        if (reply->type == REDIS_REPLY_STRING) {
+            r->keys[j].present = true;
+            r->keys[j].value = strtoull(reply->str, NULL, 16);
+        } else if (reply->type != REDIS_REPLY_NIL) {
+            rc = TW_ERR_REDIS;
+        }
+    }
+    for (size_t c = nkeycmds, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
+        rc = take_sig(r, &r->clusters[cl], r->replies[c]);
+    if (rc == TW_ERR_REDIS)
+        log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster: unexpected reply: %s",
+                        r->replies[0]->type == REDIS_REPLY_ERROR ? r->replies[0]->str : "?");
+    replies_free(r, ncmds);
+    if (rc != 0)
+        return rc;
+
+    /* phase 1b: the signatures of the clusters the existing keys name */
+    if (verify) {
+        ncmds = 0;
+        k = 0;
+        fetch_from = r->nclusters;
+        buf_reset(&r->scratch);
+        for (size_t j = 0; j < r->nkeys; j++) {
+            if (!r->keys[j].present)
+                continue;
+            dedup_cluster_t *c = cluster_entry(r, r->keys[j].value);
+            push_sig_fetch(r, c, &k, &ncmds);
+        }
+        if (r->scratch.failed)
+            return TW_ERR_NOMEM;
+        if (ncmds && (rc = cluster_round(r, k, 0, ncmds, 1)) != 0)
+            return rc;
+        for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
+            rc = take_sig(r, &r->clusters[cl], r->replies[c]);
+        replies_free(r, ncmds);
+        if (rc != 0)
+            return rc;
+    }
+
+    /* the cluster of every post, in batch order, as the single-server script decides it */
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        const uint32_t *pk = &r->post_keys[i * stride];
+        const dedup_key_t *x = &r->keys[pk[0]];
+        uint64_t id = fp->exact;
+        bool found = x->present || x->written;
+        if (found)
+            id = x->value;
+        for (uint32_t b = 1; !found && b <= fp->nbands; b++) {
+            const dedup_key_t *key = &r->keys[pk[b]];
+            if (!key->present && !key->written)
+                continue;
+            found = !verify || cluster_verified(r, cluster_entry(r, key->value), fp);
+            if (found)
+                id = key->value;
+        }
+        dedup_cluster_t *c = cluster_entry(r, id);
+        if (fp->nbands && !c->has_sig) {
+            c->has_sig = true; /* HSETNX: the first signed post's signature */
+            c->sig_off = r->sigbuf.len;
+            c->sig_len = 2 * FINGERPRINT_SIG_LEN;
+            buf_append(&r->sigbuf, r->sigs.data + r->post_sig[i], c->sig_len);
+            if (r->sigbuf.failed)
+                return TW_ERR_NOMEM;
+        }
+        for (uint32_t b = 0; b <= fp->nbands; b++) {
+            dedup_key_t *key = &r->keys[pk[b]];
+            if (!key->present && !key->written) {
+                key->written = true; /* SET NX: the first writer's cluster stays */
+                key->value = id;
+            }
+        }
+        r->post_cluster[i] = (uint32_t)(c - r->clusters);
+        r->post_next[i] = UINT32_MAX;
+        if (c->nposts++)
+            r->post_next[c->last_post] = (uint32_t)i;
+        else
+            c->first_post = i;
+        c->last_post = i;
+    }
+
+    /* phase 2, one pipeline: every key written once (SET NX EX when it was absent, else
+     * EXPIRE), then one script per chosen cluster with its posts in batch order */
+    buf_reset(&r->scratch);
+    ncmds = 0;
+    k = 0;
+    for (size_t j = 0; j < r->nkeys; j++) {
+        const dedup_key_t *key = &r->keys[j];
+        const char *name = r->names.data + key->name_off;
+        size_t start = k;
+        if (key->present) {
+            arg_push_ptr(r, &k, "EXPIRE", 6);
+            arg_push_ptr(r, &k, name, key->name_len);
+            arg_push_fmt(r, &k, "%" PRId64, r->window_s);
+        } else {
+            arg_push_ptr(r, &k, "SET", 3);
+            arg_push_ptr(r, &k, name, key->name_len);
+            arg_push_fmt(r, &k, "%016" PRIx64, key->value);
+            arg_push_ptr(r, &k, "NX", 2);
+            arg_push_ptr(r, &k, "EX", 2);
+            arg_push_fmt(r, &k, "%" PRId64, r->window_s);
+        }
+        cmd_add(r, &ncmds, start, k, key->slot);
+    }
+    nkeycmds = ncmds;
+    for (size_t cl = 0; cl < r->nclusters; cl++) {
+        const dedup_cluster_t *c = &r->clusters[cl];
+        if (!c->nposts)
+            continue;
+        size_t start = k;
+        arg_push_ptr(r, &k, "EVALSHA", 7);
+        arg_push_ptr(r, &k, r->cluster_sha, 40);
+        arg_push_ptr(r, &k, "3", 1);
+        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:m", c->id);
+        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:a", c->id);
+        arg_push_fmt(r, &k, "%" PRId64, r->window_s);
+        arg_push_fmt(r, &k, "%zu", c->nposts);
+        arg_push_fmt(r, &k, "%" PRIu64, camp->min_authors);
+        arg_push_fmt(r, &k, "%zu", camp->nmilestones);
+        for (size_t m = 0; m < camp->nmilestones; m++)
+            arg_push_fmt(r, &k, "%" PRIu64, camp->milestones[m]);
+        for (size_t i = c->first_post; i != UINT32_MAX; i = r->post_next[i]) {
+            const dedup_item_t *it = &items[i];
+            size_t sig_len = it->fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+            arg_push_ptr(r, &k, it->post_id, it->post_id_len);
+            arg_push_ptr(r, &k, it->author ? it->author : "", it->author ? it->author_len : 0);
+            arg_push_fmt(r, &k, "%" PRId64, it->ts);
+            arg_push_ptr(r, &k, sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
+        }
+        cmd_add(r, &ncmds, start, k, 0);
+    }
+    if (r->scratch.failed)
+        return TW_ERR_NOMEM;
+    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 3)) != 0)
+        return rc;
+    /* a node that never saw the script (new, restarted, flushed): send the body once there */
+    size_t nretry = 0;
+    for (size_t c = nkeycmds; c < ncmds; c++) {
+        const redisReply *reply = r->replies[c];
+        nretry += reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+    }
+    if (nretry) {
+        redis_cluster_cmd_t *retry = malloc(nretry * sizeof(*retry));
+        redisReply **again = calloc(nretry, sizeof(*again));
+        size_t *which = malloc(nretry * sizeof(*which));
+        rc = retry && again && which ? 0 : TW_ERR_NOMEM;
+        size_t m = 0;
+        for (size_t c = nkeycmds; rc == 0 && c < ncmds; c++) {
+            const redisReply *reply = r->replies[c];
+            if (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8) != 0)
+                continue;
+            size_t start = (size_t)(r->cmds[c].argv - r->argv);
+            r->argv[start] = "EVAL";
+            r->argvlen[start] = 4;
+            r->argv[start + 1] = dedup_cluster_script;
+            r->argvlen[start + 1] = sizeof(dedup_cluster_script) - 1;
+            which[m] = c;
+            retry[m++] = r->cmds[c];
+        }
+        if (rc == 0)
+            rc = redis_cluster_exec(r->cluster, retry, m, again);
+        for (size_t j = 0; rc == 0 && j < m; j++) {
+            freeReplyObject(r->replies[which[j]]);
+            r->replies[which[j]] = again[j];
+        }
+        free(retry);
+        free(again);
+        free(which);
+        if (rc != 0) {
+            replies_free(r, ncmds);
+            return rc;
+        }
+    }
+    for (size_t c = 0; rc == 0 && c < ncmds; c++) {
+        const redisReply *reply = r->replies[c];
+        if (reply->type == REDIS_REPLY_ERROR) {
+            log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster dedup failed: %s",
+                            reply->str);
+            rc = TW_ERR_REDIS;
+        }
+    }
+    for (size_t c = nkeycmds, cl = 0; rc == 0 && c < ncmds; c++, cl++) {
+        while (!r->clusters[cl].nposts)
+            cl++;
+        const dedup_cluster_t *cluster = &r->clusters[cl];
+        const redisReply *reply = r->replies[c];
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != cluster->nposts) {
+            rc = TW_ERR_REDIS;
+            break;
+        }
+        size_t j = 0;
+        for (size_t i = cluster->first_post; i != UINT32_MAX; i = r->post_next[i])
+            r->rows[i] = reply->element[j++];
+    }
+    if (rc == 0)
+        rc = parse_rows(r, r->rows, 0, n, results);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        results[i].cluster = r->clusters[r->post_cluster[i]].id;
+    replies_free(r, ncmds);
+    return rc;
+}
+
+static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *items, size_t n,
+                                   dedup_result_t *results)
+{
+    dedup_redis_t *r = (dedup_redis_t *)store;
+    mark_unavailable(results, n);
+    if (n == 0)
+        return 0;
+    int rc = r->cluster ? dedup_redis_cluster_batch(r, items, n, results)
+                        : dedup_redis_single_batch(r, items, n, results);
+    if (rc != 0)
+        mark_unavailable(results, n);
+    return rc;
+}
+
+static void dedup_redis_free(dedup_store_t *store)
+{
+    dedup_redis_t *r = (dedup_redis_t *)store;
+    dedup_redis_disconnect(r);
+    redis_cluster_free(r->cluster);
+    free(r->seeds);
+    free(r->host);
+    free(r->user);
+    free(r->password);
+    free(r->argv);
+    free(r->argvlen);
+    free(r->arg_offs);
+    free(r->keys);
+    free(r->clusters);
+    free(r->keymap.ids);
+    free(r->keymap.idx);
+    free(r->keymap.used);
+    free(r->clustermap.ids);
+    free(r->clustermap.idx);
+    free(r->clustermap.used);
+    free(r->post_keys);
+    free(r->post_cluster);
+    free(r->post_next);
+    free(r->post_sig);
+    free(r->cmds);
+    free(r->replies);
+    free(r->cmd_arg);
+    free(r->rows);
+    buf_fini(&r->scratch);
+    buf_fini(&r->samples);
+    buf_fini(&r->sigs);
+    buf_fini(&r->sigbuf);
+    buf_fini(&r->names);
+    free(r);
+}
+
+static const dedup_store_ops_t dedup_redis_ops = {
+    .name = "redis",
+    .check_batch = dedup_redis_check_batch,
+    .free = dedup_redis_free,
+};
+
+static const dedup_store_ops_t dedup_redis_cluster_ops = {
+    .name = "redis-cluster",
+    .check_batch = dedup_redis_check_batch,
+    .free = dedup_redis_free,
+};
+
+#define CLUSTER_SCHEME "redis+cluster://"
+
+/* Parses redis://[[user]:password@]host[:port][/db] or
+ * redis+cluster://[[user]:password@]host:port[,host:port...] (seed nodes; database 0). */
+static int parse_redis_url(dedup_redis_t *r, const char *url, tw_diag_t *diag)
+{
+    const char *p = url;
+    bool cluster = strncmp(p, CLUSTER_SCHEME, sizeof(CLUSTER_SCHEME) - 1) == 0;
+    if (cluster) {
+        p += sizeof(CLUSTER_SCHEME) - 1;
+    } else if (strncmp(p, "redis://", 8) == 0) {
+        p += 8;
+    } else {
+        tw_diag_add(diag, "redis URL '%s' must start with redis:// or " CLUSTER_SCHEME, url);
+        return TW_ERR_CONFIG;
+    }
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            if (colon > p)
+                r->user = strndup(p, (size_t)(colon - p));
+            r->password = strndup(colon + 1, (size_t)(at - colon - 1));
+        } else {
+            r->password = strndup(p, (size_t)(at - p));
+        }
+        p = at + 1;
+    }
+    if (cluster) {
+        if (strchr(p, '/')) {
+            tw_diag_add(diag, "redis URL: Redis Cluster has only database 0; drop the /db in '%s'",
+                        url);
+            return TW_ERR_CONFIG;
+        }
+        r->seeds = strdup(p);
+        if (!r->seeds)
+            return TW_ERR_NOMEM;
+        return redis_cluster_new(r->seeds, r->user, r->password, r->timeout_ms, &r->cluster, diag);
+    }
+    const char *slash = strchr(p, '/');
+    const char *hostend = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(hostend - p));
+    r->port = 6379;
+    if (colon) {
+        char *end = NULL;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != hostend || port <= 0 || port > 65535) {
+            tw_diag_add(diag, "redis URL: bad port in '%s'", url);
+            return TW_ERR_CONFIG;
+        }
+        r->port = (int)port;
+        hostend = colon;
+    }
+    r->host = strndup(p, (size_t)(hostend - p));
+    if (!r->host || !*r->host) {
+        tw_diag_add(diag, "redis URL: missing host in '%s'", url);
+        return TW_ERR_CONFIG;
+    }
+    if (slash && slash[1]) {
+        char *end = NULL;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 1000000) {
+            tw_diag_add(diag, "redis URL: bad database number in '%s'", url);
+            return TW_ERR_CONFIG;
+        }
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_store_t **out,
+                    tw_diag_t *diag)
+{
+    dedup_redis_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return TW_ERR_NOMEM;
+    r->base.ops = &dedup_redis_ops;
+    r->window_s = window_s;
+    r->timeout_ms = timeout_ms;
+    buf_init(&r->scratch);
+    buf_init(&r->samples);
+    buf_init(&r->sigs);
+    buf_init(&r->sigbuf);
+    buf_init(&r->names);
+    int rc = parse_redis_url(r, url, diag);
+    if (rc != 0) {
+        dedup_redis_free(&r->base);
+        return rc;
+    }
+    if (r->cluster) {
+        /* EVALSHA with the script's SHA1; a node without it answers NOSCRIPT and gets EVAL */
+        unsigned char digest[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)dedup_cluster_script, sizeof(dedup_cluster_script) - 1, digest);
+        for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++)
+            snprintf(r->cluster_sha + 2 * i, 3, "%02x", digest[i]);
+        r->base.ops = &dedup_redis_cluster_ops;
+        *out = &r->base;
+        return 0;
+    }
+    if (dedup_redis_connect(r) != 0)
+        log_warn("redis %s:%d not reachable yet; duplicate detection is unavailable until it is",
+                 r->host, r->port);
+    *out = &r->base;
+    return 0;
+}
+
+void dedup_redis_redirections(const dedup_store_t *store, uint64_t *moved, uint64_t *ask)
+{
+    *moved = *ask = 0;
+    if (store && store->ops == &dedup_redis_cluster_ops)
+        redis_cluster_stats(((const dedup_redis_t *)store)->cluster, moved, ask);
+}

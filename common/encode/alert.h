@@ -1,0 +1,38 @@
+/* Alert encoding: the JSON document downstream consumers read (schema in
+ * docs/alert.schema.json). Written straight into a reusable buffer; no per-field allocation. */
+#ifndef TW_ALERT_H
+#define TW_ALERT_H
+
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "dedup/dedup.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "decode/post.h"
+#include "rules/rules.h"
+
+#define ALERT_SNIPPET_CONTEXT 40
+
+typedef struct {
+    const char *topic; /* Kafka mode; NULL in file mode */
+    int32_t partition;
+    int64_t offset;
+    const char *file; /* file mode: path or "-" */
+    int64_t line;
+} alert_source_t;
+
+/* Appends one alert object (no newline) for post to out. norm is the text the matches' spans
+ * refer to; spans in the alert are mapped back to byte offsets in post->text. dup may be NULL
+ * or unavailable (then "duplicate" is null, or {"unavailable": true}). */
+void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
+                  const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
+                  const alert_source_t *source);
+
+/* Appends one campaign record (no newline): post claimed campaign milestone for dup's
+ * cluster (dedup.h, step 5). Schema: docs/campaign.schema.json. */
+void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t *dup,
+                           uint64_t milestone, const rule_set_t *rules,
+                           const alert_source_t *source);
+
+#endif

@@ -1,0 +1,1151 @@
+/* Rules files: YAML -> rule_set_t.
+ *
+ * libyaml's document API gives us a node tree with line marks; we walk it at a fixed depth
+ * (root -> rules -> rule -> value -> item), never recursively, so aliases, anchors and even
+ * self-referencing anchors cannot make the walk loop or explode. Every problem is reported
+ * with its file:line and parsing carries on, so an operator fixes a file in one round trip. */
+#include "rules/rules.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <yaml.h>
+
+#include "normalize/normalize.h"
+
+static const char *const severity_names[] = {
+    [RULE_SEVERITY_LOW] = "low",
+    [RULE_SEVERITY_MEDIUM] = "medium",
+    [RULE_SEVERITY_HIGH] = "high",
+    [RULE_SEVERITY_CRITICAL] = "critical",
+};
+
+const char *rule_severity_name(rule_severity_t severity)
+{
+    if ((unsigned)severity >= sizeof(severity_names) / sizeof(severity_names[0]))
+        return "unknown";
+    return severity_names[severity];
+}
+
+int rule_severity_parse(const char *name, rule_severity_t *out)
+{
+    for (size_t i = 0; i < sizeof(severity_names) / sizeof(severity_names[0]); i++) {
+        if (strcmp(name, severity_names[i]) == 0) {
+            *out = (rule_severity_t)i;
+            return 0;
+        }
+    }
+    return TW_ERR_INVALID;
+}
+
+/* Keys a rule mapping may have; anything else is an error so a typo ("keyword:") is not a
+ * rule that silently never matches. */
+enum {
+    KEY_ID = 1 << 0,
+    KEY_CATEGORY = 1 << 1,
+    KEY_SEVERITY = 1 << 2,
+    KEY_KEYWORDS = 1 << 3,
+    KEY_KEYWORDS_FILE = 1 << 4,
+    KEY_REGEX = 1 << 5,
+    KEY_MODE = 1 << 6,
+    KEY_VIEWS = 1 << 7,
+    KEY_SQUASH = 1 << 8,
+    KEY_ALL = 1 << 9,
+    KEY_EXCEPT = 1 << 10,
+    KEY_MIN_MATCHES = 1 << 11,
+    KEY_LANGS = 1 << 12,
+    KEY_TAGS = 1 << 13,
+    KEY_EXAMPLES = 1 << 14,
+    KEY_WITHIN = 1 << 15,
+    KEY_FIELDS = 1 << 16,
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} rule_keys[] = {
+    {"id", KEY_ID},
+    {"category", KEY_CATEGORY},
+    {"severity", KEY_SEVERITY},
+    {"keywords", KEY_KEYWORDS},
+    {"keywords_file", KEY_KEYWORDS_FILE},
+    {"regex", KEY_REGEX},
+    {"mode", KEY_MODE},
+    {"views", KEY_VIEWS},
+    {"squash", KEY_SQUASH},
+    {"all", KEY_ALL},
+    {"except", KEY_EXCEPT},
+    {"min_matches", KEY_MIN_MATCHES},
+    {"langs", KEY_LANGS},
+    {"tags", KEY_TAGS},
+    {"examples", KEY_EXAMPLES},
+    {"within", KEY_WITHIN},
+    {"fields", KEY_FIELDS},
+};
+
+typedef struct {
+    const char *name; /* rules file name for diagnostics; owned copy in rs->files */
+    const char *dir;  /* prefix for relative keywords_file paths; NULL = current directory */
+    yaml_document_t *doc;
+    rule_set_t *rs;
+    size_t rules_cap;
+    size_t patterns_cap;
+    size_t files_cap;
+    tw_diag_t *diag;
+    size_t nerrors;
+    bool nomem;
+    bool too_many_patterns;
+    bool too_many_rules;
+    size_t keywords_bytes; /* read from keywords files so far, against the total cap */
+    size_t attempts;       /* keywords and regexes tried (good or bad) in the current rule */
+    EVP_MD_CTX *md;
+    normalized_t norm;
+    uint32_t *ids; /* open-addressing table of rule index + 1, 0 = empty */
+    size_t ids_cap;
+    rule_group_t group; /* group of the patterns being added */
+    uint32_t all_index;
+} loader_t;
+
+/* Appends "file:line: message" (or "file: message" for line 0) to the caller's diag. After
+ * RULES_MAX_DIAGS lines only the count grows, so a million-line broken keywords file cannot
+ * turn into a million-line report. */
+__attribute__((format(printf, 4, 5))) static void loader_error(loader_t *ld, const char *file,
+                                                               int line, const char *fmt, ...)
+{
+    ld->nerrors++;
+    if (ld->nerrors > RULES_MAX_DIAGS)
+        return;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        ld->nomem = true;
+        return;
+    }
+    if (line > 0)
+        tw_diag_add(ld->diag, "%s:%d: %s", file, line, msg);
+    else
+        tw_diag_add(ld->diag, "%s: %s", file, msg);
+    free(msg);
+}
+
+static void *loader_grow(loader_t *ld, void *ptr, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return ptr;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(ptr, ncap * elem);
+    if (!p) {
+        ld->nomem = true;
+        return NULL;
+    }
+    *cap = ncap;
+    return p;
+}
+
+/* Keeps one owned copy of a path and returns it; rules and patterns point into it. */
+static const char *loader_file_add(loader_t *ld, const char *path)
+{
+    rule_set_t *rs = ld->rs;
+    char **files = loader_grow(ld, rs->files, &ld->files_cap, rs->nfiles, sizeof(*files));
+    if (!files)
+        return NULL;
+    rs->files = files;
+    char *copy = strdup(path);
+    if (!copy) {
+        ld->nomem = true;
+        return NULL;
+    }
+    rs->files[rs->nfiles++] = copy;
+    return copy;
+}
+
+static int node_line(const yaml_node_t *node)
+{
+    return (int)node->start_mark.line + 1;
+}
+
+/* Returns the scalar's text, or NULL after reporting why it is not usable as a string. */
+static const char *loader_scalar(loader_t *ld, const yaml_node_t *node, const char *what,
+                                 size_t *len)
+{
+    if (node->type != YAML_SCALAR_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a string, not a %s", what,
+                     node->type == YAML_MAPPING_NODE ? "mapping" : "sequence");
+        return NULL;
+    }
+    const char *s = (const char *)node->data.scalar.value;
+    size_t n = node->data.scalar.length;
+    /* "\0" is legal in a double-quoted YAML string but everything downstream is C strings. */
+    if (memchr(s, '\0', n)) {
+        loader_error(ld, ld->name, node_line(node), "%s contains a NUL byte", what);
+        return NULL;
+    }
+    *len = n;
+    return s;
+}
+
+static rule_pattern_t *loader_pattern_add(loader_t *ld, const char *file, int line)
+{
+    rule_set_t *rs = ld->rs;
+    if (rs->npatterns >= RULES_MAX_PATTERNS) {
+        if (!ld->too_many_patterns)
+            loader_error(ld, file, line, "too many keywords and regexes (limit %u)",
+                         RULES_MAX_PATTERNS);
+        ld->too_many_patterns = true;
+        return NULL;
+    }
+    rule_pattern_t *pats =
+        loader_grow(ld, rs->patterns, &ld->patterns_cap, rs->npatterns, sizeof(*pats));
+    if (!pats)
+        return NULL;
+    rs->patterns = pats;
+    rule_pattern_t *pat = &rs->patterns[rs->npatterns];
+    memset(pat, 0, sizeof(*pat));
+    pat->rule_index = ld->group == RULE_GROUP_ALLOW ? 0 : (uint32_t)(rs->nrules - 1);
+    pat->group = ld->group;
+    pat->all_index = ld->all_index;
+    pat->file = (char *)file;
+    pat->line = line;
+    return pat;
+}
+
+static void loader_keyword_add(loader_t *ld, const char *s, size_t len, const char *file, int line)
+{
+    char q[TW_DIAG_QUOTE_SIZE];
+    if (ld->group == RULE_GROUP_ANY || ld->group == RULE_GROUP_ALL)
+        ld->attempts++;
+    if (len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, file, line, "keyword '%s' is longer than %u bytes",
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    int err = normalize_text(s, len, &ld->norm);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        return;
+    }
+    if (err < 0) {
+        loader_error(ld, file, line, "keyword '%s': %s", tw_diag_quote(s, len, 1, q),
+                     tw_err_str(err));
+        return;
+    }
+    if (ld->norm.len == 0) {
+        loader_error(ld, file, line, "keyword '%s' is empty after normalization",
+                     tw_diag_quote(s, len, 1, q));
+        return;
+    }
+    if (ld->norm.len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, file, line, "keyword '%s' is longer than %u bytes after normalization",
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    rule_pattern_t *pat = loader_pattern_add(ld, file, line);
+    if (!pat)
+        return;
+    pat->kind = RULE_PATTERN_KEYWORD;
+    pat->text = strndup(ld->norm.text, ld->norm.len);
+    if (!pat->text) {
+        ld->nomem = true;
+        return;
+    }
+    ld->rs->npatterns++;
+}
+
+static void loader_regex_add(loader_t *ld, const char *s, size_t len, int line)
+{
+    char q[TW_DIAG_QUOTE_SIZE];
+    ld->attempts++;
+    if (len == 0) {
+        loader_error(ld, ld->name, line, "empty regex");
+        return;
+    }
+    if (len > RULES_MAX_PATTERN_BYTES) {
+        loader_error(ld, ld->name, line, "regex '%s' is longer than %u bytes",
+                     tw_diag_quote(s, len, 1, q), RULES_MAX_PATTERN_BYTES);
+        return;
+    }
+    rule_pattern_t *pat = loader_pattern_add(ld, ld->name, line);
+    if (!pat)
+        return;
+    pat->kind = RULE_PATTERN_REGEX;
+    pat->text = strndup(s, len);
+    if (!pat->text) {
+        ld->nomem = true;
+        return;
+    }
+    ld->rs->npatterns++;
+}
+
+/* Reads a whole regular file of at most max bytes into *data (owned by the caller, with a
+ * NUL after the last byte). Returns 0, or a negative tw_err_t with errno-style detail in why. */
+static int file_read(const char *path, size_t max, char **data, size_t *len, const char **why)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *why = strerror(errno);
+        return errno == ENOENT ? TW_ERR_NOT_FOUND : TW_ERR_IO;
+    }
+    int err = 0;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        *why = strerror(errno);
+        err = TW_ERR_IO;
+        goto out;
+    }
+    /* A FIFO, /dev/zero or a directory would block, never end or make no sense as a list. */
+    if (!S_ISREG(st.st_mode)) {
+        *why = "not a regular file";
+        err = TW_ERR_IO;
+        goto out;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        *why = "file too large";
+        err = TW_ERR_TOO_LARGE;
+        goto out;
+    }
+    /* The size is only a hint (the file may grow while we read): read at most max + 1 bytes. */
+    size_t cap = (size_t)st.st_size + 1;
+    size_t n = 0;
+    buf = malloc(cap + 1);
+    if (!buf) {
+        err = TW_ERR_NOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                *why = "file too large";
+                err = TW_ERR_TOO_LARGE;
+                goto out;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap + 1);
+            if (!nbuf) {
+                err = TW_ERR_NOMEM;
+                goto out;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                *why = strerror(errno);
+                err = TW_ERR_IO;
+                goto out;
+            }
+            break;
+        }
+    }
+    if (n > max) {
+        *why = "file too large";
+        err = TW_ERR_TOO_LARGE;
+        goto out;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return err;
+}
+
+static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+{
+    char q[TW_DIAG_QUOTE_SIZE];
+    if (rel_len == 0) {
+        loader_error(ld, ld->name, line, "keywords_file is empty");
+        return;
+    }
+    char *path = NULL;
+    int n = (rel[0] == '/' || !ld->dir) ? asprintf(&path, "%s", rel)
+                                        : asprintf(&path, "%s/%s", ld->dir, rel);
+    if (n < 0) {
+        ld->nomem = true;
+        return;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        goto out;
+    }
+    if (err < 0)
+        ld->attempts++; /* reported below; not also "rule has no keywords" */
+    if (err == TW_ERR_TOO_LARGE) {
+        loader_error(ld, ld->name, line, "keywords_file '%s': larger than %u bytes",
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_FILE_BYTES);
+        goto out;
+    }
+    if (err < 0) {
+        loader_error(ld, ld->name, line, "keywords_file '%s': %s",
+                     tw_diag_quote(path, strlen(path), 1, q), why);
+        goto out;
+    }
+    /* Aliases can name the same file many times; cap what one load may read in total. */
+    if (len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
+        loader_error(ld, ld->name, line,
+                     "keywords_file '%s': keywords files add up to more than %u bytes",
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
+        goto out;
+    }
+    ld->keywords_bytes += len;
+    if (EVP_DigestUpdate(ld->md, data, len) != 1) {
+        ld->nomem = true;
+        goto out;
+    }
+    const char *file = loader_file_add(ld, path);
+    if (!file)
+        goto out;
+    int lineno = 0;
+    for (const char *p = data, *end = data + len; p < end && !ld->nomem;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        lineno++;
+        const char *s = p;
+        size_t slen = (size_t)(eol - p);
+        p = nl ? nl + 1 : end;
+        if (slen > 0 && s[slen - 1] == '\r')
+            slen--;
+        size_t blank = 0;
+        while (blank < slen && (s[blank] == ' ' || s[blank] == '\t'))
+            blank++;
+        if (blank == slen || s[0] == '#')
+            continue;
+        if (memchr(s, '\0', slen)) {
+            ld->attempts++;
+            loader_error(ld, file, lineno, "keyword contains a NUL byte");
+            continue;
+        }
+        loader_keyword_add(ld, s, slen, file, lineno);
+    }
+out:
+    free(data);
+    free(path);
+}
+
+/* Calls fn on the node if it is a scalar, or on each item if it is a sequence of scalars:
+ * keywords_file and regex accept either form. */
+typedef void (*loader_item_fn)(loader_t *ld, const char *s, size_t len, int line);
+
+static void loader_each_string(loader_t *ld, const yaml_node_t *node, const char *what,
+                               bool allow_scalar, loader_item_fn fn)
+{
+    size_t len;
+    if (node->type == YAML_SCALAR_NODE && allow_scalar) {
+        const char *s = loader_scalar(ld, node, what, &len);
+        if (s)
+            fn(ld, s, len, node_line(node));
+        return;
+    }
+    if (node->type != YAML_SEQUENCE_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a %s", what,
+                     allow_scalar ? "string or a sequence of strings" : "sequence of strings");
+        return;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top && !ld->nomem; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        if (!item)
+            continue;
+        const char *s = loader_scalar(ld, item, what, &len);
+        if (s)
+            fn(ld, s, len, node_line(item));
+        else
+            ld->attempts++;
+    }
+}
+
+static void loader_keyword_item(loader_t *ld, const char *s, size_t len, int line)
+{
+    loader_keyword_add(ld, s, len, ld->name, line);
+}
+
+static char *loader_strdup(loader_t *ld, const char *s, size_t len)
+{
+    char *copy = strndup(s, len);
+    if (!copy)
+        ld->nomem = true;
+    return copy;
+}
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Returns the index of an earlier rule with the same id, or SIZE_MAX after recording index. */
+static size_t loader_id_claim(loader_t *ld, const char *id, size_t index)
+{
+    if ((ld->rs->nrules + 1) * 2 > ld->ids_cap) {
+        size_t ncap = ld->ids_cap ? ld->ids_cap * 2 : 64;
+        uint32_t *nids = calloc(ncap, sizeof(*nids));
+        if (!nids) {
+            ld->nomem = true;
+            return SIZE_MAX;
+        }
+        for (size_t i = 0; i < ld->ids_cap; i++) {
+            if (!ld->ids[i])
+                continue;
+            size_t j = id_hash(ld->rs->rules[ld->ids[i] - 1].id) & (ncap - 1);
+            while (nids[j])
+                j = (j + 1) & (ncap - 1);
+            nids[j] = ld->ids[i];
+        }
+        free(ld->ids);
+        ld->ids = nids;
+        ld->ids_cap = ncap;
+    }
+    size_t j = id_hash(id) & (ld->ids_cap - 1);
+    while (ld->ids[j]) {
+        size_t other = ld->ids[j] - 1;
+        if (strcmp(ld->rs->rules[other].id, id) == 0)
+            return other;
+        j = (j + 1) & (ld->ids_cap - 1);
+    }
+    ld->ids[j] = (uint32_t)(index + 1);
+    return SIZE_MAX;
+}
+
+/* Appends the strings of a scalar or sequence node to an owned list, at most RULES_MAX_LIST. */
+static void loader_string_list(loader_t *ld, const yaml_node_t *node, const char *what,
+                               char ***list, size_t *n)
+{
+    const yaml_node_t *one = node;
+    size_t count = node->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(node->data.sequence.items.top - node->data.sequence.items.start)
+                       : 1;
+    if (node->type == YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a string or a list", what);
+        return;
+    }
+    if (count > RULES_MAX_LIST) {
+        loader_error(ld, ld->name, node_line(node), "%s: more than %u items", what, RULES_MAX_LIST);
+        return;
+    }
+    char **items = calloc(count ? count : 1, sizeof(*items));
+    if (!items) {
+        ld->nomem = true;
+        return;
+    }
+    size_t got = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (node->type == YAML_SEQUENCE_NODE)
+            one = yaml_document_get_node(ld->doc, node->data.sequence.items.start[i]);
+        size_t len;
+        const char *s = one ? loader_scalar(ld, one, what, &len) : NULL;
+        if (!s)
+            continue;
+        if (len == 0) {
+            loader_error(ld, ld->name, node_line(one), "%s: empty item", what);
+            continue;
+        }
+        if (!(items[got] = loader_strdup(ld, s, len)))
+            break;
+        got++;
+    }
+    *list = items;
+    *n = got;
+}
+
+static void loader_example(loader_t *ld, rule_t *rule, const yaml_node_t *node, int should)
+{
+    const char *what = should ? "examples.match" : "examples.no_match";
+    if (node->type != YAML_SEQUENCE_NODE) {
+        loader_error(ld, ld->name, node_line(node), "%s must be a list of texts", what);
+        return;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top && !ld->nomem; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        size_t len;
+        const char *s = item ? loader_scalar(ld, item, what, &len) : NULL;
+        if (!s)
+            continue;
+        if (rule->nexamples >= RULES_MAX_EXAMPLES) {
+            loader_error(ld, ld->name, node_line(item), "more than %u examples in one rule",
+                         RULES_MAX_EXAMPLES);
+            return;
+        }
+        rule_example_t *ex = realloc(rule->examples, (rule->nexamples + 1) * sizeof(*ex));
+        if (!ex) {
+            ld->nomem = true;
+            return;
+        }
+        rule->examples = ex;
+        ex = &rule->examples[rule->nexamples];
+        if (!(ex->text = loader_strdup(ld, s, len)))
+            return;
+        ex->line = node_line(item);
+        ex->should_match = should;
+        rule->nexamples++;
+    }
+}
+
+/* The keys beyond the DESIGN.md minimum (see docs/RULES.md). */
+static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const yaml_node_t *value)
+{
+    size_t vlen;
+    const char *v;
+    char q[TW_DIAG_QUOTE_SIZE];
+    switch (bit) {
+    case KEY_MODE: {
+        static const char *const modes[] = {"word", "prefix", "suffix", "substring"};
+        if (!(v = loader_scalar(ld, value, "mode", &vlen)))
+            return;
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(v, modes[i]) == 0) {
+                rule->mode = (rule_mode_t)i;
+                return;
+            }
+        }
+        loader_error(ld, ld->name, node_line(value),
+                     "unknown mode '%s' (expected word, prefix, suffix or substring)",
+                     tw_diag_quote(v, vlen, 1, q));
+        return;
+    }
+    case KEY_VIEWS: {
+        char **names = NULL;
+        size_t n = 0;
+        loader_string_list(ld, value, "views", &names, &n);
+        unsigned views = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names[i], "folded") == 0)
+                views |= RULE_VIEW_FOLDED;
+            else if (strcmp(names[i], "skeleton") == 0)
+                views |= RULE_VIEW_SKELETON;
+            else if (strcmp(names[i], "squash") == 0)
+                views |= RULE_VIEW_SQUASH;
+            else
+                loader_error(ld, ld->name, node_line(value),
+                             "unknown view '%s' (expected folded, skeleton or squash)",
+                             tw_diag_quote(names[i], strlen(names[i]), 1, q));
+            free(names[i]);
+        }
+        free(names);
+        if (n && !views)
+            return;
+        if (!n) {
+            loader_error(ld, ld->name, node_line(value), "views is empty");
+            return;
+        }
+        rule->keyword_views = views;
+        rule->regex_views = views;
+        return;
+    }
+    case KEY_SQUASH:
+        if (!(v = loader_scalar(ld, value, "squash", &vlen)))
+            return;
+        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+            /* squash: true = the default views plus squash */
+            if (!rule->keyword_views)
+                rule->keyword_views = RULE_VIEW_FOLDED | RULE_VIEW_SKELETON;
+            rule->keyword_views |= RULE_VIEW_SQUASH;
+        } else if (strcmp(v, "false") != 0 && strcmp(v, "no") != 0) {
+            loader_error(ld, ld->name, node_line(value), "squash must be true or false");
+        }
+        return;
+    case KEY_ALL:
+        if (value->type != YAML_SEQUENCE_NODE) {
+            loader_error(ld, ld->name, node_line(value), "all must be a list of keywords");
+            return;
+        }
+        ld->group = RULE_GROUP_ALL;
+        for (yaml_node_item_t *it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top && !ld->nomem; it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (!item)
+                continue;
+            if (rule->nall >= RULES_MAX_ALL) {
+                loader_error(ld, ld->name, node_line(item), "all: more than %u items",
+                             RULES_MAX_ALL);
+                break;
+            }
+            ld->all_index = rule->nall++;
+            /* An item is a keyword, or a list of keywords any of which satisfies it. */
+            if (item->type == YAML_SEQUENCE_NODE)
+                loader_each_string(ld, item, "all", false, loader_keyword_item);
+            else
+                loader_each_string(ld, item, "all", true, loader_keyword_item);
+        }
+        ld->group = RULE_GROUP_ANY;
+        ld->all_index = 0;
+        return;
+    case KEY_EXCEPT:
+        ld->group = RULE_GROUP_NONE;
+        loader_each_string(ld, value, "except", true, loader_keyword_item);
+        ld->group = RULE_GROUP_ANY;
+        return;
+    case KEY_WITHIN: {
+        if (!(v = loader_scalar(ld, value, "within", &vlen)))
+            return;
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!vlen || *end || n < 1 || n > 1000)
+            loader_error(ld, ld->name, node_line(value),
+                         "within must be a number of words from 1 to 1000");
+        else
+            rule->within = (uint32_t)n;
+        return;
+    }
+    case KEY_MIN_MATCHES: {
+        if (!(v = loader_scalar(ld, value, "min_matches", &vlen)))
+            return;
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!vlen || *end || n < 1 || n > 1000)
+            loader_error(ld, ld->name, node_line(value),
+                         "min_matches must be an integer from 1 to 1000");
+        else
+            rule->min_matches = (uint32_t)n;
+        return;
+    }
+    case KEY_LANGS:
+        loader_string_list(ld, value, "langs", &rule->langs, &rule->nlangs);
+        return;
+    case KEY_TAGS:
+        loader_string_list(ld, value, "tags", &rule->tags, &rule->ntags);
+        return;
+    case KEY_FIELDS:
+        loader_string_list(ld, value, "fields", &rule->fields, &rule->nfields);
+        return;
+    case KEY_EXAMPLES:
+        if (value->type != YAML_MAPPING_NODE) {
+            loader_error(ld, ld->name, node_line(value),
+                         "examples must be a mapping with match and/or no_match lists");
+            return;
+        }
+        for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+             pair < value->data.mapping.pairs.top && !ld->nomem; pair++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, pair->key);
+            yaml_node_t *val = yaml_document_get_node(ld->doc, pair->value);
+            size_t klen;
+            const char *ks = k ? loader_scalar(ld, k, "an examples key", &klen) : NULL;
+            if (!ks || !val)
+                continue;
+            if (strcmp(ks, "match") == 0)
+                loader_example(ld, rule, val, 1);
+            else if (strcmp(ks, "no_match") == 0)
+                loader_example(ld, rule, val, 0);
+            else
+                loader_error(ld, ld->name, node_line(k),
+                             "unknown key '%s' in examples (expected match or no_match)",
+                             tw_diag_quote(ks, klen, 1, q));
+        }
+        return;
+    }
+}
+
+static void loader_rule(loader_t *ld, const yaml_node_t *node)
+{
+    rule_set_t *rs = ld->rs;
+    int line = node_line(node);
+    if (node->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, line, "a rule must be a mapping (id, category, ...)");
+        return;
+    }
+    if (rs->nrules >= RULES_MAX_RULES) {
+        if (!ld->too_many_rules)
+            loader_error(ld, ld->name, line, "too many rules (limit %u)", RULES_MAX_RULES);
+        ld->too_many_rules = true;
+        return;
+    }
+    rule_t *rules = loader_grow(ld, rs->rules, &ld->rules_cap, rs->nrules, sizeof(*rules));
+    if (!rules)
+        return;
+    rs->rules = rules;
+    /* The rule is appended before its patterns so they can refer to its index; on any error
+     * the whole set is discarded, so a half-filled rule never escapes. */
+    rule_t *rule = &rs->rules[rs->nrules++];
+    memset(rule, 0, sizeof(*rule));
+    rule->severity = RULE_SEVERITY_MEDIUM;
+    rule->file = (char *)ld->name;
+    rule->line = line;
+    size_t index = rs->nrules - 1;
+    unsigned seen = 0;
+    ld->attempts = 0;
+    char q[TW_DIAG_QUOTE_SIZE];
+
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top && !ld->nomem; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
+        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
+        if (!key || !value)
+            continue;
+        size_t klen, vlen;
+        const char *k = loader_scalar(ld, key, "a rule key", &klen);
+        if (!k)
+            continue;
+        unsigned bit = 0;
+        for (size_t ki = 0; ki < sizeof(rule_keys) / sizeof(rule_keys[0]); ki++)
+            if (strcmp(k, rule_keys[ki].name) == 0)
+                bit = rule_keys[ki].bit;
+        if (!bit) {
+            loader_error(ld, ld->name, node_line(key),
+                         "unknown key '%s' in rule (expected id, category, severity, keywords, "
+                         "keywords_file, regex, mode, views, squash, all, except, min_matches, "
+                         "langs, tags, examples, within or fields)",
+                         tw_diag_quote(k, klen, 1, q));
+            continue;
+        }
+        if (seen & bit) {
+            loader_error(ld, ld->name, node_line(key), "duplicate key '%s' in rule", k);
+            continue;
+        }
+        seen |= bit;
+        const char *v;
+        switch (bit) {
+        case KEY_ID:
+            if (!(v = loader_scalar(ld, value, "id", &vlen)))
+                break;
+            if (vlen == 0)
+                loader_error(ld, ld->name, node_line(value), "id is empty");
+            else
+                rule->id = loader_strdup(ld, v, vlen);
+            break;
+        case KEY_CATEGORY:
+            if (!(v = loader_scalar(ld, value, "category", &vlen)))
+                break;
+            if (vlen == 0)
+                loader_error(ld, ld->name, node_line(value), "category is empty");
+            else
+                rule->category = loader_strdup(ld, v, vlen);
+            break;
+        case KEY_SEVERITY:
+            if (!(v = loader_scalar(ld, value, "severity", &vlen)))
+                break;
+            if (rule_severity_parse(v, &rule->severity) != 0)
+                loader_error(ld, ld->name, node_line(value),
+                             "unknown severity '%s' (expected low, medium, high or critical)",
+                             tw_diag_quote(v, vlen, 1, q));
+            break;
+        case KEY_KEYWORDS:
+            loader_each_string(ld, value, "keywords", false, loader_keyword_item);
+            break;
+        case KEY_KEYWORDS_FILE:
+            loader_each_string(ld, value, "keywords_file", true, loader_keywords_file);
+            break;
+        case KEY_REGEX:
+            loader_each_string(ld, value, "regex", true, loader_regex_add);
+            break;
+        default:
+            loader_rule_extra(ld, &rs->rules[index], bit, value);
+            break;
+        }
+        rule = &rs->rules[index]; /* keyword files cannot move rules, but stay safe */
+    }
+    if (ld->nomem)
+        return;
+    rule = &rs->rules[index];
+    const char *shown = rule->id ? tw_diag_quote(rule->id, strlen(rule->id), 1, q) : NULL;
+    if (!(seen & KEY_ID))
+        loader_error(ld, ld->name, line, "rule has no 'id'");
+    if (!(seen & KEY_CATEGORY))
+        loader_error(ld, ld->name, line, "rule '%s' has no 'category'", shown ? shown : "?");
+    /* A pattern that failed was already reported; only say "nothing to match" when the rule
+     * really had nothing (no pattern key, an empty list, a comment-only keywords file). */
+    if (ld->attempts == 0 && !ld->too_many_patterns)
+        loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex", shown ? shown : "?");
+    if (rule->min_matches > 1 && !(seen & (KEY_KEYWORDS | KEY_KEYWORDS_FILE | KEY_REGEX)))
+        loader_error(ld, ld->name, line, "rule '%s': min_matches needs keywords or regex",
+                     shown ? shown : "?");
+    if ((seen & KEY_WITHIN) && !(seen & KEY_ALL))
+        loader_error(ld, ld->name, line,
+                     "rule '%s': within needs an all: list (the terms to find near each other)",
+                     shown ? shown : "?");
+    if (rule->id) {
+        size_t other = loader_id_claim(ld, rule->id, index);
+        if (other != SIZE_MAX)
+            loader_error(ld, ld->name, line, "duplicate rule id '%s' (first defined at %s:%d)",
+                         shown, rs->rules[other].file, rs->rules[other].line);
+    }
+}
+
+static void loader_document(loader_t *ld)
+{
+    yaml_node_t *root = yaml_document_get_root_node(ld->doc);
+    /* "---" alone is a document holding one empty scalar: as empty as an empty file. */
+    if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
+        loader_error(ld, ld->name, 1, "empty rules file: expected a mapping with a 'rules' list");
+        return;
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(root),
+                     "the top level must be a mapping with a 'rules' list");
+        return;
+    }
+    bool have_rules = false;
+    char q[TW_DIAG_QUOTE_SIZE];
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top && !ld->nomem; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
+        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
+        if (!key || !value)
+            continue;
+        size_t klen;
+        const char *k = loader_scalar(ld, key, "a top-level key", &klen);
+        if (!k)
+            continue;
+        if (strcmp(k, "allow") == 0) {
+            /* Global allow list: keyword phrases inside which no rule's hit counts. */
+            ld->group = RULE_GROUP_ALLOW;
+            loader_each_string(ld, value, "allow", false, loader_keyword_item);
+            ld->group = RULE_GROUP_ANY;
+            continue;
+        }
+        if (strcmp(k, "rules") != 0) {
+            loader_error(ld, ld->name, node_line(key),
+                         "unknown top-level key '%s' (expected rules or allow)",
+                         tw_diag_quote(k, klen, 1, q));
+            continue;
+        }
+        if (have_rules) {
+            loader_error(ld, ld->name, node_line(key), "duplicate key 'rules'");
+            continue;
+        }
+        have_rules = true;
+        if (value->type == YAML_SCALAR_NODE && value->data.scalar.length == 0)
+            continue; /* "rules:" with nothing under it: an empty rule set */
+        if (value->type != YAML_SEQUENCE_NODE) {
+            loader_error(ld, ld->name, node_line(value), "'rules' must be a sequence of rules");
+            continue;
+        }
+        for (yaml_node_item_t *it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top && !ld->nomem; it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (item)
+                loader_rule(ld, item);
+        }
+    }
+    if (!have_rules)
+        loader_error(ld, ld->name, node_line(root), "no 'rules' list");
+}
+
+static void loader_yaml_error(loader_t *ld, const yaml_parser_t *parser)
+{
+    if (parser->error == YAML_MEMORY_ERROR) {
+        ld->nomem = true;
+        return;
+    }
+    const char *problem = parser->problem ? parser->problem : "malformed YAML";
+    if (parser->context)
+        loader_error(ld, ld->name, (int)parser->problem_mark.line + 1, "YAML: %s %s",
+                     parser->context, problem);
+    else
+        loader_error(ld, ld->name, (int)parser->problem_mark.line + 1, "YAML: %s", problem);
+}
+
+/* libyaml's scanner does work proportional to the flow nesting depth for every token, so 60 KB
+ * of "[[[[..." takes seconds, and yaml_parser_load has no depth limit. A first pass over the
+ * events stops at RULES_MAX_DEPTH (a rules file needs 4 levels) before the real load; parsing
+ * is cheap next to compiling, so reading the bytes twice costs nothing that matters. Returns
+ * false after reporting a YAML error or too deep a nesting. */
+#define RULES_MAX_DEPTH 64
+
+static bool loader_check_depth(loader_t *ld, const char *data, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        ld->nomem = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    bool ok = true;
+    int depth = 0;
+    for (;;) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event)) {
+            loader_yaml_error(ld, &parser);
+            ok = false;
+            break;
+        }
+        yaml_event_type_t type = event.type;
+        int line = (int)event.start_mark.line + 1;
+        yaml_event_delete(&event);
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > RULES_MAX_DEPTH) {
+                loader_error(ld, ld->name, line, "YAML nested deeper than %d levels",
+                             RULES_MAX_DEPTH);
+                ok = false;
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
+void rule_set_free(rule_set_t *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        rule_t *r = &rs->rules[i];
+        free(r->id);
+        free(r->category);
+        for (size_t j = 0; j < r->nlangs; j++)
+            free(r->langs[j]);
+        free(r->langs);
+        for (size_t j = 0; j < r->ntags; j++)
+            free(r->tags[j]);
+        free(r->tags);
+        for (size_t j = 0; j < r->nfields; j++)
+            free(r->fields[j]);
+        free(r->fields);
+        for (size_t j = 0; j < r->nexamples; j++)
+            free(r->examples[j].text);
+        free(r->examples);
+    }
+    for (size_t i = 0; i < rs->npatterns; i++)
+        free(rs->patterns[i].text);
+    for (size_t i = 0; i < rs->nfiles; i++)
+        free(rs->files[i]);
+    free(rs->rules);
+    free(rs->patterns);
+    free(rs->files);
+    free(rs);
+}
+
+int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_set_t **out,
+                         tw_diag_t *diag)
+{
+    *out = NULL;
+    loader_t ld = {.diag = diag};
+    normalized_init(&ld.norm);
+    char *dir = NULL;
+    yaml_parser_t parser;
+    bool parser_ok = false;
+    yaml_document_t doc;
+    bool doc_ok = false;
+    int err = 0;
+
+    ld.rs = calloc(1, sizeof(*ld.rs));
+    ld.md = EVP_MD_CTX_new();
+    if (!ld.rs || !ld.md) {
+        ld.nomem = true;
+        goto out;
+    }
+    if (!(ld.name = loader_file_add(&ld, name)))
+        goto out;
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        /* "/rules.yaml" lives in "/", which joins as "" + "/" + rel. */
+        if (!(dir = strndup(name, (size_t)(slash - name)))) {
+            ld.nomem = true;
+            goto out;
+        }
+        ld.dir = dir;
+    }
+    if (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ld.md, data, len) != 1) {
+        ld.nomem = true;
+        goto out;
+    }
+    if (!loader_check_depth(&ld, data, len))
+        goto out;
+    if (!yaml_parser_initialize(&parser)) {
+        ld.nomem = true;
+        goto out;
+    }
+    parser_ok = true;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        loader_yaml_error(&ld, &parser);
+        goto out;
+    }
+    doc_ok = true;
+    ld.doc = &doc;
+    loader_document(&ld);
+    yaml_document_delete(&doc);
+    doc_ok = false;
+    /* A second document would be silently ignored by yaml_parser_load; say so instead. */
+    if (!ld.nomem) {
+        if (!yaml_parser_load(&parser, &doc)) {
+            loader_yaml_error(&ld, &parser);
+        } else {
+            doc_ok = true;
+            yaml_node_t *root = yaml_document_get_root_node(&doc);
+            if (root)
+                loader_error(&ld, ld.name, node_line(root),
+                             "more than one YAML document; put all rules in one");
+        }
+    }
+    if (ld.nomem || ld.nerrors)
+        goto out;
+
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_DigestFinal_ex(ld.md, digest, &dlen) != 1 || dlen != 32) {
+        ld.nomem = true;
+        goto out;
+    }
+    char *v = ld.rs->version;
+    memcpy(v, "sha256:", 7);
+    for (unsigned i = 0; i < dlen; i++)
+        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
+    *out = ld.rs;
+    ld.rs = NULL;
+out:
+    if (ld.nerrors > RULES_MAX_DIAGS)
+        tw_diag_add(diag, "%s: %zu more errors not shown", name, ld.nerrors - RULES_MAX_DIAGS);
+    if (ld.nomem)
+        err = TW_ERR_NOMEM;
+    else if (ld.nerrors)
+        err = TW_ERR_PARSE;
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    rule_set_free(ld.rs);
+    EVP_MD_CTX_free(ld.md);
+    normalized_fini(&ld.norm);
+    free(ld.ids);
+    free(dir);
+    return err;
+}
+
+int rule_set_load(const char *path, rule_set_t **out, tw_diag_t *diag)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
+    if (err == TW_ERR_TOO_LARGE) {
+        tw_diag_add(diag, "%s: larger than %u bytes", path, RULES_MAX_FILE_BYTES);
+        return err;
+    }
+    if (err == TW_ERR_NOMEM)
+        return err;
+    if (err < 0) {
+        tw_diag_add(diag, "%s: %s", path, why);
+        return err;
+    }
+    err = rule_set_load_buffer(path, data, len, out, diag);
+    free(data);
+    return err;
+}

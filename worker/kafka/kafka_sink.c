@@ -1,0 +1,225 @@
+#include "kafka/kafka_sink.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka/kafka_common.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
+
+struct kafka_sink {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *alerts;
+    char *alerts_topic;
+    char *dlq_topic;
+    char *campaign_topic;
+    size_t dlq_max_bytes;
+    kafka_sink_delivery_fn on_delivery;
+    void *opaque;
+};
+
+/* The source position travels in the message's opaque pointer: partition in the top 20 bits,
+ * offset in the low 44 (17 trillion), so no allocation is needed per record. */
+#define SINK_OFFSET_BITS 44
+
+static void *pack_source(int32_t partition, int64_t offset)
+{
+    return (void *)(uintptr_t)(((uint64_t)(uint32_t)partition << SINK_OFFSET_BITS) |
+                               ((uint64_t)offset & ((1ULL << SINK_OFFSET_BITS) - 1)));
+}
+
+static void unpack_source(void *opaque, int32_t *partition, int64_t *offset)
+{
+    uint64_t v = (uint64_t)(uintptr_t)opaque;
+    *partition = (int32_t)(v >> SINK_OFFSET_BITS);
+    *offset = (int64_t)(v & ((1ULL << SINK_OFFSET_BITS) - 1));
+}
+
+/* Backpressure: the local queue is full (the brokers are slow or away), so serve delivery
+ * reports for a while. Waiting here on purpose counts as the loop turning: /healthz must not
+ * restart a worker that is only waiting for the brokers. */
+static void sink_wait_for_room(kafka_sink_t *sink)
+{
+    metrics_heartbeat();
+    rd_kafka_poll(sink->rk, 100);
+}
+
+static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    kafka_sink_t *sink = opaque;
+    int32_t partition;
+    int64_t offset;
+    unpack_source(msg->_private, &partition, &offset);
+    if (msg->err)
+        atomic_fetch_add(&tw_metrics.produce_errors_total, 1);
+    sink->on_delivery(sink->opaque, partition, offset, msg->err ? TW_ERR_KAFKA : 0,
+                      msg->err ? rd_kafka_err2str(msg->err) : NULL);
+}
+
+int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void *opaque,
+                   kafka_sink_t **out, tw_diag_t *diag)
+{
+    /* Idempotence keeps retries from duplicating alerts; an infinite message timeout means a
+     * record is retried for as long as the broker is away instead of being dropped, and the
+     * offsets behind it stay uncommitted. */
+    const char *const defaults[] = {"bootstrap.servers",
+                                    cfg->brokers,
+                                    "client.id",
+                                    "tidewatch",
+                                    "enable.idempotence",
+                                    "true",
+                                    "message.timeout.ms",
+                                    "0",
+                                    "linger.ms",
+                                    "5",
+                                    "compression.codec",
+                                    "lz4",
+                                    NULL};
+    kafka_sink_t *sink = calloc(1, sizeof(*sink));
+    if (!sink)
+        return TW_ERR_NOMEM;
+    sink->on_delivery = on_delivery;
+    sink->opaque = opaque;
+    sink->alerts_topic = strdup(cfg->output_topic);
+    sink->dlq_topic = strdup(cfg->dlq_topic);
+    sink->campaign_topic = strdup(
+        cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
+    sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
+    rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
+    if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        kafka_sink_free(sink);
+        return TW_ERR_CONFIG;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, sink_dr_cb);
+    rd_kafka_conf_set_opaque(conf, sink);
+    char errstr[512];
+    sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!sink->rk) {
+        tw_diag_add(diag, "kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        kafka_sink_free(sink);
+        return TW_ERR_KAFKA;
+    }
+    sink->alerts = rd_kafka_topic_new(sink->rk, sink->alerts_topic, NULL);
+    if (!sink->alerts) {
+        tw_diag_add(diag, "kafka topic %s: %s", sink->alerts_topic,
+                    rd_kafka_err2str(rd_kafka_last_error()));
+        kafka_sink_free(sink);
+        return TW_ERR_KAFKA;
+    }
+    *out = sink;
+    return 0;
+}
+
+void kafka_sink_free(kafka_sink_t *sink)
+{
+    if (!sink)
+        return;
+    if (sink->alerts)
+        rd_kafka_topic_destroy(sink->alerts);
+    if (sink->rk)
+        rd_kafka_destroy(sink->rk);
+    free(sink->alerts_topic);
+    free(sink->dlq_topic);
+    free(sink->campaign_topic);
+    free(sink);
+}
+
+int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len, const char *value,
+                             size_t len, int32_t src_partition, int64_t src_offset)
+{
+    for (;;) {
+        if (rd_kafka_produce(sink->alerts, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                             (void *)value, len, key, key_len,
+                             pack_source(src_partition, src_offset)) == 0)
+            return 0;
+        rd_kafka_resp_err_t err = rd_kafka_last_error();
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.alert", 10, "produce alert: %s",
+                            rd_kafka_err2str(err));
+            return TW_ERR_KAFKA;
+        }
+        sink_wait_for_room(sink);
+    }
+}
+
+int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_len,
+                                const char *value, size_t len, int32_t src_partition,
+                                int64_t src_offset)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_TOPIC(sink->campaign_topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADER("type", "campaign", (ssize_t)8),
+            RD_KAFKA_V_OPAQUE(pack_source(src_partition, src_offset)), RD_KAFKA_V_END);
+        if (!err)
+            return 0;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.campaign", 10, "produce campaign: %s",
+                            rd_kafka_err2str(err));
+            return TW_ERR_KAFKA;
+        }
+        sink_wait_for_room(sink);
+    }
+}
+
+int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
+                                   const void *value, size_t len, const char *reason,
+                                   const char *error, const char *src_topic, int32_t src_partition,
+                                   int64_t src_offset)
+{
+    char partition[16], offset[24], original_len[24];
+    snprintf(partition, sizeof(partition), "%d", (int)src_partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)src_offset);
+    snprintf(original_len, sizeof(original_len), "%zu", len);
+    /* A post larger than the producer or topic allows would fail its delivery and stop the
+     * partition for good; its first bytes plus the source position are what an operator
+     * needs, and the whole post stays in the source topic. */
+    bool truncated = len > sink->dlq_max_bytes;
+    if (truncated)
+        len = sink->dlq_max_bytes;
+    for (;;) {
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+        if (truncated)
+            rd_kafka_header_add(hdrs, "truncated", -1, original_len, -1);
+        rd_kafka_header_add(hdrs, "reason", -1, reason, -1);
+        rd_kafka_header_add(hdrs, "error", -1, error, -1);
+        rd_kafka_header_add(hdrs, "source_topic", -1, src_topic, -1);
+        rd_kafka_header_add(hdrs, "source_partition", -1, partition, -1);
+        rd_kafka_header_add(hdrs, "source_offset", -1, offset, -1);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_TOPIC(sink->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(pack_source(src_partition, src_offset)),
+            RD_KAFKA_V_END);
+        if (!err) {
+            atomic_fetch_add(&tw_metrics.dead_letters_total, 1);
+            return 0;
+        }
+        rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.dlq", 10, "produce dead letter: %s",
+                            rd_kafka_err2str(err));
+            return TW_ERR_KAFKA;
+        }
+        sink_wait_for_room(sink);
+    }
+}
+
+void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms)
+{
+    rd_kafka_poll(sink->rk, timeout_ms);
+}
+
+int kafka_sink_flush(kafka_sink_t *sink, int timeout_ms)
+{
+    rd_kafka_flush(sink->rk, timeout_ms);
+    return rd_kafka_outq_len(sink->rk);
+}

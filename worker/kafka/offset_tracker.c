@@ -1,0 +1,172 @@
+#include "kafka/offset_tracker.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+typedef struct {
+    int64_t offset;
+    uint32_t refs; /* outputs not yet acknowledged; 0 = done */
+} inflight_t;
+
+typedef struct {
+    int32_t partition;
+    bool used;
+    bool advanced;
+    int64_t next_offset; /* commit position reached by the watermark */
+    inflight_t *ring;    /* circular buffer of in-flight offsets, oldest at head */
+    size_t head;
+    size_t count;
+    size_t cap;
+} partition_state_t;
+
+struct offset_tracker {
+    partition_state_t *parts;
+    size_t nparts;
+    size_t pending;
+};
+
+int offset_tracker_new(offset_tracker_t **out)
+{
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : TW_ERR_NOMEM;
+}
+
+void offset_tracker_free(offset_tracker_t *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nparts; i++)
+        free(t->parts[i].ring);
+    free(t->parts);
+    free(t);
+}
+
+static partition_state_t *partition_get(offset_tracker_t *t, int32_t partition, bool create)
+{
+    for (size_t i = 0; i < t->nparts; i++)
+        if (t->parts[i].used && t->parts[i].partition == partition)
+            return &t->parts[i];
+    if (!create)
+        return NULL;
+    for (size_t i = 0; i < t->nparts; i++) {
+        if (!t->parts[i].used) {
+            t->parts[i].used = true;
+            t->parts[i].partition = partition;
+            return &t->parts[i];
+        }
+    }
+    partition_state_t *parts = realloc(t->parts, (t->nparts + 1) * sizeof(*parts));
+    if (!parts)
+        return NULL;
+    t->parts = parts;
+    partition_state_t *p = &t->parts[t->nparts++];
+    memset(p, 0, sizeof(*p));
+    p->used = true;
+    p->partition = partition;
+    return p;
+}
+
+static inflight_t *ring_at(partition_state_t *p, size_t i)
+{
+    return &p->ring[(p->head + i) % p->cap];
+}
+
+int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p = partition_get(t, partition, true);
+    if (!p)
+        return TW_ERR_NOMEM;
+    if (p->count == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        inflight_t *ring = malloc(cap * sizeof(*ring));
+        if (!ring)
+            return TW_ERR_NOMEM;
+        for (size_t i = 0; i < p->count; i++)
+            ring[i] = *ring_at(p, i);
+        free(p->ring);
+        p->ring = ring;
+        p->head = 0;
+        p->cap = cap;
+    }
+    inflight_t *slot = &p->ring[(p->head + p->count) % p->cap];
+    slot->offset = offset;
+    slot->refs = 1;
+    p->count++;
+    t->pending++;
+    return 0;
+}
+
+void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p = partition_get(t, partition, false);
+    if (!p || !p->count)
+        return;
+    /* offsets in the ring are increasing: binary search */
+    size_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ring_at(p, mid)->offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == p->count || ring_at(p, lo)->offset != offset || ring_at(p, lo)->refs == 0)
+        return;
+    if (--ring_at(p, lo)->refs > 0)
+        return;
+    while (p->count && p->ring[p->head].refs == 0) {
+        p->next_offset = p->ring[p->head].offset + 1;
+        p->advanced = true;
+        p->head = (p->head + 1) % p->cap;
+        p->count--;
+        t->pending--;
+    }
+}
+
+int offset_tracker_ref(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p = partition_get(t, partition, false);
+    if (!p || !p->count)
+        return TW_ERR_INVALID;
+    inflight_t *last = ring_at(p, p->count - 1);
+    if (last->offset != offset || last->refs == 0)
+        return TW_ERR_INVALID;
+    last->refs++;
+    return 0;
+}
+
+size_t offset_tracker_collect(offset_tracker_t *t,
+                              void (*commit)(void *opaque, int32_t partition, int64_t next_offset),
+                              void *opaque)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nparts; i++) {
+        partition_state_t *p = &t->parts[i];
+        if (p->used && p->advanced) {
+            p->advanced = false;
+            commit(opaque, p->partition, p->next_offset);
+            n++;
+        }
+    }
+    return n;
+}
+
+void offset_tracker_forget(offset_tracker_t *t, int32_t partition)
+{
+    partition_state_t *p = partition_get(t, partition, false);
+    if (!p)
+        return;
+    t->pending -= p->count;
+    p->count = 0;
+    p->head = 0;
+    p->advanced = false;
+    p->used = false;
+}
+
+size_t offset_tracker_pending(const offset_tracker_t *t)
+{
+    return t->pending;
+}

@@ -1,0 +1,175 @@
+/* Rule authoring commands: check a rules file, and test it against a file of posts. */
+#include "modes/rules_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/engine.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "pipeline/pipeline.h"
+#include "decode/post.h"
+
+static double rules_cmd_seconds(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int rules_cmd_check(const char *path)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    rule_set_t *rules = NULL;
+    match_db_t *db = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = engine_load_rules(path, &rules, &db, &diag);
+    double secs = rules_cmd_seconds(&t0);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    if (rc == 0) {
+        size_t nkw = 0, nre = 0, nex = 0;
+        for (size_t i = 0; i < rules->npatterns; i++)
+            rules->patterns[i].kind == RULE_PATTERN_KEYWORD ? nkw++ : nre++;
+        for (size_t i = 0; i < rules->nrules; i++)
+            nex += rules->rules[i].nexamples;
+        printf("%s: ok: %zu rules, %zu patterns, %s, compiled in %.3f s, database %zu bytes\n",
+               path, rules->nrules, rules->npatterns, rules->version, secs,
+               match_db_size_bytes(db));
+        printf("  keywords %zu, regexes %zu; expressions per view: folded %zu, skeleton %zu, "
+               "squash %zu; %s\n",
+               nkw, nre, match_db_view_patterns(db, NORM_VIEW_FOLDED),
+               match_db_view_patterns(db, NORM_VIEW_SKELETON),
+               match_db_view_patterns(db, NORM_VIEW_SQUASH),
+               match_db_from_cache(db) ? "database loaded from the cache" : "database compiled");
+        printf("  examples: %zu passed, 0 failed\n", nex);
+    } else {
+        fprintf(stderr, "%s: refused: %zu problem(s)\n", path, diag.count);
+    }
+    match_db_free(db);
+    rule_set_free(rules);
+    tw_diag_fini(&diag);
+    return rc == 0 ? 0 : 1;
+}
+
+/* Prints text[start, end) with up to 30 bytes of context each side, the span in [ ], on one
+ * line (controls shown as spaces), cut only at UTF-8 character boundaries. */
+static void rules_cmd_context(const char *text, size_t len, size_t start, size_t end)
+{
+    size_t a = start > 30 ? start - 30 : 0;
+    size_t b = end + 30 < len ? end + 30 : len;
+    while (a > 0 && ((unsigned char)text[a] & 0xC0) == 0x80)
+        a--;
+    while (b < len && ((unsigned char)text[b] & 0xC0) == 0x80)
+        b++;
+    fputs(a > 0 ? "..." : "", stdout);
+    for (size_t i = a; i <= b; i++) {
+        if (i == start)
+            putchar('[');
+        if (i == end)
+            putchar(']');
+        if (i < b)
+            putchar((unsigned char)text[i] < 0x20 ? ' ' : text[i]);
+    }
+    fputs(b < len ? "...\n" : "\n", stdout);
+}
+
+int rules_cmd_test(const char *rules_path, const char *posts_path)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    rule_set_t *rules = NULL;
+    match_db_t *db = NULL;
+    match_scratch_t *scratch = NULL;
+    match_set_t set;
+    match_set_init(&set);
+    normalized_t norm;
+    normalized_init(&norm);
+    post_t post;
+    post_init(&post);
+    size_t *counts = NULL;
+    char *line = NULL;
+    size_t line_cap = 0;
+    FILE *f = NULL;
+    int exit_code = 1;
+
+    int rc = engine_load_rules(rules_path, &rules, &db, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    if (rc != 0) {
+        fprintf(stderr, "%s: refused: %zu problem(s)\n", rules_path, diag.count);
+        goto out;
+    }
+    f = strcmp(posts_path, "-") == 0 ? stdin : fopen(posts_path, "r");
+    if (!f) {
+        perror(posts_path);
+        goto out;
+    }
+    counts = calloc(rules->nrules ? rules->nrules : 1, sizeof(*counts));
+    if (!counts || match_scratch_new(db, &scratch) != 0)
+        goto out;
+    const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};
+    size_t nposts = 0, nhit = 0, nbad = 0, lineno = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ssize_t n;
+    while ((n = getline(&line, &line_cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            n--;
+        if (n == 0)
+            continue;
+        char err[200];
+        if (post_decode(&fields, 16u << 20, line, (size_t)n, &post, err, sizeof(err)) != POST_OK) {
+            fprintf(stderr, "%s:%zu: %s\n", posts_path, lineno, err);
+            nbad++;
+            continue;
+        }
+        nposts++;
+        if (normalize_text(post.text, post.text_len, &norm) != 0 ||
+            pipeline_match_post(db, scratch, &post, &norm, &set) != 0) {
+            nbad++;
+            continue;
+        }
+        if (set.count)
+            nhit++;
+        for (size_t h = 0; h < set.count; h++) {
+            const match_rule_hit_t *hit = &set.hits[h];
+            counts[hit->rule_index]++;
+            if (hit->nspans == 0) /* hit through another field than the text (`fields:`) */
+                printf("%s:%zu id=%.*s rule=%s (in a field other than the text)\n", posts_path,
+                       lineno, (int)post.id_len, post.id, rules->rules[hit->rule_index].id);
+            for (uint32_t s = 0; s < hit->nspans; s++) {
+                size_t a, b;
+                normalized_span_to_source(&norm, hit->spans[s].start, hit->spans[s].end, &a, &b);
+                printf("%s:%zu id=%.*s rule=%s [%zu,%zu) ", posts_path, lineno, (int)post.id_len,
+                       post.id, rules->rules[hit->rule_index].id, a, b);
+                rules_cmd_context(post.text, post.text_len, a, b);
+            }
+        }
+    }
+    double secs = rules_cmd_seconds(&t0);
+    printf("\n%zu posts (%zu undecodable), %zu with hits, scanned in %.3f s\n", nposts, nbad, nhit,
+           secs);
+    printf("%-40s %10s\n", "rule", "posts");
+    for (size_t r = 0; r < rules->nrules; r++)
+        printf("%-40s %10zu\n", rules->rules[r].id, counts[r]);
+    exit_code = 0;
+out:
+    if (f && f != stdin)
+        fclose(f);
+    free(line);
+    free(counts);
+    post_clear(&post);
+    normalized_fini(&norm);
+    match_set_fini(&set);
+    match_scratch_free(scratch);
+    match_db_free(db);
+    rule_set_free(rules);
+    tw_diag_fini(&diag);
+    return exit_code;
+}

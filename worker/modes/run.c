@@ -1,0 +1,270 @@
+#include "modes/run.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/engine.h"
+#include "http/http.h"
+#include "kafka/kafka_sink.h"
+#include "kafka/kafka_source.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
+#include "kafka/offset_tracker.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/reload.h"
+
+/* How long a rebalance may wait for in-flight records before giving up its partitions; what
+ * is still unacknowledged then is re-read by the next owner. */
+#define REVOKE_FLUSH_MS 10000
+
+typedef struct {
+    const config_t *cfg;
+    kafka_source_t *src;
+    kafka_sink_t *sink;
+    offset_tracker_t *tracker;
+    int failed; /* a record could not be delivered: stop without committing past it */
+} run_ctx_t;
+
+static void run_on_delivery(void *opaque, int32_t partition, int64_t offset, int err,
+                            const char *errstr)
+{
+    run_ctx_t *ctx = opaque;
+    if (err) {
+        /* With an infinite message timeout only permanent errors get here (topic missing,
+         * not authorized, record too large): stopping keeps the post uncommitted, so a
+         * restart after the operator's fix re-reads it. */
+        log_error("delivery for %s[%d]@%lld failed: %s; stopping without committing it",
+                  ctx->cfg->input_topic, (int)partition, (long long)offset, errstr);
+        ctx->failed = 1;
+        return;
+    }
+    offset_tracker_done(ctx->tracker, partition, offset);
+}
+
+static void run_store_offset(void *opaque, int32_t partition, int64_t next_offset)
+{
+    run_ctx_t *ctx = opaque;
+    kafka_source_store_offset(ctx->src, partition, next_offset);
+}
+
+static void run_store_finished(run_ctx_t *ctx)
+{
+    offset_tracker_collect(ctx->tracker, run_store_offset, ctx);
+}
+
+static void run_before_revoke(void *opaque, const int32_t *partitions, size_t n)
+{
+    run_ctx_t *ctx = opaque;
+    int left = kafka_sink_flush(ctx->sink, REVOKE_FLUSH_MS);
+    if (left)
+        log_warn("rebalance: %d record(s) still unacknowledged; their posts will be re-read", left);
+    run_store_finished(ctx);
+    for (size_t i = 0; i < n; i++)
+        offset_tracker_forget(ctx->tracker, partitions[i]);
+}
+
+static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_record_t *rec,
+                       const pipeline_result_t *res)
+{
+    if (offset_tracker_add(ctx->tracker, rec->partition, rec->offset) != 0)
+        return TW_ERR_NOMEM;
+    /* Campaign records first, each one more output the offset waits for. */
+    for (size_t k = 0; k < res->ncampaigns; k++) {
+        const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
+        int rc = offset_tracker_ref(ctx->tracker, rec->partition, rec->offset);
+        if (rc == 0)
+            rc = kafka_sink_produce_campaign(ctx->sink, pipe->campaign_buf.data + c->key_offset,
+                                             c->key_len, pipe->campaign_buf.data + c->value_offset,
+                                             c->value_len, rec->partition, rec->offset);
+        if (rc != 0)
+            return rc;
+    }
+    switch (res->outcome) {
+    case PIPELINE_PASS:
+        offset_tracker_done(ctx->tracker, rec->partition, rec->offset);
+        return 0;
+    case PIPELINE_ALERT:
+        return kafka_sink_produce_alert(ctx->sink, res->key, res->key_len,
+                                        pipe->alerts.data + res->alert_offset, res->alert_len,
+                                        rec->partition, rec->offset);
+    case PIPELINE_DEAD_LETTER:
+        return kafka_sink_produce_dead_letter(ctx->sink, rec->key, rec->key_len, rec->value,
+                                              rec->len, post_reason_name(res->reason), res->error,
+                                              ctx->cfg->input_topic, rec->partition, rec->offset);
+    }
+    return TW_ERR_INVALID;
+}
+
+/* dedup.on_unavailable = pause: the batch could not be deduplicated. Fetching stops, the
+ * consumer keeps being served (heartbeats, rebalances, max.poll.interval.ms), deliveries of
+ * earlier batches are still acknowledged and committed, and the batch is retried every
+ * RUN_PAUSE_RETRY_MS (the Redis store's reconnect backoff paces the real attempts) until the
+ * store answers. Records of partitions revoked meanwhile are dropped: their new owner re-reads
+ * them. Returns the pipeline's final code: 0, TW_ERR_REDIS when stopped while paused, or
+ * another error. */
+#define RUN_PAUSE_RETRY_MS 200
+
+static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_t *records,
+                                 pipeline_input_t *inputs, size_t *n, pipeline_result_t *results,
+                                 const run_options_t *opts)
+{
+    log_warn("duplicate store unavailable: pausing consumption until it answers "
+             "(dedup.on_unavailable = pause)");
+    kafka_source_pause(ctx->src, true);
+    int rc = TW_ERR_REDIS;
+    while (rc == TW_ERR_REDIS && !*opts->stop && !ctx->failed) {
+        metrics_heartbeat();
+        kafka_source_idle(ctx->src, RUN_PAUSE_RETRY_MS);
+        kafka_sink_poll(ctx->sink, 0);
+        run_store_finished(ctx);
+        size_t kept = 0;
+        for (size_t i = 0; i < *n; i++) {
+            if (!kafka_source_owns(ctx->src, records[i].partition))
+                continue;
+            records[kept] = records[i];
+            inputs[kept] = inputs[i];
+            kept++;
+        }
+        *n = kept;
+        rc = kept ? pipeline_process(pipe, inputs, kept, results) : 0;
+    }
+    kafka_source_pause(ctx->src, false);
+    if (rc == 0)
+        log_info("duplicate store answers again: consumption resumed");
+    return rc;
+}
+
+/* The HTTP endpoints start before the rules compile, so /healthz answers and /readyz says
+ * "rules not loaded" while a big rule set compiles. */
+static int run_http_start(const config_t *cfg, http_server_t **http)
+{
+    *http = NULL;
+    if (!cfg->http_addr[0])
+        return 0;
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    int rc = http_server_start(cfg, http, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        log_error("%s", diag.lines[i]);
+    tw_diag_fini(&diag);
+    return rc;
+}
+
+int run_worker(const config_t *cfg, const run_options_t *opts)
+{
+    engine_t engine;
+    http_server_t *http = NULL;
+    int rc = run_http_start(cfg, &http);
+    if (rc == 0)
+        rc = engine_open(&engine, cfg, opts->force_memory_store);
+    if (rc != 0) {
+        http_server_stop(http);
+        return rc;
+    }
+
+    run_ctx_t ctx = {.cfg = cfg};
+    pipeline_t pipe;
+    kafka_record_t *records = NULL;
+    pipeline_input_t *inputs = NULL;
+    pipeline_result_t *results = NULL;
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    bool pipe_ready = false;
+    size_t batch = (size_t)cfg->batch_size;
+    reload_t *reloader = NULL;
+
+    rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup);
+    if (rc != 0)
+        goto out;
+    pipe_ready = true;
+    /* Hot reload is a convenience: without its thread the worker runs on the rules it has. */
+    if (reload_start(cfg, engine.rules, &reloader) != 0)
+        log_warn("rules hot reload unavailable: out of memory or threads");
+    pipe.fallback = engine.fallback;
+    records = calloc(batch, sizeof(*records));
+    inputs = calloc(batch, sizeof(*inputs));
+    results = calloc(batch, sizeof(*results));
+    if (!records || !inputs || !results) {
+        rc = TW_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = offset_tracker_new(&ctx.tracker)) != 0)
+        goto out;
+    if ((rc = kafka_sink_new(cfg, run_on_delivery, &ctx, &ctx.sink, &diag)) != 0)
+        goto out;
+    kafka_source_hooks_t hooks = {.before_revoke = run_before_revoke, .opaque = &ctx};
+    if ((rc = kafka_source_new(cfg, opts->stop_at_end, &hooks, &ctx.src, &diag)) != 0)
+        goto out;
+    log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
+             cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
+
+    while (!*opts->stop && !ctx.failed) {
+        metrics_heartbeat();
+        reload_apply(reloader, &engine, &pipe, cfg); /* between batches: one set per batch */
+        size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
+        if (n) {
+            for (size_t i = 0; i < n; i++) {
+                inputs[i].data = records[i].value;
+                inputs[i].len = records[i].len;
+                inputs[i].source = (alert_source_t){.topic = cfg->input_topic,
+                                                    .partition = records[i].partition,
+                                                    .offset = records[i].offset};
+            }
+            rc = pipeline_process(&pipe, inputs, n, results);
+            if (rc == TW_ERR_REDIS)
+                rc = run_pause_until_redis(&ctx, &pipe, records, inputs, &n, results, opts);
+            if (rc == TW_ERR_REDIS) {
+                rc = 0; /* stopped while paused: the batch stays uncommitted, re-read later */
+                break;
+            }
+            if (rc != 0) {
+                log_error("pipeline failed: %s; stopping without committing the batch",
+                          tw_err_str(rc));
+                break;
+            }
+            for (size_t i = 0; i < n && rc == 0; i++)
+                rc = run_publish(&ctx, &pipe, &records[i], &results[i]);
+            if (rc != 0) {
+                log_error("publishing failed: %s; stopping without committing the batch",
+                          tw_err_str(rc));
+                break;
+            }
+        }
+        kafka_sink_poll(ctx.sink, 0);
+        run_store_finished(&ctx);
+        if (opts->stop_at_end && kafka_source_at_end(ctx.src) &&
+            offset_tracker_pending(ctx.tracker) == 0)
+            break;
+    }
+
+    /* Drain: everything fetched was processed above; wait for its acknowledgements, store
+     * and commit what they cover, then leave the group. Not ready from here on. */
+    atomic_store(&tw_metrics.draining, 1);
+    log_info("draining: %zu post(s) awaiting acknowledgement", offset_tracker_pending(ctx.tracker));
+    int left = kafka_sink_flush(ctx.sink, (int)cfg->shutdown_timeout_s * 1000 / 2);
+    if (left)
+        log_warn("%d record(s) unacknowledged at shutdown; their posts will be re-read", left);
+    run_store_finished(&ctx);
+    kafka_source_commit(ctx.src);
+    if (ctx.failed && rc == 0)
+        rc = TW_ERR_KAFKA;
+
+out:
+    for (size_t i = 0; i < diag.count; i++)
+        log_error("%s", diag.lines[i]);
+    tw_diag_fini(&diag);
+    kafka_source_close(ctx.src);
+    kafka_sink_free(ctx.sink);
+    http_server_stop(http);
+    offset_tracker_free(ctx.tracker);
+    free(records);
+    free(inputs);
+    free(results);
+    reload_stop(reloader);
+    if (pipe_ready)
+        pipeline_fini(&pipe);
+    engine_close(&engine);
+    log_info("stopped");
+    return rc;
+}

@@ -1,0 +1,20 @@
+/* Kafka mode: consume posts, run the pipeline, publish alerts and dead letters, and commit
+ * each partition only up to what the broker has acknowledged. */
+#ifndef TW_RUN_H
+#define TW_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+
+typedef struct {
+    volatile sig_atomic_t *stop; /* set by the signal handler: drain and exit */
+    bool stop_at_end;            /* demo: exit once every partition is read and published */
+    bool force_memory_store;
+} run_options_t;
+
+/* Returns 0 after a clean drain, or a negative tw_err_t. */
+int run_worker(const config_t *cfg, const run_options_t *opts);
+
+#endif

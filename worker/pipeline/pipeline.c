@@ -1,0 +1,340 @@
+#include "pipeline/pipeline.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+#include "metrics/metrics.h"
+
+int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
+                  dedup_store_t *dedup)
+{
+    memset(p, 0, sizeof(*p));
+    p->cfg = cfg;
+    p->rules = rules;
+    p->db = db;
+    p->dedup = dedup;
+    p->fields = (post_fields_t){cfg->field_id, cfg->field_text, cfg->field_author,
+                                cfg->field_ts, cfg->field_lang, cfg->field_url};
+    buf_init(&p->alerts);
+    buf_init(&p->campaign_buf);
+    return match_scratch_new(db, &p->scratch);
+}
+
+static void pipeline_free_arrays(pipeline_t *p)
+{
+    for (size_t i = 0; i < p->cap; i++) {
+        post_clear(&p->posts[i]);
+        normalized_fini(&p->norms[i]);
+        match_set_fini(&p->matches[i]);
+    }
+    free(p->posts);
+    free(p->norms);
+    free(p->matches);
+    free(p->fps);
+    free(p->items);
+    free(p->dups);
+    free(p->post_item);
+    free(p->campaigns);
+    p->campaigns = NULL;
+    p->campaigns_cap = 0;
+    p->ncampaigns = 0;
+    p->posts = NULL;
+    p->norms = NULL;
+    p->matches = NULL;
+    p->fps = NULL;
+    p->items = NULL;
+    p->dups = NULL;
+    p->post_item = NULL;
+    p->cap = 0;
+}
+
+int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db)
+{
+    match_scratch_t *scratch = NULL;
+    int rc = match_scratch_new(db, &scratch);
+    if (rc != 0)
+        return rc;
+    match_scratch_free(p->scratch);
+    p->scratch = scratch;
+    p->rules = rules;
+    p->db = db;
+    return 0;
+}
+
+void pipeline_fini(pipeline_t *p)
+{
+    metrics_rules_release(p->rule_metrics);
+    pipeline_free_arrays(p);
+    match_scratch_free(p->scratch);
+    buf_fini(&p->alerts);
+    buf_fini(&p->campaign_buf);
+    memset(p, 0, sizeof(*p));
+}
+
+static int pipeline_reserve(pipeline_t *p, size_t n)
+{
+    if (n <= p->cap)
+        return 0;
+    pipeline_free_arrays(p);
+    p->posts = calloc(n, sizeof(*p->posts));
+    p->norms = calloc(n, sizeof(*p->norms));
+    p->matches = calloc(n, sizeof(*p->matches));
+    p->fps = calloc(n, sizeof(*p->fps));
+    p->items = calloc(n, sizeof(*p->items));
+    p->dups = calloc(n, sizeof(*p->dups));
+    p->post_item = calloc(n, sizeof(*p->post_item));
+    if (!p->posts || !p->norms || !p->matches || !p->fps || !p->items || !p->dups ||
+        !p->post_item) {
+        pipeline_free_arrays(p); /* cap is 0 here: only the arrays are freed */
+        return TW_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        post_init(&p->posts[i]);
+        normalized_init(&p->norms[i]);
+        match_set_init(&p->matches[i]);
+    }
+    p->cap = n;
+    return 0;
+}
+
+/* The rule of the most severe match (the first of equals), or UINT32_MAX without matches. */
+static uint32_t most_severe_rule(const pipeline_t *p, const match_set_t *ms)
+{
+    uint32_t best = UINT32_MAX;
+    for (size_t i = 0; i < ms->count; i++)
+        if (best == UINT32_MAX ||
+            p->rules->rules[ms->hits[i].rule_index].severity > p->rules->rules[best].severity)
+            best = ms->hits[i].rule_index;
+    return best;
+}
+
+/* Rules may target other fields than the text (rules.h `fields:`): their values, by name.
+ * "author" and "url" are the configured author and URL fields; any other name is a top-level
+ * JSON string field of the post. */
+int pipeline_match_post(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
+                        const normalized_t *norm, match_set_t *set)
+{
+    match_field_t fields[MATCH_MAX_FIELDS];
+    size_t n = match_db_field_count(db);
+    for (size_t f = 0; f < n; f++) {
+        const char *name = match_db_field_name(db, f);
+        fields[f].len = 0;
+        if (strcmp(name, "author") == 0) {
+            fields[f].text = post->author;
+            fields[f].len = post->author_len;
+        } else if (strcmp(name, "url") == 0) {
+            fields[f].text = post->url;
+            fields[f].len = post->url ? strlen(post->url) : 0;
+        } else {
+            fields[f].text = post_field_string(post, name, &fields[f].len);
+        }
+    }
+    return match_scan_post_fields(db, scratch, norm, post->lang,
+                                  post->lang ? strlen(post->lang) : 0, fields, n, set);
+}
+
+static void dead_letter(pipeline_result_t *r, post_reason_t reason)
+{
+    r->outcome = PIPELINE_DEAD_LETTER;
+    r->reason = reason;
+}
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Counts a finished batch. Called only once the batch is done, so a batch retried (the pause
+ * policy) is counted once. Per-rule counters belong to the published rule set when it is the
+ * pipeline's (re-acquired when the pipeline's rules change, e.g. after a reload). */
+static void pipeline_count_batch(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                                 const pipeline_result_t *results)
+{
+    if (p->rule_metrics_rules != p->rules || !p->rule_metrics) {
+        metrics_rules_release(p->rule_metrics);
+        p->rule_metrics = metrics_rules_acquire(p->rules);
+        p->rule_metrics_rules = p->rule_metrics ? p->rules : NULL;
+    }
+    metrics_rules_t *rm = p->rule_metrics;
+    uint64_t bytes = 0;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double now = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+    for (size_t i = 0; i < n; i++) {
+        const pipeline_result_t *r = &results[i];
+        bytes += inputs[i].len;
+        if (r->outcome == PIPELINE_DEAD_LETTER) {
+            atomic_fetch_add_explicit(&tw_metrics.decode_failures_total[r->reason], 1,
+                                      memory_order_relaxed);
+            continue;
+        }
+        const match_set_t *ms = &p->matches[i];
+        for (size_t k = 0; rm && k < ms->count; k++)
+            metrics_rules_hit(rm, ms->hits[k].rule_index);
+        if (r->outcome != PIPELINE_ALERT)
+            continue;
+        metrics_rules_alert(rm, most_severe_rule(p, ms));
+        if (p->posts[i].has_ts) {
+            double delay = now - (double)p->posts[i].ts;
+            metrics_histogram_observe(&tw_metrics.alert_delay_seconds, delay > 0 ? delay : 0);
+        }
+    }
+    atomic_fetch_add_explicit(&tw_metrics.posts_total, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tw_metrics.post_bytes_total, bytes, memory_order_relaxed);
+    metrics_histogram_observe(&tw_metrics.batch_posts, (double)n);
+}
+
+/* Encodes the campaign records claimed by the batch's posts (results' campaign ranges are
+ * filled in pipeline_process's last loop). */
+static int pipeline_campaigns(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                              pipeline_result_t *results)
+{
+    buf_reset(&p->campaign_buf);
+    p->ncampaigns = 0;
+    const dedup_campaign_t *camp = &p->dedup->campaign;
+    for (size_t i = 0; i < n; i++) {
+        if (p->post_item[i] == SIZE_MAX)
+            continue;
+        const dedup_result_t *dup = &p->dups[p->post_item[i]];
+        results[i].campaign_first = p->ncampaigns;
+        for (size_t k = 0; dup->available && k < camp->nmilestones; k++) {
+            if (!(dup->milestones & (1u << k)))
+                continue;
+            if (p->ncampaigns == p->campaigns_cap) {
+                size_t cap = p->campaigns_cap ? p->campaigns_cap * 2 : 16;
+                pipeline_campaign_t *grown = realloc(p->campaigns, cap * sizeof(*grown));
+                if (!grown)
+                    return TW_ERR_NOMEM;
+                p->campaigns = grown;
+                p->campaigns_cap = cap;
+            }
+            pipeline_campaign_t *c = &p->campaigns[p->ncampaigns++];
+            char hex[17];
+            dedup_cluster_hex(dup->cluster, hex);
+            c->key_offset = p->campaign_buf.len;
+            buf_printf(&p->campaign_buf, "campaign:%s:%llu", hex,
+                       (unsigned long long)camp->milestones[k]);
+            c->key_len = p->campaign_buf.len - c->key_offset;
+            c->value_offset = p->campaign_buf.len;
+            alert_encode_campaign(&p->campaign_buf, &p->posts[i], dup, camp->milestones[k],
+                                  p->rules, &inputs[i].source);
+            c->value_len = p->campaign_buf.len - c->value_offset;
+        }
+        results[i].ncampaigns = p->ncampaigns - results[i].campaign_first;
+    }
+    return p->campaign_buf.failed ? TW_ERR_NOMEM : 0;
+}
+
+int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                     pipeline_result_t *results)
+{
+    int rc = pipeline_reserve(p, n);
+    if (rc != 0)
+        return rc;
+    buf_reset(&p->alerts);
+    int64_t now = (int64_t)time(NULL);
+    size_t nitems = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    for (size_t i = 0; i < n; i++) {
+        pipeline_result_t *r = &results[i];
+        memset(r, 0, sizeof(*r));
+        p->post_item[i] = SIZE_MAX;
+        post_t *post = &p->posts[i];
+        post_reason_t reason =
+            post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data, inputs[i].len,
+                        post, r->error, sizeof(r->error));
+        if (reason != POST_OK) {
+            dead_letter(r, reason);
+            continue;
+        }
+        rc = normalize_text(post->text, post->text_len, &p->norms[i]);
+        if (rc != 0) {
+            /* Jansson already validated the UTF-8, so only size limits can land here */
+            snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
+            dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
+            continue;
+        }
+        rc = pipeline_match_post(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
+        if (rc != 0)
+            return rc;
+        fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
+        r->outcome = PIPELINE_PASS;
+        /* Posts that are only links, mentions or punctuation all share one fingerprint;
+         * clustering them would make one giant meaningless campaign. */
+        if (fingerprint_is_empty(&p->fps[i]))
+            continue;
+        dedup_item_t *item = &p->items[nitems];
+        item->post_id = post->id;
+        item->post_id_len = post->id_len;
+        item->author = post->author;
+        item->author_len = post->author_len;
+        item->ts = post->has_ts ? post->ts : now;
+        item->fp = &p->fps[i];
+        p->post_item[i] = nitems++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_histogram_observe(&tw_metrics.scan_seconds, seconds_between(&t0, &t1));
+
+    /* One round trip for the whole batch. A store failure costs duplicate information, not
+     * posts: rule alerts still go out, marked as such (fail-open), or, with the pause policy,
+     * the caller holds the batch until the store answers again. */
+    int dedup_rc = 0;
+    if (nitems) {
+        bool redis = strncmp(p->dedup->ops->name, "redis", 5) == 0; /* also redis-cluster */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (redis) {
+            metrics_histogram_observe(&tw_metrics.redis_seconds, seconds_between(&t0, &t1));
+            atomic_store_explicit(&tw_metrics.redis_up, dedup_rc == 0, memory_order_relaxed);
+        }
+    }
+    if (dedup_rc != 0) {
+        atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
+        if (p->cfg->dedup_on_unavailable && strcmp(p->cfg->dedup_on_unavailable, "pause") == 0)
+            return TW_ERR_REDIS;
+        atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
+        /* This worker's own memory still recognises repeats it saw itself (for
+         * dedup.alert_min_count); the alerts say the fleet-wide answer was unavailable. */
+        if (p->fallback && dedup_batch_check(p->fallback, p->items, nitems, p->dups) == 0) {
+            for (size_t i = 0; i < nitems; i++) {
+                p->dups[i].available = false;
+                p->dups[i].local = true;
+                p->dups[i].milestones = 0; /* campaigns are fleet-wide decisions only */
+            }
+        }
+    }
+    if ((rc = pipeline_campaigns(p, inputs, n, results)) != 0)
+        return rc;
+
+    for (size_t i = 0; i < n; i++) {
+        pipeline_result_t *r = &results[i];
+        if (r->outcome != PIPELINE_PASS)
+            continue;
+        const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
+        const match_set_t *ms = &p->matches[i];
+        r->dup = dup;
+        if (dup && dup->available && dup->count > 1 && !dup->replay)
+            atomic_fetch_add(&tw_metrics.duplicates_total, 1);
+        bool campaign = dup && (dup->available || dup->local) &&
+                        p->cfg->dedup_alert_min_count > 0 &&
+                        dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
+        if (ms->count == 0 && !campaign)
+            continue;
+        r->outcome = PIPELINE_ALERT;
+        r->key = p->posts[i].id;
+        r->key_len = p->posts[i].id_len;
+        r->alert_offset = p->alerts.len;
+        alert_encode(&p->alerts, &p->posts[i], &p->norms[i], ms, p->rules, dup, &inputs[i].source);
+        r->alert_len = p->alerts.len - r->alert_offset;
+    }
+    if (p->alerts.failed)
+        return TW_ERR_NOMEM;
+    pipeline_count_batch(p, inputs, n, results);
+    return 0;
+}

@@ -1,0 +1,105 @@
+/* The per-batch pipeline shared by every mode (run, scan, demo): decode -> normalize ->
+ * match -> fingerprint -> dedupe (one store round trip per batch) -> decide -> encode.
+ * A pipeline_t is owned by one thread: it holds that thread's Hyperscan scratch, duplicate
+ * store connection and reusable buffers. The rule set and compiled database are shared and
+ * read-only. */
+#ifndef TW_PIPELINE_H
+#define TW_PIPELINE_H
+
+#include <stddef.h>
+
+#include "encode/alert.h"
+#include "util/buf.h"
+#include "config/config.h"
+#include "dedup/dedup.h"
+#include "fingerprint/fingerprint.h"
+#include "match/match.h"
+#include "metrics/metrics.h"
+#include "normalize/normalize.h"
+#include "decode/post.h"
+
+typedef struct {
+    const char *data; /* raw message value; not NUL-terminated */
+    size_t len;
+    alert_source_t source;
+} pipeline_input_t;
+
+typedef enum {
+    PIPELINE_PASS,        /* nothing to publish */
+    PIPELINE_ALERT,       /* publish alert (key = post id) */
+    PIPELINE_DEAD_LETTER, /* publish the original bytes to the dead-letter topic */
+} pipeline_outcome_t;
+
+typedef struct {
+    pipeline_outcome_t outcome;
+    post_reason_t reason; /* for dead letters */
+    char error[200];      /* for dead letters: human-readable detail */
+    const char *key;      /* alert key (post id); valid until the next batch */
+    size_t key_len;
+    size_t alert_offset; /* the alert JSON is pipeline_t.alerts.data[offset, offset + len) */
+    size_t alert_len;
+    const dedup_result_t *dup; /* the post's duplicate answer; NULL when it was not deduplicated
+                                  (dead letter, or a post with nothing to fingerprint) */
+    size_t campaign_first;     /* campaign records claimed by this post: */
+    size_t ncampaigns;         /* pipeline_t.campaigns[first, first + n) */
+} pipeline_result_t;
+
+/* A campaign record: one per cluster and milestone for the whole fleet (dedup.h, step 5),
+ * published besides the post's own outcome. Key and value are in pipeline_t.campaign_buf. */
+typedef struct {
+    size_t key_offset;
+    size_t key_len;
+    size_t value_offset;
+    size_t value_len;
+} pipeline_campaign_t;
+
+typedef struct {
+    const config_t *cfg;
+    const rule_set_t *rules;
+    const match_db_t *db;
+    match_scratch_t *scratch;
+    dedup_store_t *dedup; /* borrowed */
+    post_fields_t fields;
+    size_t cap;
+    post_t *posts;
+    normalized_t *norms;
+    match_set_t *matches;
+    fingerprint_t *fps;
+    dedup_item_t *items;
+    dedup_result_t *dups;
+    size_t *post_item; /* post index -> dedup item, SIZE_MAX when not deduplicated */
+    buf_t alerts;
+    dedup_store_t *fallback; /* borrowed, may be NULL: answers while dedup is unavailable */
+    pipeline_campaign_t *campaigns;
+    size_t ncampaigns;
+    size_t campaigns_cap;
+    buf_t campaign_buf;
+    metrics_rules_t *rule_metrics; /* per-rule counters of rule_metrics_rules (a reference) */
+    const rule_set_t *rule_metrics_rules;
+} pipeline_t;
+
+/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
+int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
+                  dedup_store_t *dedup);
+void pipeline_fini(pipeline_t *p);
+
+/* Makes the pipeline use another rule set from the next batch on (hot reload): a scratch for
+ * db is allocated first, so on failure (TW_ERR_NOMEM) the pipeline keeps its old rules. The
+ * caller frees the old rules and db once this returned 0; rules and db must outlive p. */
+int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db);
+
+/* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
+ * stay valid until the next call. Returns 0, or a negative tw_err_t for failures that are not
+ * the input's fault (out of memory, a Hyperscan error): the batch must then be retried.
+ * TW_ERR_REDIS means the store was unavailable and cfg->dedup_on_unavailable is "pause": the
+ * caller retries the same batch later (nothing was published or counted for it). */
+int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                     pipeline_result_t *results);
+
+/* The match stage for one decoded post: its normalized text plus whichever fields the rules
+ * target (author, url, any top-level string field), and its language for language filters.
+ * Shared with `rules test` so the backtest matches exactly as the worker does. */
+int pipeline_match_post(const match_db_t *db, match_scratch_t *scratch, const post_t *post,
+                        const normalized_t *norm, match_set_t *set);
+
+#endif
