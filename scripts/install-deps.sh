@@ -33,7 +33,7 @@ fi
 PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libjansson-dev libhiredis-dev libhyperscan-dev libutf8proc-dev
-  libyaml-dev libmicrohttpd-dev libssl-dev libpcre2-dev
+  libyaml-dev libmicrohttpd-dev libssl-dev libpcre2-dev libidn2-dev
   redis-server kcat clang-format
   maven
   prometheus
