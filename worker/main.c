@@ -15,6 +15,7 @@
 #include "modes/run.h"
 #include "pipeline/reload.h"
 #include "modes/rules_cmd.h"
+#include "modes/rules_diff.h"
 #include "modes/scan.h"
 
 extern char **environ;
@@ -36,6 +37,7 @@ static const char usage[] =
     "                  [POSTS.jsonl | -]\n"
     "  tidewatch rules check FILE\n"
     "  tidewatch rules test  FILE POSTS.jsonl\n"
+    "  tidewatch rules diff  OLD.yaml NEW.yaml POSTS.jsonl [--fail-on-loss]\n"
     "  tidewatch demo  [--rules FILE]\n"
     "  tidewatch config docs        print the configuration reference (docs/CONFIG.md)\n"
     "  tidewatch config show [...]  print the effective configuration, secrets masked\n"
@@ -209,6 +211,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "rules") == 0) {
         if (argc == 5 && strcmp(argv[2], "test") == 0)
             return rules_cmd_test(argv[3], argv[4]);
+        if (argc >= 6 && argc <= 7 && strcmp(argv[2], "diff") == 0) {
+            bool fail_on_loss = argc == 7 && strcmp(argv[6], "--fail-on-loss") == 0;
+            if (argc == 7 && !fail_on_loss) {
+                fprintf(stderr, "tidewatch rules diff: unknown option '%s'\n\n%s", argv[6], usage);
+                return 2;
+            }
+            return rules_diff(argv[3], argv[4], argv[5], fail_on_loss);
+        }
         if (argc != 4 || strcmp(argv[2], "check") != 0) {
             fputs(usage, stderr);
             return 2;

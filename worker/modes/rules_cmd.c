@@ -56,9 +56,13 @@ int rules_cmd_check(const char *path)
     return rc == 0 ? 0 : 1;
 }
 
-/* Prints text[start, end) with up to 30 bytes of context each side, the span in [ ], on one
- * line (controls shown as spaces), cut only at UTF-8 character boundaries. */
-static void rules_cmd_context(const char *text, size_t len, size_t start, size_t end)
+void rules_cmd_print_diags(const tw_diag_t *diag)
+{
+    for (size_t i = 0; i < diag->count; i++)
+        fprintf(stderr, "%s\n", diag->lines[i]);
+}
+
+void rules_cmd_print_context(const char *text, size_t len, size_t start, size_t end)
 {
     size_t a = start > 30 ? start - 30 : 0;
     size_t b = end + 30 < len ? end + 30 : len;
@@ -148,7 +152,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
                 normalized_span_to_source(&norm, hit->spans[s].start, hit->spans[s].end, &a, &b);
                 printf("%s:%zu id=%.*s rule=%s [%zu,%zu) ", posts_path, lineno, (int)post.id_len,
                        post.id, rules->rules[hit->rule_index].id, a, b);
-                rules_cmd_context(post.text, post.text_len, a, b);
+                rules_cmd_print_context(post.text, post.text_len, a, b);
             }
         }
     }
