@@ -145,10 +145,8 @@ static int build_config(config_t *cfg, const cli_args_t *args)
         snprintf(origin, sizeof(origin), "flag %s", args->keys[i]);
         rc = config_set(cfg, args->keys[i], args->values[i], origin, &diag);
     }
-    if (rc == 0 && log_level_set_name(cfg->log_level) != 0) {
-        tw_diag_add(&diag, "log_level: unknown level '%s'", cfg->log_level);
-        rc = TW_ERR_CONFIG;
-    }
+    if (rc == 0)
+        log_threshold = cfg->log_level;
     for (size_t i = 0; i < diag.count; i++)
         fprintf(stderr, "tidewatch: %s\n", diag.lines[i]);
     tw_diag_fini(&diag);

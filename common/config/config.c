@@ -9,7 +9,18 @@
 
 #include "util/buf.h"
 
-typedef enum { CONFIG_STRING, CONFIG_INT } config_type_t;
+/* CONFIG_KAFKA rows describe librdkafka properties (kafka.<property>) that tidewatch does not
+ * store itself: they carry the secret flag and their documentation; config_set passes every
+ * kafka.* key through, listed or not. */
+typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_ENUM, CONFIG_KAFKA } config_type_t;
+
+/* Masked in `config show`: decided here, by the table, never guessed from the key name. */
+#define CONFIG_SECRET 1u
+
+typedef struct {
+    const char *name;
+    int value;
+} config_choice_t;
 
 typedef struct {
     const char *key;
@@ -18,16 +29,46 @@ typedef struct {
     size_t offset;
     long min;
     long max;
+    const config_choice_t *choices; /* CONFIG_ENUM: ends with a NULL name */
+    unsigned flags;
     const char *help;
 } config_entry_t;
 
+/* Enum fields are written through an int: every enum here must have int's size. */
+_Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t is not int-sized");
+_Static_assert(sizeof(config_offset_reset_t) == sizeof(int), "enum is not int-sized");
+_Static_assert(sizeof(config_unavailable_t) == sizeof(int), "enum is not int-sized");
+_Static_assert(sizeof(config_scan_emit_t) == sizeof(int), "enum is not int-sized");
+
+static const config_choice_t log_level_choices[] = {{"debug", LOG_LEVEL_DEBUG},
+                                                    {"info", LOG_LEVEL_INFO},
+                                                    {"warn", LOG_LEVEL_WARN},
+                                                    {"warning", LOG_LEVEL_WARN},
+                                                    {"error", LOG_LEVEL_ERROR},
+                                                    {"off", LOG_LEVEL_OFF},
+                                                    {NULL, 0}};
+static const config_choice_t offset_reset_choices[] = {
+    {"earliest", CONFIG_OFFSET_RESET_EARLIEST}, {"latest", CONFIG_OFFSET_RESET_LATEST}, {NULL, 0}};
+static const config_choice_t unavailable_choices[] = {
+    {"fail-open", CONFIG_UNAVAILABLE_FAIL_OPEN}, {"pause", CONFIG_UNAVAILABLE_PAUSE}, {NULL, 0}};
+static const config_choice_t scan_emit_choices[] = {
+    {"alerts", CONFIG_SCAN_EMIT_ALERTS}, {"all", CONFIG_SCAN_EMIT_ALL}, {NULL, 0}};
+
 #define STR_ENTRY(key, field, def, help)                                                           \
     {                                                                                              \
-        key, CONFIG_STRING, def, offsetof(config_t, field), 0, 0, help                             \
+        key, CONFIG_STRING, def, offsetof(config_t, field), 0, 0, NULL, 0, help                    \
     }
 #define INT_ENTRY(key, field, def, min, max, help)                                                 \
     {                                                                                              \
-        key, CONFIG_INT, def, offsetof(config_t, field), min, max, help                            \
+        key, CONFIG_INT, def, offsetof(config_t, field), min, max, NULL, 0, help                   \
+    }
+#define ENUM_ENTRY(key, field, def, choices, help)                                                 \
+    {                                                                                              \
+        key, CONFIG_ENUM, def, offsetof(config_t, field), 0, 0, choices, 0, help                   \
+    }
+#define KAFKA_SECRET_ENTRY(key, help)                                                              \
+    {                                                                                              \
+        key, CONFIG_KAFKA, "", 0, 0, 0, NULL, CONFIG_SECRET, help                                  \
     }
 
 static const config_entry_t config_table[] = {
@@ -37,8 +78,8 @@ static const config_entry_t config_table[] = {
     STR_ENTRY("output_topic", output_topic, "alerts", "Topic alerts are written to"),
     STR_ENTRY("dlq_topic", dlq_topic, "posts.dlq",
               "Dead-letter topic for posts that cannot be decoded (reason in a header)"),
-    STR_ENTRY("auto_offset_reset", auto_offset_reset, "earliest",
-              "Where a new consumer group starts: earliest (never skip posts) or latest"),
+    ENUM_ENTRY("auto_offset_reset", auto_offset_reset, "earliest", offset_reset_choices,
+               "Where a new consumer group starts: earliest (never skip posts) or latest"),
     STR_ENTRY("rules", rules_path, "", "Rules file (YAML); required for run and scan"),
     STR_ENTRY("rules_cache_dir", rules_cache_dir, "auto",
               "Directory for compiled rule databases, reused when the rules, tidewatch build, "
@@ -49,7 +90,8 @@ static const config_entry_t config_table[] = {
               "redis+cluster://[user:password@]host:port,host:port,... (seed nodes, database "
               "0; docs/DEDUP.md); empty = in-process memory"),
     STR_ENTRY("http", http_addr, "", "Address for /metrics /healthz /readyz, e.g. 0.0.0.0:9464"),
-    STR_ENTRY("log_level", log_level, "info", "debug | info | warn | error | off"),
+    ENUM_ENTRY("log_level", log_level, "info", log_level_choices,
+               "Least severe level written to stderr (warning = warn)"),
     STR_ENTRY("fields.id", field_id, "id", "JSON field holding the post id (string or number)"),
     STR_ENTRY("fields.text", field_text, "text", "JSON field holding the post text"),
     STR_ENTRY("fields.author", field_author, "author", "JSON field holding the author"),
@@ -71,10 +113,10 @@ static const config_entry_t config_table[] = {
     INT_ENTRY("dedup.verify_pct", dedup_verify_pct, "50", 0, 100,
               "A band match joins a cluster only if this % of the MinHash signature agrees with "
               "the cluster's (estimated Jaccard); 0 trusts every band match. See docs/DEDUP.md"),
-    STR_ENTRY("dedup.on_unavailable", dedup_on_unavailable, "fail-open",
-              "When Redis cannot answer: fail-open (alerts go out marked duplicate unavailable; "
-              "each worker still recognises repeats it saw itself, in memory) or pause (stop "
-              "fetching, stay in the group, retry the batch until Redis answers)"),
+    ENUM_ENTRY("dedup.on_unavailable", dedup_on_unavailable, "fail-open", unavailable_choices,
+               "When Redis cannot answer: fail-open (alerts go out marked duplicate unavailable; "
+               "each worker still recognises repeats it saw itself, in memory) or pause (stop "
+               "fetching, stay in the group, retry the batch until Redis answers)"),
     STR_ENTRY("campaign.milestones", campaign_milestones, "",
               "Cluster sizes that raise one campaign record each for the whole fleet, e.g. "
               "10,100,1000 (empty = off)"),
@@ -83,9 +125,9 @@ static const config_entry_t config_table[] = {
     STR_ENTRY("campaign.topic", campaign_topic, "",
               "Topic for campaign records (key campaign:<cluster>:<milestone>); empty = the "
               "output topic"),
-    STR_ENTRY("scan.emit", scan_emit, "alerts",
-              "scan output: alerts (what run publishes) or all (one record per post with its "
-              "cluster, for evaluation)"),
+    ENUM_ENTRY("scan.emit", scan_emit, "alerts", scan_emit_choices,
+               "scan output: alerts (what run publishes) or all (one record per post with its "
+               "cluster, for evaluation)"),
     INT_ENTRY("redis_timeout_ms", redis_timeout_ms, "2000", 10, 600000,
               "Connect and command timeout for Redis"),
     INT_ENTRY("shutdown_timeout_s", shutdown_timeout_s, "25", 1, 3600,
@@ -95,6 +137,15 @@ static const config_entry_t config_table[] = {
               "order); hits of the rest are summed under rule=\"_other\""),
     INT_ENTRY("health.max_loop_silence_s", health_max_loop_silence_s, "30", 1, 3600,
               "/healthz fails once the poll loop has not turned for this long"),
+    /* The librdkafka properties that hold credentials (librdkafka marks most of them
+     * sensitive itself). Add a row here when a new one appears: only listed keys are masked. */
+    KAFKA_SECRET_ENTRY("kafka.sasl.username", "SASL username (PLAIN, SCRAM)"),
+    KAFKA_SECRET_ENTRY("kafka.sasl.password", "SASL password (PLAIN, SCRAM)"),
+    KAFKA_SECRET_ENTRY("kafka.sasl.oauthbearer.config", "SASL/OAUTHBEARER configuration"),
+    KAFKA_SECRET_ENTRY("kafka.sasl.oauthbearer.client.secret", "OIDC client secret"),
+    KAFKA_SECRET_ENTRY("kafka.ssl.key.password", "Passphrase of the client's private key"),
+    KAFKA_SECRET_ENTRY("kafka.ssl.key.pem", "The client's private key (PEM)"),
+    KAFKA_SECRET_ENTRY("kafka.ssl.keystore.password", "Password of the client's PKCS#12 keystore"),
 };
 
 #define CONFIG_NENTRIES (sizeof(config_table) / sizeof(config_table[0]))
@@ -102,15 +153,45 @@ static const config_entry_t config_table[] = {
 static const config_entry_t *config_entry_find(const char *key)
 {
     for (size_t i = 0; i < CONFIG_NENTRIES; i++)
-        if (strcmp(config_table[i].key, key) == 0)
+        if (config_table[i].type != CONFIG_KAFKA && strcmp(config_table[i].key, key) == 0)
             return &config_table[i];
     return NULL;
+}
+
+/* Appends "a, b, c": the values an enum key accepts, for its error message and its docs. */
+static void config_choices_list(const config_choice_t *choices, buf_t *out)
+{
+    for (const config_choice_t *c = choices; c->name; c++) {
+        if (c != choices)
+            buf_append_str(out, ", ");
+        buf_append_str(out, c->name);
+    }
+}
+
+static int config_set_enum(const config_entry_t *e, void *field, const char *value,
+                           const char *origin, tw_diag_t *diag)
+{
+    for (const config_choice_t *c = e->choices; c->name; c++) {
+        if (strcmp(c->name, value) == 0) {
+            *(int *)field = c->value;
+            return 0;
+        }
+    }
+    buf_t allowed;
+    buf_init(&allowed);
+    config_choices_list(e->choices, &allowed);
+    tw_diag_add(diag, "%s: %s: '%s' is not one of: %s", origin, e->key, value,
+                allowed.failed || !allowed.data ? "?" : allowed.data);
+    buf_fini(&allowed);
+    return TW_ERR_CONFIG;
 }
 
 static int config_set_entry(config_t *cfg, const config_entry_t *e, const char *value,
                             const char *origin, tw_diag_t *diag)
 {
     void *field = (char *)cfg + e->offset;
+    if (e->type == CONFIG_ENUM)
+        return config_set_enum(e, field, value, origin, diag);
     if (e->type == CONFIG_STRING) {
         char *copy = strdup(value);
         if (!copy)
@@ -188,6 +269,8 @@ int config_init(config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < CONFIG_NENTRIES; i++) {
+        if (config_table[i].type == CONFIG_KAFKA)
+            continue;
         int rc =
             config_set_entry(cfg, &config_table[i], config_table[i].default_value, "default", NULL);
         if (rc != 0) {
@@ -322,6 +405,8 @@ int config_load_env(config_t *cfg, char **environ_vars, tw_diag_t *diag)
         }
         const config_entry_t *match = NULL;
         for (size_t i = 0; i < CONFIG_NENTRIES && !match; i++) {
+            if (config_table[i].type == CONFIG_KAFKA)
+                continue;
             const char *k = config_table[i].key;
             const char *s = name + sizeof(prefix) - 1;
             size_t j = 0;
@@ -344,11 +429,26 @@ int config_load_env(config_t *cfg, char **environ_vars, tw_diag_t *diag)
     return rc;
 }
 
-static bool config_is_secret(const char *key)
+static bool config_kafka_is_secret(const char *prop)
 {
-    return strstr(key, "password") || strstr(key, "secret") || strstr(key, "token") ||
-           strstr(key, "sasl.oauthbearer.config") || strstr(key, ".pem") ||
-           strstr(key, "key.password");
+    for (size_t i = 0; i < CONFIG_NENTRIES; i++) {
+        const config_entry_t *e = &config_table[i];
+        if (e->type == CONFIG_KAFKA && (e->flags & CONFIG_SECRET) &&
+            strcmp(e->key + strlen("kafka."), prop) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *config_enum_name(const char *key, int value)
+{
+    const config_entry_t *e = config_entry_find(key);
+    if (!e || e->type != CONFIG_ENUM)
+        return NULL;
+    for (const config_choice_t *c = e->choices; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return NULL;
 }
 
 /* Masks the password part of redis://user:password@host. */
@@ -366,40 +466,90 @@ static void config_mask_url(const char *url, buf_t *out)
     }
 }
 
+/* Appends value as a JSON string: "***" for a secret, else with any URL password masked. */
+static void config_dump_value(buf_t *b, const char *value, bool secret, buf_t *scratch)
+{
+    if (secret && value[0]) {
+        buf_append_json_string(b, "***", 3);
+        return;
+    }
+    buf_reset(scratch);
+    config_mask_url(value, scratch);
+    buf_append_json_string(b, scratch->data ? scratch->data : "", scratch->len);
+}
+
 void config_dump_json(const config_t *cfg, FILE *out)
 {
-    buf_t b, masked;
+    buf_t b, scratch;
     buf_init(&b);
-    buf_init(&masked);
+    buf_init(&scratch);
     buf_append_char(&b, '{');
+    bool first = true;
     for (size_t i = 0; i < CONFIG_NENTRIES; i++) {
         const config_entry_t *e = &config_table[i];
-        if (i)
+        if (e->type == CONFIG_KAFKA)
+            continue; /* shown below, when set */
+        if (!first)
             buf_append_char(&b, ',');
+        first = false;
         buf_append_json_string(&b, e->key, strlen(e->key));
         buf_append_char(&b, ':');
         const void *field = (const char *)cfg + e->offset;
         if (e->type == CONFIG_INT) {
             buf_append_i64(&b, *(const long *)field);
+        } else if (e->type == CONFIG_ENUM) {
+            const char *name = config_enum_name(e->key, *(const int *)field);
+            config_dump_value(&b, name ? name : "?", false, &scratch);
         } else {
             const char *s = *(char *const *)field;
-            buf_reset(&masked);
-            config_mask_url(s ? s : "", &masked);
-            buf_append_json_string(&b, masked.data ? masked.data : "", masked.len);
+            config_dump_value(&b, s ? s : "", e->flags & CONFIG_SECRET, &scratch);
         }
     }
     for (size_t i = 0; i < cfg->nkafka; i++) {
         buf_append_str(&b, ",\"kafka.");
         buf_append_str(&b, cfg->kafka[i].key);
         buf_append_str(&b, "\":");
-        const char *v = config_is_secret(cfg->kafka[i].key) ? "***" : cfg->kafka[i].value;
-        buf_append_json_string(&b, v, strlen(v));
+        config_dump_value(&b, cfg->kafka[i].value, config_kafka_is_secret(cfg->kafka[i].key),
+                          &scratch);
     }
     buf_append_str(&b, "}\n");
     if (!b.failed)
         fputs(b.data, out);
     buf_fini(&b);
-    buf_fini(&masked);
+    buf_fini(&scratch);
+}
+
+/* The environment variable that sets key: TIDEWATCH_FIELDS_TEXT, TIDEWATCH_KAFKA__SASL_PASSWORD. */
+static void config_env_name(const config_entry_t *e, char *env, size_t size)
+{
+    bool kafka = e->type == CONFIG_KAFKA;
+    const char *key = kafka ? e->key + strlen("kafka.") : e->key;
+    size_t j = (size_t)snprintf(env, size, kafka ? "TIDEWATCH_KAFKA__" : "TIDEWATCH_");
+    for (const char *s = key; *s && j + 1 < size; s++)
+        env[j++] = *s == '.' ? '_' : (char)toupper((unsigned char)*s);
+    env[j] = '\0';
+}
+
+/* The type column: integer, string, one of the enum's values, librdkafka; secret appended. */
+static void config_type_text(const config_entry_t *e, buf_t *out)
+{
+    switch (e->type) {
+    case CONFIG_INT:
+        buf_append_str(out, "integer");
+        break;
+    case CONFIG_STRING:
+        buf_append_str(out, "string");
+        break;
+    case CONFIG_ENUM:
+        buf_append_str(out, "one of: ");
+        config_choices_list(e->choices, out);
+        break;
+    case CONFIG_KAFKA:
+        buf_append_str(out, "librdkafka");
+        break;
+    }
+    if (e->flags & CONFIG_SECRET)
+        buf_append_str(out, ", secret");
 }
 
 void config_write_docs(FILE *out)
@@ -410,18 +560,24 @@ void config_write_docs(FILE *out)
           "(upper case, `.` as `_`) < command-line flags.\n"
           "Any `kafka.<property>` key is passed to librdkafka unchanged (consumer and "
           "producer); from the environment use `TIDEWATCH_KAFKA__<PROPERTY>` with `_` for "
-          "`.`.\n\n"
+          "`.`. Values are checked when the configuration is loaded: one outside its key's "
+          "type (an integer out of range, a word not among the listed ones) is refused with "
+          "its file and line. `tidewatch config show` prints `***` for the keys marked secret and "
+          "for "
+          "the password inside a URL (`redis://user:password@host`).\n\n"
           "| key | type | default | environment | description |\n"
           "|---|---|---|---|---|\n",
           out);
+    buf_t type;
+    buf_init(&type);
     for (size_t i = 0; i < CONFIG_NENTRIES; i++) {
         const config_entry_t *e = &config_table[i];
-        char env[128] = "TIDEWATCH_";
-        size_t j = strlen(env);
-        for (const char *s = e->key; *s && j + 1 < sizeof(env); s++)
-            env[j++] = *s == '.' ? '_' : (char)toupper((unsigned char)*s);
-        env[j] = '\0';
+        char env[128];
+        config_env_name(e, env, sizeof(env));
+        buf_reset(&type);
+        config_type_text(e, &type);
         fprintf(out, "| `%s` | %s | `%s` | `%s` | %s |\n", e->key,
-                e->type == CONFIG_INT ? "integer" : "string", e->default_value, env, e->help);
+                type.failed || !type.data ? "?" : type.data, e->default_value, env, e->help);
     }
+    buf_fini(&type);
 }

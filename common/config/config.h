@@ -11,6 +11,25 @@
 #include <stdio.h>
 
 #include "util/err.h"
+#include "util/log.h"
+
+/* Enum-valued keys are parsed once, when the configuration is loaded; an unknown value is
+ * refused there (file:line and the allowed values), so code branches on these, never on the
+ * text. The names are in the table in config.c. */
+typedef enum {
+    CONFIG_OFFSET_RESET_EARLIEST,
+    CONFIG_OFFSET_RESET_LATEST,
+} config_offset_reset_t;
+
+typedef enum {
+    CONFIG_UNAVAILABLE_FAIL_OPEN, /* alerts go out marked duplicate unavailable */
+    CONFIG_UNAVAILABLE_PAUSE,     /* the batch is held until the store answers */
+} config_unavailable_t;
+
+typedef enum {
+    CONFIG_SCAN_EMIT_ALERTS, /* what run publishes */
+    CONFIG_SCAN_EMIT_ALL,    /* one record per post */
+} config_scan_emit_t;
 
 typedef struct {
     char *key; /* without the "kafka." prefix */
@@ -28,18 +47,18 @@ typedef struct {
     char *rules_cache_dir;
     char *redis_url;
     char *http_addr;
-    char *log_level;
-    char *auto_offset_reset;
+    log_level_t log_level;
+    config_offset_reset_t auto_offset_reset;
     char *field_id;
     char *field_text;
     char *field_author;
     char *field_ts;
     char *field_lang;
     char *field_url;
-    char *dedup_on_unavailable;
+    config_unavailable_t dedup_on_unavailable;
     char *campaign_milestones;
     char *campaign_topic;
-    char *scan_emit;
+    config_scan_emit_t scan_emit;
     long batch_size;
     long batch_timeout_ms;
     long max_post_bytes;
@@ -75,7 +94,13 @@ int config_load_file(config_t *cfg, const char *path, tw_diag_t *diag);
  * '.' (TIDEWATCH_KAFKA__SASL_MECHANISMS=PLAIN sets kafka.sasl.mechanisms). */
 int config_load_env(config_t *cfg, char **environ_vars, tw_diag_t *diag);
 
-/* Writes the effective configuration as one JSON object, secrets masked. */
+/* The name of an enum-valued key's value (config_enum_name("scan.emit", cfg->scan_emit) is
+ * "alerts"), or NULL when key is not enum-valued or value not one of its values. */
+const char *config_enum_name(const char *key, int value);
+
+/* Writes the effective configuration as one JSON object. Keys flagged secret in the table
+ * (librdkafka credentials among them) show "***"; a password inside a URL
+ * (redis://user:password@host) shows as "***" whatever the key. */
 void config_dump_json(const config_t *cfg, FILE *out);
 
 /* Writes Markdown documentation of every key (docs/CONFIG.md is generated from this). */

@@ -68,8 +68,17 @@ typedef struct {
 
 typedef struct dedup_store dedup_store_t;
 
+/* What a store is, for the code that treats Redis differently (its latency and up metrics);
+ * the name is for logs only. */
+typedef enum {
+    DEDUP_STORE_MEMORY,
+    DEDUP_STORE_REDIS,
+    DEDUP_STORE_REDIS_CLUSTER,
+} dedup_store_kind_t;
+
 typedef struct {
     const char *name;
+    dedup_store_kind_t kind;
     int (*check_batch)(dedup_store_t *store, const dedup_item_t *items, size_t n,
                        dedup_result_t *results);
     void (*free)(dedup_store_t *store);
@@ -104,6 +113,12 @@ static inline int dedup_batch_check(dedup_store_t *store, const dedup_item_t *it
                                     dedup_result_t *results)
 {
     return store->ops->check_batch(store, items, n, results);
+}
+
+/* True for the Redis stores, single node or cluster. */
+static inline bool dedup_store_is_redis(const dedup_store_t *store)
+{
+    return store->ops->kind == DEDUP_STORE_REDIS || store->ops->kind == DEDUP_STORE_REDIS_CLUSTER;
 }
 
 static inline void dedup_store_free(dedup_store_t *store)

@@ -416,6 +416,7 @@ static void dedup_memory_free(dedup_store_t *store)
 
 static const dedup_store_ops_t dedup_memory_ops = {
     .name = "memory",
+    .kind = DEDUP_STORE_MEMORY,
     .check_batch = dedup_memory_check_batch,
     .free = dedup_memory_free,
 };

@@ -1079,13 +1079,13 @@ static void dedup_redis_free(dedup_store_t *store)
 }
 
 static const dedup_store_ops_t dedup_redis_ops = {
-    .name = "redis",
+    .name = "redis", .kind = DEDUP_STORE_REDIS,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
 };
 
 static const dedup_store_ops_t dedup_redis_cluster_ops = {
-    .name = "redis-cluster",
+    .name = "redis-cluster", .kind = DEDUP_STORE_REDIS_CLUSTER,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
 };

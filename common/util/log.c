@@ -7,27 +7,11 @@
 #include <time.h>
 
 #include "util/buf.h"
-#include "util/err.h"
 
 log_level_t log_threshold = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int log_level_set_name(const char *name)
-{
-    for (int i = 0; i <= LOG_LEVEL_OFF; i++) {
-        if (strcmp(name, level_names[i]) == 0) {
-            log_threshold = (log_level_t)i;
-            return 0;
-        }
-    }
-    if (strcmp(name, "warning") == 0) {
-        log_threshold = LOG_LEVEL_WARN;
-        return 0;
-    }
-    return TW_ERR_INVALID;
-}
 
 const char *log_level_name(log_level_t level)
 {

@@ -14,8 +14,7 @@ typedef enum {
 
 extern log_level_t log_threshold;
 
-/* Returns 0, or TW_ERR_INVALID for an unknown level name (debug|info|warn|error|off). */
-int log_level_set_name(const char *name);
+/* The level names (debug|info|warn|error|off) are parsed by the log_level configuration key. */
 const char *log_level_name(log_level_t level);
 
 /* Writes {"ts":...,"level":...,"msg":...} plus the caller's fields. fields_json is either NULL

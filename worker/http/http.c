@@ -196,8 +196,7 @@ int http_server_start(const config_t *cfg, http_server_t **out, tw_diag_t *diag)
         return TW_ERR_NOMEM;
     srv->max_silence_s = cfg->health_max_loop_silence_s;
     srv->redis = cfg->redis_url[0] != '\0';
-    srv->redis_fail_open =
-        !cfg->dedup_on_unavailable || strcmp(cfg->dedup_on_unavailable, "pause") != 0;
+    srv->redis_fail_open = cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_FAIL_OPEN;
     srv->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
                          NULL, http_handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

@@ -122,6 +122,7 @@ int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_ho
     /* Eager assignors: librdkafka 2.0.2 aborts when a cooperative-sticky consumer closes
      * before its first assignment (DESIGN.md). queued.min.messages is sized for more than a
      * second of traffic because 2.0.2 pauses a partition for 1 s once it is exceeded. */
+    const char *offset_reset = config_enum_name("auto_offset_reset", (int)cfg->auto_offset_reset);
     const char *const defaults[] = {"bootstrap.servers",
                                     cfg->brokers,
                                     "group.id",
@@ -135,7 +136,7 @@ int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_ho
                                     "enable.auto.offset.store",
                                     "false",
                                     "auto.offset.reset",
-                                    cfg->auto_offset_reset,
+                                    offset_reset,
                                     "partition.assignment.strategy",
                                     "range,roundrobin",
                                     "queued.min.messages",

@@ -84,12 +84,6 @@ int scan_file(const config_t *cfg, const char *path)
         log_error("%s: cannot open: %s", path, strerror(errno));
         return TW_ERR_IO;
     }
-    if (strcmp(cfg->scan_emit, "all") != 0 && strcmp(cfg->scan_emit, "alerts") != 0) {
-        log_error("scan.emit: '%s' is not alerts or all", cfg->scan_emit);
-        if (in != stdin)
-            fclose(in);
-        return TW_ERR_CONFIG;
-    }
     engine_t engine;
     int rc = engine_open(&engine, cfg, true);
     if (rc != 0) {
@@ -103,7 +97,7 @@ int scan_file(const config_t *cfg, const char *path)
     pipeline_input_t *inputs = calloc(batch, sizeof(*inputs));
     pipeline_result_t *results = calloc(batch, sizeof(*results));
     size_t nposts = 0, nalerts = 0, nbad = 0, ncampaigns = 0;
-    bool emit_all = strcmp(cfg->scan_emit, "all") == 0;
+    bool emit_all = cfg->scan_emit == CONFIG_SCAN_EMIT_ALL;
     buf_t record;
     buf_init(&record);
     struct timespec t0, t1;

@@ -69,12 +69,6 @@ int engine_open(engine_t *e, const config_t *cfg, bool force_memory)
     if (rc == 0)
         rc = dedup_campaign_parse(cfg->campaign_milestones, (uint64_t)cfg->campaign_min_authors,
                                   &campaign, &diag);
-    if (rc == 0 && strcmp(cfg->dedup_on_unavailable, "fail-open") != 0 &&
-        strcmp(cfg->dedup_on_unavailable, "pause") != 0) {
-        tw_diag_add(&diag, "dedup.on_unavailable: '%s' is not fail-open or pause",
-                    cfg->dedup_on_unavailable);
-        rc = TW_ERR_CONFIG;
-    }
     if (rc == 0) {
         bool redis = cfg->redis_url[0] && !force_memory;
         if (redis)
@@ -82,7 +76,7 @@ int engine_open(engine_t *e, const config_t *cfg, bool force_memory)
                                  &e->dedup, &diag);
         else
             rc = dedup_memory_new(cfg->dedup_window_s, MEMORY_STORE_MAX_CLUSTERS, &e->dedup);
-        if (rc == 0 && redis && strcmp(cfg->dedup_on_unavailable, "fail-open") == 0)
+        if (rc == 0 && redis && cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_FAIL_OPEN)
             rc = dedup_memory_new(cfg->dedup_window_s, MEMORY_STORE_MAX_CLUSTERS, &e->fallback);
         if (rc == 0) {
             dedup_campaign_set(e->dedup, &campaign);

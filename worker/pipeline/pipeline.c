@@ -285,7 +285,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
      * the caller holds the batch until the store answers again. */
     int dedup_rc = 0;
     if (nitems) {
-        bool redis = strncmp(p->dedup->ops->name, "redis", 5) == 0; /* also redis-cluster */
+        bool redis = dedup_store_is_redis(p->dedup);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -296,7 +296,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
     }
     if (dedup_rc != 0) {
         atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
-        if (p->cfg->dedup_on_unavailable && strcmp(p->cfg->dedup_on_unavailable, "pause") == 0)
+        if (p->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
             return TW_ERR_REDIS;
         atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
         /* This worker's own memory still recognises repeats it saw itself (for
