@@ -558,6 +558,10 @@ void metrics_render(buf_t *out)
             atomic_load(&m->dead_letters_total));
     counter(out, "tidewatch_produce_errors_total", "Alert or dead-letter deliveries that failed.",
             atomic_load(&m->produce_errors_total));
+    counter(out, "tidewatch_consume_offsets_refused_total",
+            "Records dropped because their offset repeated or went backwards (re-fetched after a "
+            "rebalance; the first copy is the one published).",
+            atomic_load(&m->offsets_refused_total));
     render_rules(out, mr);
     counter(out, "tidewatch_dedup_duplicates_total", "Posts that joined an existing cluster.",
             atomic_load(&m->duplicates_total));

@@ -51,6 +51,9 @@ typedef struct {
     atomic_uint_fast64_t dedup_unavailable_total;
     atomic_uint_fast64_t redis_errors_total;
     atomic_uint_fast64_t produce_errors_total;
+    /* records whose offset repeated or went backwards (re-fetched after a rebalance): dropped,
+     * their first copy is the one tracked and published */
+    atomic_uint_fast64_t offsets_refused_total;
     atomic_uint_fast64_t rules_reload_failures_total; /* reloads refused (worker/reload.c) */
     atomic_int redis_up; /* -1 unknown (no round trip yet), 0 last round trip failed, 1 ok */
     metrics_histogram_t scan_seconds;        /* decode..fingerprint time of one batch */

@@ -14,8 +14,11 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import harness  # noqa: E402
+# With CI=true any skip fails, not only the missing prerequisites harness reports.
+from pytest_ci import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 from harness import (KafkaBroker, RedisServer, missing_prerequisite,  # noqa: E402
                      require_tidewatch, run_worker, stop_worker)
 

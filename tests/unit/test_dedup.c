@@ -236,8 +236,7 @@ static int wait_for_port(int port, int timeout_ms)
 TW_TEST(redis_store_matches_memory_store)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "  SKIP: redis-server is not installed\n");
-        return;
+        TW_SKIP("redis-server is not installed");
     }
     int port = free_port();
     TW_ASSERT(port > 0);
@@ -505,8 +504,7 @@ TW_TEST(redis_cluster_store_matches_memory_store)
 {
     if (system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1") !=
         0) {
-        fprintf(stderr, "  SKIP: redis-server or redis-cli is not installed\n");
-        return;
+        TW_SKIP("redis-server or redis-cli is not installed");
     }
     test_cluster_t tc;
     int up = cluster_start(&tc);

@@ -17,9 +17,6 @@
 #ifndef TW_FIXTURES_DIR
 #error "compile with -DTW_FIXTURES_DIR=\"<repo>/tests/fixtures\""
 #endif
-#ifndef TW_SHARED_DATA_DIR
-#define TW_SHARED_DATA_DIR "/work/shared/data"
-#endif
 #define RULES_DIR TW_FIXTURES_DIR "/rules"
 
 /* A loaded and compiled rule set with one scratch and one result set. */
@@ -625,7 +622,7 @@ static double now_s(void)
 /* Scans the first max_posts of posts_mixed.txt after normalization; returns posts with hits. */
 static long scan_posts(fixture_t *fx, size_t max_posts)
 {
-    FILE *f = fopen(TW_SHARED_DATA_DIR "/posts/posts_mixed.txt", "r");
+    FILE *f = fopen(tw_shared_data_path("posts/posts_mixed.txt"), "r");
     if (!f)
         return -1;
     normalized_t norm;
@@ -649,12 +646,10 @@ static long scan_posts(fixture_t *fx, size_t max_posts)
 
 TW_TEST(test_real_snort_regexes)
 {
-    const char *path = TW_SHARED_DATA_DIR "/patterns/regex_snort_community_gpl2_pcre.hs_ok.txt";
+    const char *path = tw_shared_data_path("patterns/regex_snort_community_gpl2_pcre.hs_ok.txt");
     FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "  SKIP: %s absent\n", path);
-        return;
-    }
+    if (!f)
+        TW_SKIP("%s absent (the shared data set)", path);
     /* "id:/regex/flags" -> one rule per line; i, s, m become inline flags. */
     char *yaml = NULL;
     size_t len = 0, cap = 0;
@@ -705,12 +700,10 @@ TW_TEST(test_real_snort_regexes)
 
 TW_TEST(test_real_ldnoobw_keywords)
 {
-    const char *path = TW_SHARED_DATA_DIR "/patterns/profanity_ldnoobw.tsv";
+    const char *path = tw_shared_data_path("patterns/profanity_ldnoobw.tsv");
     FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "  SKIP: %s absent\n", path);
-        return;
-    }
+    if (!f)
+        TW_SKIP("%s absent (the shared data set)", path);
     /* The English terms as a keywords file next to a generated rules file. */
     char dir[] = "/tmp/tw_test_match.XXXXXX";
     TW_ASSERT(mkdtemp(dir) != NULL);

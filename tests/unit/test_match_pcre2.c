@@ -1,5 +1,5 @@
 /* Correctness against an independent engine: real regex rule sets (the Snort community rules'
- * pcre options and a slice of SpamAssassin's body rules, /work/shared/data/patterns) run over
+ * pcre options and a slice of SpamAssassin's body rules, ../shared/data/patterns) run over
  * real posts (SMS Spam Collection, the mixed post sample), and every (post, rule) pair found
  * by tidewatch (normalize + Hyperscan) is compared with PCRE2 matching the same pattern,
  * caseless, on the same normalized text. Normalized text has no newlines, so the patterns'
@@ -15,12 +15,6 @@
 #include "normalize/normalize.h"
 #include "rules/rules.h"
 #include "tw_test.h"
-
-#ifndef TW_SHARED_DATA_DIR
-#define TW_SHARED_DATA_DIR "/work/shared/data"
-#endif
-#define PATTERNS_DIR TW_SHARED_DATA_DIR "/patterns"
-#define POSTS_DIR    TW_SHARED_DATA_DIR "/posts"
 
 #define MAX_POSTS_PER_FILE 2500
 /* Slices keep the compile to a few seconds (the whole Snort set takes ~40 s on two cores and is
@@ -194,17 +188,24 @@ TW_TEST(test_regex_sets_agree_with_pcre2)
     size_t skipped = 0;
     /* TW_PCRE2_FULL=1 compares the whole sets (about a minute of compiling). */
     bool full = getenv("TW_PCRE2_FULL") && strcmp(getenv("TW_PCRE2_FULL"), "1") == 0;
-    size_t nsnort = patterns_read(&pats, PATTERNS_DIR "/regex_snort_community_gpl2_pcre.hs_ok.txt",
-                                  full ? SIZE_MAX : SNORT_SLICE, &skipped);
-    size_t nsa = patterns_read(&pats, PATTERNS_DIR "/regex_spamassassin_apache2_pcre.hs_ok.txt",
-                               full ? SIZE_MAX : SPAMASSASSIN_SLICE, &skipped);
+    size_t nsnort = patterns_read(
+        &pats, tw_shared_data_path("patterns/regex_snort_community_gpl2_pcre.hs_ok.txt"),
+        full ? SIZE_MAX : SNORT_SLICE, &skipped);
+    size_t nsa = patterns_read(
+        &pats, tw_shared_data_path("patterns/regex_spamassassin_apache2_pcre.hs_ok.txt"),
+        full ? SIZE_MAX : SPAMASSASSIN_SLICE, &skipped);
     posts_t posts = {0};
-    posts_read_jsonl(&posts, POSTS_DIR "/sms_spam_collection_en.jsonl", MAX_POSTS_PER_FILE);
-    posts_read_lines(&posts, POSTS_DIR "/posts_mixed.txt", MAX_POSTS_PER_FILE);
+    posts_read_jsonl(&posts, tw_shared_data_path("posts/sms_spam_collection_en.jsonl"),
+                     MAX_POSTS_PER_FILE);
+    posts_read_lines(&posts, tw_shared_data_path("posts/posts_mixed.txt"), MAX_POSTS_PER_FILE);
     if (nsnort == 0 || posts.n == 0) {
-        fprintf(stderr, "  (skipped: real patterns or posts not found under %s)\n",
-                TW_SHARED_DATA_DIR);
-        return;
+        for (size_t i = 0; i < pats.n; i++)
+            free(pats.re[i]);
+        free(pats.re);
+        for (size_t p = 0; p < posts.n; p++)
+            free(posts.text[p]);
+        free(posts.text);
+        TW_SKIP("real patterns or posts not found (%s)", tw_shared_data_path(""));
     }
     /* Round 1 finds the patterns tidewatch refuses (empty matches, Unicode \b...): the
      * compile reports every one as file:line without building, then they are left out. */
@@ -322,7 +323,7 @@ TW_TEST(test_regex_sets_agree_with_pcre2)
 #else
 TW_TEST(test_regex_sets_agree_with_pcre2)
 {
-    fprintf(stderr, "  (skipped: built without PCRE2)\n");
+    TW_SKIP("built without PCRE2 (libpcre2-dev)");
 }
 #endif
 

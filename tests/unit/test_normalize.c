@@ -682,12 +682,10 @@ TW_TEST(test_random_mixes_match_utf8proc)
 /* Real posts (the shared sample, when present) agree with the whole-string reference. */
 TW_TEST(test_real_posts_match_utf8proc)
 {
-#ifdef TW_SHARED_DATA_DIR
-    FILE *f = fopen(TW_SHARED_DATA_DIR "/posts/posts_mixed.txt", "r");
-    if (!f) {
-        fprintf(stderr, "  (skipped: no posts_mixed.txt)\n");
-        return;
-    }
+    const char *path = tw_shared_data_path("posts/posts_mixed.txt");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        TW_SKIP("%s absent (the shared data set)", path);
     normalized_t n;
     normalized_init(&n);
     char *line = NULL;
@@ -713,9 +711,6 @@ TW_TEST(test_real_posts_match_utf8proc)
     fclose(f);
     normalized_fini(&n);
     TW_ASSERT(checked > 1000);
-#else
-    fprintf(stderr, "  (skipped: TW_SHARED_DATA_DIR not defined)\n");
-#endif
 }
 
 int main(void)

@@ -1,4 +1,5 @@
 #include "kafka/offset_tracker.h"
+#include "util/err.h"
 #include "tw_test.h"
 
 typedef struct {
@@ -118,10 +119,54 @@ TW_TEST(ring_grows_across_wraparound)
     offset_tracker_free(t);
 }
 
+/* An eager rebalance that leaves a partition assigned re-fetches it from the last commit: the
+ * same offsets come again. The tracker refuses them (and counts them) so its ring stays
+ * sorted and the watermark keeps moving; before, the repeats went in behind larger offsets
+ * and the commit stuck at one offset while pending grew. */
+TW_TEST(repeated_and_backward_offsets_are_refused)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    for (int64_t o = 100; o < 105; o++)
+        TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, o), 0);
+    offset_tracker_done(t, 0, 100);
+    commits_t c = {0};
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[0], 101);
+    /* re-fetched from the commit (101): in flight already, refused */
+    for (int64_t o = 101; o < 105; o++)
+        TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, o), TW_ERR_INVALID);
+    TW_ASSERT_INT_EQ(offset_tracker_refused(t), 4);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 4);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 105), 0);
+    for (int64_t o = 101; o < 106; o++)
+        offset_tracker_done(t, 0, o);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[1], 106);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    /* nothing in flight: the last offset added still bounds what may come next */
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 105), TW_ERR_INVALID);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 7), TW_ERR_INVALID);
+    TW_ASSERT_INT_EQ(offset_tracker_refused(t), 6);
+    TW_ASSERT_INT_EQ(offset_tracker_pending(t), 0);
+    /* other partitions are not affected */
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 1, 7), 0);
+    /* after a revocation the partition starts afresh: its next owner may be us, from the
+     * last commit */
+    offset_tracker_forget(t, 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 50), 0);
+    offset_tracker_done(t, 0, 50);
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.next[2], 51);
+    TW_ASSERT_INT_EQ(offset_tracker_refused(t), 6);
+    offset_tracker_free(t);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(watermark_waits_for_the_oldest_post),
            TW_CASE(post_with_several_outputs_waits_for_all),
            TW_CASE(partitions_are_independent_and_gaps_are_fine),
-           TW_CASE(revoked_partition_ignores_late_reports), TW_CASE(ring_grows_across_wraparound));
+           TW_CASE(revoked_partition_ignores_late_reports), TW_CASE(ring_grows_across_wraparound),
+           TW_CASE(repeated_and_backward_offsets_are_refused));
 }

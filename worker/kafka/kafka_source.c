@@ -311,6 +311,11 @@ void kafka_source_idle(kafka_source_t *src, int timeout_ms)
     src->stash[src->nstash++] = msg;
 }
 
+unsigned kafka_source_revocations(const kafka_source_t *src)
+{
+    return src->rebalances;
+}
+
 bool kafka_source_owns(const kafka_source_t *src, int32_t partition)
 {
     for (int i = 0; i < src->nassigned; i++)

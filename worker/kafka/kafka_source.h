@@ -47,6 +47,11 @@ void kafka_source_pause(kafka_source_t *src, bool pause);
  * are kept and returned first by the next kafka_source_poll_batch(). */
 void kafka_source_idle(kafka_source_t *src, int timeout_ms);
 
+/* Revocations so far. Records fetched before a revocation are no longer this consumer's to
+ * process, even when the partition comes back: the new assignment re-fetches them from the
+ * last commit, so keeping the old copies would process them twice. */
+unsigned kafka_source_revocations(const kafka_source_t *src);
+
 /* True while partition is assigned to this consumer. */
 bool kafka_source_owns(const kafka_source_t *src, int32_t partition);
 

@@ -15,6 +15,8 @@ typedef struct {
     int32_t partition;
     bool used;
     bool advanced;
+    bool has_last;       /* an offset was added since the partition was (re)created */
+    int64_t last_added;  /* the largest offset added: the next must be above it */
     int64_t next_offset; /* commit position reached by the watermark */
     inflight_t *ring;    /* circular buffer of in-flight offsets, oldest at head */
     size_t head;
@@ -26,6 +28,7 @@ struct offset_tracker {
     partition_state_t *parts;
     size_t nparts;
     size_t pending;
+    uint64_t refused;
 };
 
 int offset_tracker_new(offset_tracker_t **out)
@@ -53,9 +56,16 @@ static partition_state_t *partition_get(offset_tracker_t *t, int32_t partition, 
         return NULL;
     for (size_t i = 0; i < t->nparts; i++) {
         if (!t->parts[i].used) {
-            t->parts[i].used = true;
-            t->parts[i].partition = partition;
-            return &t->parts[i];
+            /* a forgotten partition's slot: nothing of its previous life carries over */
+            partition_state_t *p = &t->parts[i];
+            inflight_t *ring = p->ring;
+            size_t cap = p->cap;
+            memset(p, 0, sizeof(*p));
+            p->ring = ring;
+            p->cap = cap;
+            p->used = true;
+            p->partition = partition;
+            return p;
         }
     }
     partition_state_t *parts = realloc(t->parts, (t->nparts + 1) * sizeof(*parts));
@@ -79,6 +89,12 @@ int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset)
     partition_state_t *p = partition_get(t, partition, true);
     if (!p)
         return TW_ERR_NOMEM;
+    /* The ring must stay sorted (done() searches it) and an offset tracked twice would hold
+     * the watermark back for good: a repeat is already tracked by its first copy. */
+    if (p->has_last && offset <= p->last_added) {
+        t->refused++;
+        return TW_ERR_INVALID;
+    }
     if (p->count == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 256;
         inflight_t *ring = malloc(cap * sizeof(*ring));
@@ -95,6 +111,8 @@ int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset)
     slot->offset = offset;
     slot->refs = 1;
     p->count++;
+    p->has_last = true;
+    p->last_added = offset;
     t->pending++;
     return 0;
 }
@@ -163,7 +181,13 @@ void offset_tracker_forget(offset_tracker_t *t, int32_t partition)
     p->count = 0;
     p->head = 0;
     p->advanced = false;
+    p->has_last = false;
     p->used = false;
+}
+
+uint64_t offset_tracker_refused(const offset_tracker_t *t)
+{
+    return t->refused;
 }
 
 size_t offset_tracker_pending(const offset_tracker_t *t)

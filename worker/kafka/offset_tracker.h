@@ -14,9 +14,15 @@ typedef struct offset_tracker offset_tracker_t;
 int offset_tracker_new(offset_tracker_t **out);
 void offset_tracker_free(offset_tracker_t *t);
 
-/* Registers offset as in flight on partition. Offsets of one partition must be added in
- * increasing order. Returns 0 or TW_ERR_NOMEM. */
+/* Registers offset as in flight on partition. Offsets of one partition must come in
+ * increasing order: an offset not above the last one added since the partition was last
+ * forgotten (a record re-fetched after a rebalance that kept the partition) is refused with
+ * TW_ERR_INVALID and counted; that record's first copy is already tracked, so the caller
+ * drops the repeat. Returns 0, TW_ERR_INVALID or TW_ERR_NOMEM. */
 int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset);
+
+/* Offsets refused by offset_tracker_add so far. */
+uint64_t offset_tracker_refused(const offset_tracker_t *t);
 
 /* One more output for the offset added last on partition (a post that publishes an alert and
  * campaign records): done() must then be called once per output. Returns 0, or

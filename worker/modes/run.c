@@ -67,8 +67,18 @@ static void run_before_revoke(void *opaque, const int32_t *partitions, size_t n)
 static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_record_t *rec,
                        const pipeline_result_t *res)
 {
-    if (offset_tracker_add(ctx->tracker, rec->partition, rec->offset) != 0)
-        return TW_ERR_NOMEM;
+    int added = offset_tracker_add(ctx->tracker, rec->partition, rec->offset);
+    if (added == TW_ERR_INVALID) {
+        /* Offset repeated or went backwards: a re-fetched copy of a record whose first copy
+         * is tracked and will be published; publishing this one too would only duplicate. */
+        atomic_fetch_add(&tw_metrics.offsets_refused_total, 1);
+        log_ratelimited(LOG_LEVEL_WARN, "offset_refused", 10,
+                        "%s[%d]@%lld fetched again while its first copy is in flight; dropped",
+                        ctx->cfg->input_topic, (int)rec->partition, (long long)rec->offset);
+        return 0;
+    }
+    if (added != 0)
+        return added;
     /* Campaign records first, each one more output the offset waits for. */
     for (size_t k = 0; k < res->ncampaigns; k++) {
         const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
@@ -100,9 +110,9 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
  * consumer keeps being served (heartbeats, rebalances, max.poll.interval.ms), deliveries of
  * earlier batches are still acknowledged and committed, and the batch is retried every
  * RUN_PAUSE_RETRY_MS (the Redis store's reconnect backoff paces the real attempts) until the
- * store answers. Records of partitions revoked meanwhile are dropped: their new owner re-reads
- * them. Returns the pipeline's final code: 0, TW_ERR_REDIS when stopped while paused, or
- * another error. */
+ * store answers. After a revocation the held records are all dropped: whoever owns their
+ * partitions now (this worker included) re-reads them from the last commit. Returns the pipeline's
+ * final code: 0, TW_ERR_REDIS when stopped while paused, or another error. */
 #define RUN_PAUSE_RETRY_MS 200
 
 static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_t *records,
@@ -112,12 +122,23 @@ static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_
     log_warn("duplicate store unavailable: pausing consumption until it answers "
              "(dedup.on_unavailable = pause)");
     kafka_source_pause(ctx->src, true);
+    unsigned revocations = kafka_source_revocations(ctx->src);
     int rc = TW_ERR_REDIS;
     while (rc == TW_ERR_REDIS && !*opts->stop && !ctx->failed) {
         metrics_heartbeat();
         kafka_source_idle(ctx->src, RUN_PAUSE_RETRY_MS);
         kafka_sink_poll(ctx->sink, 0);
         run_store_finished(ctx);
+        if (kafka_source_revocations(ctx->src) != revocations) {
+            /* An (eager) rebalance took the partitions away, even if it gave some back: the
+             * new assignment re-fetches from the last commit, so the held records would
+             * come twice. Drop them all; the re-fetched copies are processed instead. */
+            if (*n)
+                log_info("rebalance while paused: %zu held record(s) dropped, re-read from "
+                         "the last commit",
+                         *n);
+            *n = 0;
+        }
         size_t kept = 0;
         for (size_t i = 0; i < *n; i++) {
             if (!kafka_source_owns(ctx->src, records[i].partition))
