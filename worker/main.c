@@ -147,8 +147,7 @@ static int build_config(config_t *cfg, const cli_args_t *args)
         tw_diag_add(&diag, "log_level: unknown level '%s'", cfg->log_level);
         rc = TW_ERR_CONFIG;
     }
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "tidewatch: %s\n", diag.lines[i]);
+    tw_diag_log_all(&diag, stderr, "tidewatch: ");
     tw_diag_fini(&diag);
     return rc == 0 ? 0 : 2;
 }
