@@ -147,8 +147,7 @@ static int build_config(config_t *cfg, const cli_args_t *args)
     }
     if (rc == 0)
         log_threshold = cfg->log_level;
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "tidewatch: %s\n", diag.lines[i]);
+    tw_diag_log_all(&diag, stderr, "tidewatch: ");
     tw_diag_fini(&diag);
     return rc == 0 ? 0 : 2;
 }

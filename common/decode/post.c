@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "normalize/normalize.h"
+#include "util/utf8.h"
 
 static const char *const post_reason_names[] = {
 #define POST_REASON_STR(name, str) str,

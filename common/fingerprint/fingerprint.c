@@ -46,6 +46,7 @@
  * them changes every key, which is what the known-answer tests in
  * tests/unit/test_fingerprint.c are there to catch. */
 #include "fingerprint/fingerprint.h"
+#include "util/unicode.h"
 #include "util/utf8.h"
 
 #include <stdbool.h>
@@ -339,57 +340,6 @@ static fp_class_t fp_cp_class(int32_t cp)
     }
 }
 
-/* Scripts written without spaces between words, shingled by character 3-grams. */
-static bool fp_cp_is_unspaced(int32_t cp)
-{
-    if (cp < 0x0E00)
-        return false;
-    return cp <= 0x0EFF                         /* Thai, Lao */
-           || (cp >= 0x1000 && cp <= 0x109F)    /* Myanmar */
-           || (cp >= 0x1780 && cp <= 0x17FF)    /* Khmer */
-           || (cp >= 0x2E80 && cp <= 0x2FDF)    /* CJK and Kangxi radicals */
-           || (cp >= 0x3005 && cp <= 0x3007)    /* 々 〆 〇 */
-           || (cp >= 0x3040 && cp <= 0x312F)    /* Hiragana, Katakana, Bopomofo */
-           || (cp >= 0x31A0 && cp <= 0x31FF)    /* Bopomofo ext., Katakana ext. */
-           || (cp >= 0x3400 && cp <= 0x4DBF)    /* CJK ext. A */
-           || (cp >= 0x4E00 && cp <= 0x9FFF)    /* CJK unified ideographs */
-           || (cp >= 0xF900 && cp <= 0xFAFF)    /* CJK compatibility ideographs */
-           || (cp >= 0x20000 && cp <= 0x3FFFF); /* CJK ext. B and later */
-}
-
-/* Lenient decoding: fingerprint_compute() never fails, so a byte that does not start a valid
- * sequence (impossible for normalize_text() output) reads as U+FFFD and is skipped. */
-static inline int32_t fp_utf8_decode(const unsigned char *p, const unsigned char *end, size_t *n)
-{
-    size_t left = (size_t)(end - p);
-    unsigned c = p[0];
-    *n = 1;
-    if (c >= 0xC2 && c < 0xE0) {
-        if (left >= 2 && (p[1] & 0xC0) == 0x80) {
-            *n = 2;
-            return (int32_t)((c & 0x1F) << 6 | (p[1] & 0x3F));
-        }
-    } else if (c >= 0xE0 && c < 0xF0) {
-        if (left >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
-            int32_t cp = (int32_t)((c & 0x0F) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3F));
-            if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) {
-                *n = 3;
-                return cp;
-            }
-        }
-    } else if (c >= 0xF0 && c < 0xF5) {
-        if (left >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
-            int32_t cp = (int32_t)((c & 0x07) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 |
-                                   (p[3] & 0x3F));
-            if (cp >= 0x10000 && cp <= 0x10FFFF) {
-                *n = 4;
-                return cp;
-            }
-        }
-    }
-    return 0xFFFD;
-}
-
 static inline bool fp_is_ascii_alnum(unsigned c)
 {
     return c < 0x80 && fp_ascii_class[c] != FP_SEP;
@@ -567,7 +517,7 @@ static void fp_word_cp(fp_scan_t *st, int32_t cp)
     st->tok_number_only = false;
     st->in_number = false;
     fp_tok_emit(st, cp);
-    if (!fp_cp_is_unspaced(cp)) {
+    if (!unicode_is_unspaced_script(cp)) {
         st->run = 0;
         return;
     }
@@ -668,7 +618,7 @@ static void fp_scan(fp_scan_t *st, const char *norm, size_t len)
             continue;
         }
         size_t n;
-        int32_t cp = fp_utf8_decode(p, end, &n);
+        int32_t cp = utf8_decode_or_replacement(p, end, &n);
         p += n;
         switch (fp_cp_class(cp)) {
         case FP_WORD:

@@ -24,6 +24,8 @@
  * - No ALLOWEMPTY: a regex that can match the empty string matches every post, so it is
  *   reported as an error rather than compiled. */
 #include "match/match.h"
+#include "util/unicode.h"
+#include "util/utf8.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -143,50 +145,13 @@ void match_set_fini(match_set_t *set)
     memset(set, 0, sizeof(*set));
 }
 
-/* Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar...):
- * "whole word" has no meaning there, so their characters neither need nor break a word
- * boundary. Without this, a Chinese keyword inside a Chinese sentence would never match. */
-static bool match_cp_is_unspaced(int32_t cp)
-{
-    static const struct {
-        int32_t lo, hi;
-    } ranges[] = {
-        {0x0e00, 0x0eff},   /* Thai, Lao */
-        {0x1000, 0x109f},   /* Myanmar */
-        {0x1780, 0x17ff},   /* Khmer */
-        {0x1980, 0x19ff},   /* New Tai Lue, Khmer symbols */
-        {0x1a20, 0x1aaf},   /* Tai Tham */
-        {0x2e80, 0x2fdf},   /* CJK radicals */
-        {0x3005, 0x3007},   /* ideographic iteration mark, closing mark, number zero */
-        {0x3021, 0x3029},   /* Hangzhou numerals */
-        {0x3031, 0x3035},   /* kana repeat marks */
-        {0x3038, 0x303c},   /* Han numerals, masu mark */
-        {0x3040, 0x30ff},   /* Hiragana, Katakana */
-        {0x31f0, 0x31ff},   /* Katakana phonetic extensions */
-        {0x3400, 0x4dbf},   /* CJK extension A */
-        {0x4e00, 0x9fff},   /* CJK unified ideographs */
-        {0xa9e0, 0xa9ff},   /* Myanmar extended-B */
-        {0xaa60, 0xaa7f},   /* Myanmar extended-A */
-        {0xf900, 0xfaff},   /* CJK compatibility ideographs */
-        {0xff66, 0xff9f},   /* halfwidth Katakana */
-        {0x1b000, 0x1b16f}, /* kana supplement, extended */
-        {0x20000, 0x3ffff}, /* CJK extensions B.. */
-    };
-    if (cp < ranges[0].lo)
-        return false;
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-        if (cp >= ranges[i].lo && cp <= ranges[i].hi)
-            return true;
-    return false;
-}
-
 /* Word character for whole-word keywords: a Unicode letter, mark or number, or '_'. */
 static bool match_cp_is_word(int32_t cp)
 {
     if (cp < 0x80)
         return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') ||
                cp == '_';
-    if (match_cp_is_unspaced(cp))
+    if (unicode_is_unspaced_script(cp))
         return false;
     utf8proc_category_t cat = utf8proc_category(cp);
     return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NO;
@@ -202,10 +167,9 @@ static int32_t match_cp_before(const unsigned char *text, size_t pos)
     size_t i = pos - 1;
     while (i > 0 && pos - i < 4 && (text[i] & 0xc0) == 0x80)
         i--;
-    int32_t cp = -1;
-    if (utf8proc_iterate(text + i, (utf8proc_ssize_t)(pos - i), &cp) != (utf8proc_ssize_t)(pos - i))
-        return -1;
-    return cp;
+    size_t n;
+    int32_t cp = utf8_decode(text + i, text + pos, &n);
+    return cp >= 0 && n == pos - i ? cp : -1;
 }
 
 /* The code point that starts at text[pos]; -1 at the end or on broken UTF-8. */
@@ -213,13 +177,8 @@ static int32_t match_cp_at(const unsigned char *text, size_t pos, size_t len)
 {
     if (pos >= len)
         return -1;
-    if (text[pos] < 0x80)
-        return text[pos];
-    size_t avail = len - pos < 4 ? len - pos : 4;
-    int32_t cp = -1;
-    if (utf8proc_iterate(text + pos, (utf8proc_ssize_t)avail, &cp) <= 0)
-        return -1;
-    return cp;
+    size_t n;
+    return utf8_decode(text + pos, text + len, &n);
 }
 
 /* What a regex's text says about the flags it needs (see the top of this file). */
@@ -406,13 +365,6 @@ static bool match_cp_is_letter(int32_t cp)
     return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
 }
 
-static bool match_cp_is_arabic(int32_t cp)
-{
-    return (cp >= 0x0600 && cp <= 0x06FF) || (cp >= 0x0750 && cp <= 0x077F) ||
-           (cp >= 0x08A0 && cp <= 0x08FF) || (cp >= 0xFB50 && cp <= 0xFDFF) ||
-           (cp >= 0xFE70 && cp <= 0xFEFF);
-}
-
 /* Which derived views a keyword may use: its letters are all Latin or all Arabic (or it has
  * none). A Cyrillic keyword is left in folded: its skeleton would be Latin look-alikes and
  * would fire on English text. *latin says whether the Latin guard applies. */
@@ -428,7 +380,7 @@ static bool match_keyword_derivable(const char *kw, bool *latin)
             continue;
         if (match_cp_is_latin(cp))
             nlatin++;
-        else if (match_cp_is_arabic(cp))
+        else if (unicode_is_arabic_script(cp))
             narabic++;
         else
             nother++;

@@ -13,6 +13,7 @@
  * Plain ASCII that is not followed by a non-ASCII byte cannot compose with anything: it is
  * lower-cased byte by byte with an exact one-to-one map and never reaches utf8proc. */
 #include "normalize/normalize.h"
+#include "util/unicode.h"
 #include "util/utf8.h"
 
 #include <stdlib.h>
@@ -136,73 +137,6 @@ static int norm_reserve_slow(normalized_t *norm, size_t need)
 static inline int norm_reserve(normalized_t *norm, size_t need)
 {
     return need <= norm->cap ? 0 : norm_reserve_slow(norm, need);
-}
-
-bool utf8_is_valid(const char *s, size_t len)
-{
-    if (len == 0)
-        return true; /* s may be NULL */
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *end = p + len;
-
-    while (p < end) {
-        if (*p < 0x80) {
-            /* Posts are mostly ASCII: test eight bytes per step. */
-            while (end - p >= 8) {
-                uint64_t word;
-                memcpy(&word, p, sizeof(word));
-                if (word & UINT64_C(0x8080808080808080))
-                    break;
-                p += 8;
-            }
-            while (p < end && *p < 0x80)
-                p++;
-            continue;
-        }
-        unsigned c = *p;
-        size_t left = (size_t)(end - p);
-        if (c < 0xC2) {
-            return false; /* a continuation byte, or C0/C1: an overlong 2-byte form */
-        } else if (c < 0xE0) {
-            if (left < 2 || (p[1] & 0xC0) != 0x80)
-                return false;
-            p += 2;
-        } else if (c < 0xF0) {
-            /* E0 needs A0..BF (no overlongs), ED needs 80..9F (no surrogates). */
-            unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
-            unsigned hi = c == 0xED ? 0x9F : 0xBF;
-            if (left < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
-                return false;
-            p += 3;
-        } else if (c < 0xF5) {
-            /* F0 needs 90..BF (no overlongs), F4 needs 80..8F (nothing above U+10FFFF). */
-            unsigned lo = c == 0xF0 ? 0x90 : 0x80;
-            unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
-            if (left < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
-                (p[3] & 0xC0) != 0x80)
-                return false;
-            p += 4;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Decodes one code point of already validated UTF-8 that starts with a byte >= 0x80. */
-static inline int32_t norm_utf8_decode(const unsigned char *p, size_t *n)
-{
-    if (p[0] < 0xE0) {
-        *n = 2;
-        return ((int32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-    }
-    if (p[0] < 0xF0) {
-        *n = 3;
-        return ((int32_t)(p[0] & 0x0F) << 12) | ((int32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    }
-    *n = 4;
-    return ((int32_t)(p[0] & 0x07) << 18) | ((int32_t)(p[1] & 0x3F) << 12) |
-           ((int32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
 
 /* Whitespace after NFKC: every Zs except U+1680 has become U+0020 by now, so what is left to
@@ -449,7 +383,7 @@ int normalize_text(const char *src, size_t len, normalized_t *norm)
         }
 
         size_t n;
-        int32_t cp = norm_utf8_decode(s + i, &n);
+        int32_t cp = utf8_decode(s + i, s + len, &n);
         const utf8proc_property_t *prop = utf8proc_get_property(cp);
         if (norm_cp_maps_to_itself(cp, prop)) {
             /* Most non-ASCII text (Arabic, CJK, Cyrillic lower case...): skip the decomposer. */
@@ -621,11 +555,6 @@ static const char *norm_confusable(int32_t cp)
     return NULL;
 }
 
-static bool norm_cp_is_arabic_block(int32_t cp)
-{
-    return (cp >= 0x0600 && cp <= 0x08FF) || (cp >= 0xFB50 && cp <= 0xFEFF);
-}
-
 static inline void norm_info_ascii(normalize_skeleton_info_t *info, unsigned char c)
 {
     info->ascii[c >> 5] |= 1u << (c & 31);
@@ -638,7 +567,7 @@ static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_
 {
     if (norm_skel_is_mark(cp)) {
         info->same = false;
-        if (norm_cp_is_arabic_block(cp))
+        if (unicode_is_arabic_script(cp))
             info->arabic = true;
         else if (!forced)
             info->lone_mark = true; /* it joins its neighbours: nothing to narrow down */
@@ -662,7 +591,7 @@ static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_
     if (forced) {
         if (cp < 0x80)
             norm_info_ascii(info, (unsigned char)cp);
-        else if (norm_cp_is_arabic_block(cp))
+        else if (unicode_is_arabic_script(cp))
             info->arabic = true;
         else
             info->other = true;
@@ -710,7 +639,7 @@ int normalize_skeleton_ex(const normalized_t *folded, normalized_t *out,
             continue;
         }
         size_t n;
-        int32_t cp = norm_utf8_decode(s + i, &n);
+        int32_t cp = utf8_decode(s + i, s + len, &n);
         uint32_t start = (uint32_t)i, end = (uint32_t)(i + n);
         const utf8proc_property_t *prop = utf8proc_get_property(cp);
         bool hangul = cp >= 0xAC00 && cp <= 0xD7A3;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/utf8.h" /* utf8_is_valid(), which callers of normalize_text() use first */
+
 typedef struct {
     char *text;          /* normalized UTF-8, NUL-terminated; owned */
     size_t len;          /* bytes in text, without the NUL */
@@ -100,8 +102,5 @@ int normalize_text_view(const char *src, size_t len, normalize_view_t view, norm
 /* Maps a span of a derived view (whose map points into folded) to original bytes. */
 void normalize_view_span_to_source(const normalized_t *folded, const normalized_t *view,
                                    size_t start, size_t end, size_t *src_start, size_t *src_end);
-
-/* Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF). */
-bool utf8_is_valid(const char *s, size_t len);
 
 #endif

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "normalize/normalize.h"
+#include "util/hashmap.h"
 
 static const char *const severity_names[] = {
     [RULE_SEVERITY_LOW] = "low",
@@ -106,8 +107,7 @@ typedef struct {
     size_t attempts;       /* keywords and regexes tried (good or bad) in the current rule */
     EVP_MD_CTX *md;
     normalized_t norm;
-    uint32_t *ids; /* open-addressing table of rule index + 1, 0 = empty */
-    size_t ids_cap;
+    u64map_t ids;       /* id_hash(rule id), bumped past collisions -> rule index */
     rule_group_t group; /* group of the patterns being added */
     uint32_t all_index;
 } loader_t;
@@ -494,37 +494,23 @@ static uint64_t id_hash(const char *s)
     return h;
 }
 
-/* Returns the index of an earlier rule with the same id, or SIZE_MAX after recording index. */
+/* Returns the index of an earlier rule with the same id, or SIZE_MAX after recording index.
+ * Two ids whose hashes collide are told apart by moving on to the next key (hash + 1...): no
+ * entry is ever removed, so lookups follow the same chain. */
 static size_t loader_id_claim(loader_t *ld, const char *id, size_t index)
 {
-    if ((ld->rs->nrules + 1) * 2 > ld->ids_cap) {
-        size_t ncap = ld->ids_cap ? ld->ids_cap * 2 : 64;
-        uint32_t *nids = calloc(ncap, sizeof(*nids));
-        if (!nids) {
+    for (uint64_t key = id_hash(id);; key++) {
+        bool inserted;
+        uint64_t *slot = u64map_put(&ld->ids, key, index, &inserted);
+        if (!slot) {
             ld->nomem = true;
             return SIZE_MAX;
         }
-        for (size_t i = 0; i < ld->ids_cap; i++) {
-            if (!ld->ids[i])
-                continue;
-            size_t j = id_hash(ld->rs->rules[ld->ids[i] - 1].id) & (ncap - 1);
-            while (nids[j])
-                j = (j + 1) & (ncap - 1);
-            nids[j] = ld->ids[i];
-        }
-        free(ld->ids);
-        ld->ids = nids;
-        ld->ids_cap = ncap;
+        if (inserted)
+            return SIZE_MAX;
+        if (strcmp(ld->rs->rules[*slot].id, id) == 0)
+            return (size_t)*slot;
     }
-    size_t j = id_hash(id) & (ld->ids_cap - 1);
-    while (ld->ids[j]) {
-        size_t other = ld->ids[j] - 1;
-        if (strcmp(ld->rs->rules[other].id, id) == 0)
-            return other;
-        j = (j + 1) & (ld->ids_cap - 1);
-    }
-    ld->ids[j] = (uint32_t)(index + 1);
-    return SIZE_MAX;
 }
 
 /* Appends the strings of a scalar or sequence node to an owned list, at most RULES_MAX_LIST. */
@@ -1123,7 +1109,7 @@ out:
     rule_set_free(ld.rs);
     EVP_MD_CTX_free(ld.md);
     normalized_fini(&ld.norm);
-    free(ld.ids);
+    u64map_fini(&ld.ids);
     free(dir);
     return err;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
+
 typedef struct {
     int code;
     const char *name;
@@ -103,4 +105,14 @@ const char *tw_diag_quote(const char *s, size_t len, int escape_quoting,
     }
     buf[o] = '\0';
     return buf;
+}
+
+void tw_diag_log_all(const tw_diag_t *diag, FILE *stream, const char *prefix)
+{
+    for (size_t i = 0; i < diag->count; i++) {
+        if (stream)
+            fprintf(stream, "%s%s\n", prefix ? prefix : "", diag->lines[i]);
+        else
+            log_error("%s", diag->lines[i]);
+    }
 }

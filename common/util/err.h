@@ -5,6 +5,7 @@
 #define TW_ERR_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
     TW_ERR_CLASS_PERMANENT, /* the input or config is wrong; retrying will not help */
@@ -51,6 +52,10 @@ void tw_diag_init(tw_diag_t *diag);
 void tw_diag_fini(tw_diag_t *diag);
 /* Appends one formatted line; a NULL diag is allowed and ignored. */
 void tw_diag_add(tw_diag_t *diag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reports every line: with stream NULL to the log at error level (the worker, whose output is
+ * JSON log lines), otherwise to stream as "<prefix><line>\n" (the command-line modes). */
+void tw_diag_log_all(const tw_diag_t *diag, FILE *stream, const char *prefix);
 
 /* Quotes s[0, len) for a one-line diagnostic into buf: at most 60 bytes shown (cut on a UTF-8
  * boundary, then "..."), control bytes as \xHH, and with escape_quoting also ' and \ (for

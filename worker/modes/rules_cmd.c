@@ -29,8 +29,7 @@ int rules_cmd_check(const char *path)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = engine_load_rules(path, &rules, &db, &diag);
     double secs = rules_cmd_seconds(&t0);
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
+    tw_diag_log_all(&diag, stderr, "");
     if (rc == 0) {
         size_t nkw = 0, nre = 0, nex = 0;
         for (size_t i = 0; i < rules->npatterns; i++)
@@ -54,12 +53,6 @@ int rules_cmd_check(const char *path)
     rule_set_free(rules);
     tw_diag_fini(&diag);
     return rc == 0 ? 0 : 1;
-}
-
-void rules_cmd_print_diags(const tw_diag_t *diag)
-{
-    for (size_t i = 0; i < diag->count; i++)
-        fprintf(stderr, "%s\n", diag->lines[i]);
 }
 
 void rules_cmd_print_context(const char *text, size_t len, size_t start, size_t end)
@@ -102,8 +95,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
     int exit_code = 1;
 
     int rc = engine_load_rules(rules_path, &rules, &db, &diag);
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
+    tw_diag_log_all(&diag, stderr, "");
     if (rc != 0) {
         fprintf(stderr, "%s: refused: %zu problem(s)\n", rules_path, diag.count);
         goto out;

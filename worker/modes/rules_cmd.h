@@ -4,8 +4,6 @@
 
 #include <stddef.h>
 
-#include "util/err.h"
-
 /* Compiles FILE, runs its examples, prints counts per view, compile time and whether the
  * compiled database came from the cache. Returns the process exit code. */
 int rules_cmd_check(const char *path);
@@ -17,8 +15,5 @@ int rules_cmd_test(const char *rules_path, const char *posts_path);
 /* Prints text[start, end) with up to 30 bytes of context each side, the span in [ ], on one
  * line of stdout (controls shown as spaces), cut only at UTF-8 character boundaries. */
 void rules_cmd_print_context(const char *text, size_t len, size_t start, size_t end);
-
-/* Prints every line of diag to stderr. */
-void rules_cmd_print_diags(const tw_diag_t *diag);
 
 #endif

@@ -48,7 +48,7 @@ static int diff_side_open(diff_side_t *side, const char *path)
     tw_diag_init(&diag);
     match_set_init(&side->set);
     int rc = engine_load_rules(path, &side->rules, &side->db, &diag);
-    rules_cmd_print_diags(&diag);
+    tw_diag_log_all(&diag, stderr, "");
     if (rc != 0)
         fprintf(stderr, "%s: refused: %zu problem(s)\n", path, diag.count);
     tw_diag_fini(&diag);

@@ -85,8 +85,7 @@ int engine_open(engine_t *e, const config_t *cfg, bool force_memory)
                 dedup_verify_set(e->fallback, (unsigned)cfg->dedup_verify_pct);
         }
     }
-    for (size_t i = 0; i < diag.count; i++)
-        log_error("%s", diag.lines[i]);
+    tw_diag_log_all(&diag, NULL, NULL);
     tw_diag_fini(&diag);
     if (rc != 0) {
         engine_close(e);

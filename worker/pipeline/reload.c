@@ -152,8 +152,7 @@ static void reload_once(reload_t *r, const char *why)
         engine_load_rules_cached(r->cfg->rules_path, r->cfg->rules_cache_dir, &rules, &db, &diag);
     double secs = (double)(reload_now_ms() - t0) / 1000.0;
     if (rc != 0) {
-        for (size_t i = 0; i < diag.count; i++)
-            log_error("%s", diag.lines[i]);
+        tw_diag_log_all(&diag, NULL, NULL);
         log_error("rules reload (%s) refused: %s, %zu problem(s); keeping rules %s", why,
                   tw_err_str(rc), diag.count, r->version);
         atomic_fetch_add(&tw_metrics.rules_reload_failures_total, 1);
