@@ -8,22 +8,24 @@
 #include <string.h>
 
 #include "links/host.h"
+#include "util/hashmap.h"
 
-/* A slot is 0 when empty, else (hash tag << 32) | (arena offset + 1): the tag settles most
- * mismatches without touching the arena, and 32-bit offsets bound the arena at 4 GiB, which
- * DOMAIN_SET_MAX_NAMES names of at most 254 bytes could pass, so adding checks it. */
+/* Names live in one arena; the index maps a 64-bit hash of a name to its arena offset. Two
+ * names with one hash (odds about 3 in 10^8 for a 1,000,000-name list) are told apart by
+ * comparing the stored name: a mismatch moves on to the name's next hash (the hash seeded
+ * with the attempt number), so lookups stay exact. */
 struct domain_set {
     char *arena;
     size_t arena_len;
     size_t arena_cap;
-    uint64_t *slots;
-    size_t nslots; /* a power of two, at least twice count */
-    size_t count;
+    u64map_t index; /* hash -> arena offset */
 };
 
-static uint64_t name_hash(const char *s, size_t len)
+#define DOMAIN_SET_MAX_PROBES 8 /* hashes tried per name; 64-bit collisions are that rare */
+
+static uint64_t name_hash(const char *s, size_t len, unsigned attempt)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix so the high bits vary */
+    uint64_t h = 0xcbf29ce484222325ull ^ attempt; /* FNV-1a, then a final mix */
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)s[i];
         h *= 0x100000001b3ull;
@@ -37,11 +39,7 @@ static uint64_t name_hash(const char *s, size_t len)
 domain_set_t *domain_set_new(void)
 {
     domain_set_t *set = calloc(1, sizeof *set);
-    if (!set)
-        return NULL;
-    set->nslots = 1024;
-    set->slots = calloc(set->nslots, sizeof *set->slots);
-    if (!set->slots) {
+    if (set && u64map_init(&set->index, 1024) != 0) {
         free(set);
         return NULL;
     }
@@ -53,57 +51,32 @@ void domain_set_free(domain_set_t *set)
     if (!set)
         return;
     free(set->arena);
-    free(set->slots);
+    u64map_fini(&set->index);
     free(set);
 }
 
-/* The slot holding name, or the empty slot where it would go. */
-static size_t slot_find(const domain_set_t *set, const char *name, size_t len, uint64_t hash)
+static bool stored_is(const domain_set_t *set, uint64_t offset, const char *name, size_t len)
 {
-    uint32_t tag = (uint32_t)(hash >> 32);
-    size_t mask = set->nslots - 1;
-    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-        uint64_t slot = set->slots[i];
-        if (slot == 0)
-            return i;
-        if ((uint32_t)(slot >> 32) == tag) {
-            const char *stored = set->arena + (uint32_t)slot - 1;
-            if (strncmp(stored, name, len) == 0 && stored[len] == '\0')
-                return i;
-        }
-    }
+    const char *stored = set->arena + offset;
+    return strncmp(stored, name, len) == 0 && stored[len] == '\0';
 }
 
-static int table_grow(domain_set_t *set)
+/* The arena offset of name, or -1 when absent. */
+static int64_t set_find(const domain_set_t *set, const char *name, size_t len)
 {
-    size_t nslots = set->nslots * 2;
-    uint64_t *slots = calloc(nslots, sizeof *slots);
-    if (!slots)
-        return TW_ERR_NOMEM;
-    size_t mask = nslots - 1;
-    for (size_t i = 0; i < set->nslots; i++) {
-        uint64_t slot = set->slots[i];
-        if (slot == 0)
-            continue;
-        const char *stored = set->arena + (uint32_t)slot - 1;
-        size_t j = (size_t)name_hash(stored, strlen(stored)) & mask;
-        while (slots[j])
-            j = (j + 1) & mask;
-        slots[j] = slot;
+    for (unsigned attempt = 0; attempt < DOMAIN_SET_MAX_PROBES; attempt++) {
+        const uint64_t *offset = u64map_get(&set->index, name_hash(name, len, attempt));
+        if (!offset)
+            return -1;
+        if (stored_is(set, *offset, name, len))
+            return (int64_t)*offset;
     }
-    free(set->slots);
-    set->slots = slots;
-    set->nslots = nslots;
-    return 0;
+    return -1;
 }
 
 static int set_insert(domain_set_t *set, const char *name, size_t len)
 {
-    uint64_t hash = name_hash(name, len);
-    size_t at = slot_find(set, name, len, hash);
-    if (set->slots[at])
-        return 0;
-    if (set->count >= DOMAIN_SET_MAX_NAMES || set->arena_len + len + 1 >= UINT32_MAX)
+    if (set->index.count >= DOMAIN_SET_MAX_NAMES)
         return TW_ERR_TOO_LARGE;
     if (set->arena_len + len + 1 > set->arena_cap) {
         size_t cap = set->arena_cap ? set->arena_cap * 2 : 1u << 16;
@@ -115,14 +88,22 @@ static int set_insert(domain_set_t *set, const char *name, size_t len)
         set->arena = arena;
         set->arena_cap = cap;
     }
-    memcpy(set->arena + set->arena_len, name, len);
-    set->arena[set->arena_len + len] = '\0';
-    set->slots[at] = ((hash >> 32) << 32) | (uint64_t)(set->arena_len + 1);
-    set->arena_len += len + 1;
-    set->count++;
-    if (set->count * 2 > set->nslots)
-        return table_grow(set);
-    return 0;
+    for (unsigned attempt = 0; attempt < DOMAIN_SET_MAX_PROBES; attempt++) {
+        bool inserted;
+        uint64_t *offset =
+            u64map_put(&set->index, name_hash(name, len, attempt), set->arena_len, &inserted);
+        if (!offset)
+            return TW_ERR_NOMEM;
+        if (!inserted && stored_is(set, *offset, name, len))
+            return 0; /* present */
+        if (inserted) {
+            memcpy(set->arena + set->arena_len, name, len);
+            set->arena[set->arena_len + len] = '\0';
+            set->arena_len += len + 1;
+            return 0;
+        }
+    }
+    return TW_ERR_TOO_LARGE; /* eight 64-bit collisions in a row: not a list of host names */
 }
 
 int domain_set_add(domain_set_t *set, const char *name, size_t len)
@@ -261,20 +242,20 @@ void domain_set_compact(domain_set_t *set)
 const char *domain_set_match(const domain_set_t *set, const char *canonical)
 {
     for (const char *name = canonical; name; name = host_parent(name)) {
-        size_t len = strlen(name);
-        uint64_t slot = set->slots[slot_find(set, name, len, name_hash(name, len))];
-        if (slot)
-            return set->arena + (uint32_t)slot - 1;
+        int64_t offset = set_find(set, name, strlen(name));
+        if (offset >= 0)
+            return set->arena + offset;
     }
     return NULL;
 }
 
 size_t domain_set_count(const domain_set_t *set)
 {
-    return set->count;
+    return set->index.count;
 }
 
 size_t domain_set_memory_bytes(const domain_set_t *set)
 {
-    return sizeof *set + set->arena_cap + set->nslots * sizeof *set->slots;
+    return sizeof *set + set->arena_cap +
+           set->index.cap * (sizeof *set->index.keys + sizeof *set->index.values);
 }
