@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
+typedef struct normalized {
     char *text;          /* normalized UTF-8, NUL-terminated; owned */
     size_t len;          /* bytes in text, without the NUL */
     uint32_t *src_start; /* per normalized byte: first original byte that produced it */
