@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "modes/run.h"
 #include "pipeline/reload.h"
+#include "pipeline/stage_metrics.h"
 #include "modes/rules_cmd.h"
 #include "modes/rules_diff.h"
 #include "modes/scan.h"
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    stage_metrics_init();
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);

@@ -35,7 +35,7 @@ typedef struct {
 
 /* A decoded post. String views point into the parsed JSON owned by the post; they stay valid
  * until post_clear(). */
-typedef struct {
+typedef struct post {
     const char *id;
     size_t id_len;
     const char *text;

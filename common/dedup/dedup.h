@@ -50,7 +50,7 @@ typedef struct {
     uint64_t min_authors;                      /* distinct authors needed as well */
 } dedup_campaign_t;
 
-typedef struct {
+typedef struct dedup_result {
     uint64_t cluster;
     uint64_t count;   /* distinct post ids in the cluster */
     uint64_t authors; /* distinct authors (HyperLogLog estimate in Redis) */

@@ -2,6 +2,12 @@
 
 #include <string.h>
 
+#include "decode/post.h"
+#include "dedup/dedup.h"
+#include "match/match.h"
+#include "normalize/normalize.h"
+#include "rules/rules.h"
+
 /* Moves a byte offset back to the start of the UTF-8 sequence it falls in. */
 static size_t utf8_floor(const char *s, size_t i)
 {

@@ -6,11 +6,15 @@
 #include <stdint.h>
 
 #include "util/buf.h"
-#include "dedup/dedup.h"
-#include "match/match.h"
-#include "normalize/normalize.h"
-#include "decode/post.h"
-#include "rules/rules.h"
+
+/* The encoder reads the outputs of the stages before it (the decoded post, the normalized
+ * text, the matches, the rule set, the duplicate answer) through pointers only: their
+ * definitions are needed by alert.c, not by the callers of this header. */
+typedef struct post post_t;
+typedef struct normalized normalized_t;
+typedef struct match_set match_set_t;
+typedef struct rule_set rule_set_t;
+typedef struct dedup_result dedup_result_t;
 
 #define ALERT_SNIPPET_CONTEXT 40
 

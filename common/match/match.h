@@ -33,7 +33,7 @@ typedef struct {
     match_span_t spans[MATCH_MAX_SPANS_PER_RULE]; /* first spans found, in text order */
 } match_rule_hit_t;
 
-typedef struct {
+typedef struct match_set {
     match_rule_hit_t *hits; /* sorted by rule_index, one entry per matching rule */
     size_t count;
     size_t cap;

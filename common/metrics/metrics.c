@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/err.h"
+
 static const double scan_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 static const double batch_bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
@@ -36,6 +38,8 @@ static const char *build_librdkafka = "";
 static char lag_topic[256];
 static metrics_partition_lag_t lag_table[METRICS_MAX_LAG_PARTITIONS];
 static size_t lag_count;
+static const char *const *decode_reason_names;
+static size_t decode_reason_count;
 
 /* ---- histograms ---- */
 
@@ -102,9 +106,17 @@ void metrics_kafka_stats_set(const char *topic, const metrics_partition_lag_t *l
     atomic_store(&tw_metrics.kafka_stats_mono_ms, metrics_now_mono_ms());
 }
 
+void metrics_decode_reasons_set(const char *const *names, size_t n)
+{
+    pthread_mutex_lock(&metrics_lock);
+    decode_reason_names = names;
+    decode_reason_count = n < METRICS_MAX_DECODE_REASONS ? n : METRICS_MAX_DECODE_REASONS;
+    pthread_mutex_unlock(&metrics_lock);
+}
+
 /* ---- per rule set ---- */
 
-#define SEVERITIES 5 /* low, medium, high, critical, none (campaign alerts) */
+#define SEVERITIES (METRICS_RULE_SEVERITIES + 1) /* and none (campaign alerts) */
 
 struct metrics_rules {
     int refs;        /* under metrics_lock */
@@ -206,15 +218,16 @@ static void rules_carry_over(metrics_rules_t *mr, const metrics_rules_t *prev)
                                  atomic_load(&prev->alerts[pc * SEVERITIES + (size_t)s]));
 }
 
-int metrics_rules_new(const rule_set_t *rules, size_t max_series, double compile_seconds,
-                      const metrics_rules_t *previous, metrics_rules_t **out)
+int metrics_rules_new(const metrics_rule_set_desc_t *rules, size_t max_series,
+                      double compile_seconds, const metrics_rules_t *previous,
+                      metrics_rules_t **out)
 {
     *out = NULL;
     metrics_rules_t *mr = calloc(1, sizeof(*mr));
     if (!mr)
         return TW_ERR_NOMEM;
     mr->refs = 1;
-    mr->key = rules;
+    mr->key = rules->key;
     mr->nrules = rules->nrules;
     mr->nseries = rules->nrules < max_series ? rules->nrules : max_series;
     mr->npatterns = rules->npatterns;
@@ -232,12 +245,13 @@ int metrics_rules_new(const rule_set_t *rules, size_t max_series, double compile
         !mr->category_label)
         goto nomem;
     for (size_t i = 0; i < rules->nrules; i++) {
-        const rule_t *r = &rules->rules[i];
+        const metrics_rule_desc_t *r = &rules->rules[i];
         if (!(mr->rule_id[i] = strdup(r->id)))
             goto nomem;
         if (i < mr->nseries && !(mr->rule_label[i] = label_escape(r->id)))
             goto nomem;
-        mr->rule_severity[i] = (uint8_t)r->severity;
+        mr->rule_severity[i] =
+            (uint8_t)(r->severity < METRICS_RULE_SEVERITIES ? r->severity : SEVERITIES - 1);
         /* categories are few: a linear search at load time beats a hash table */
         char *cat = label_escape(r->category ? r->category : "");
         if (!cat)
@@ -309,11 +323,11 @@ void metrics_rules_release(metrics_rules_t *mr)
         rules_free(mr);
 }
 
-metrics_rules_t *metrics_rules_acquire(const rule_set_t *rules)
+metrics_rules_t *metrics_rules_acquire(const void *key)
 {
     metrics_rules_t *mr = NULL;
     pthread_mutex_lock(&metrics_lock);
-    if (rules_published && rules_published->key == (const void *)rules) {
+    if (rules_published && rules_published->key == key) {
         mr = rules_published;
         mr->refs++;
     }
@@ -538,6 +552,8 @@ void metrics_render(buf_t *out)
     if (mr)
         mr->refs++;
     const char *rdkafka = build_librdkafka;
+    const char *const *reason_names = decode_reason_names;
+    size_t nreasons = decode_reason_count;
     pthread_mutex_unlock(&metrics_lock);
 
     header(out, "tidewatch_build_info", "gauge", "Build information; value 1.");
@@ -548,9 +564,10 @@ void metrics_render(buf_t *out)
             atomic_load(&m->post_bytes_total));
     header(out, "tidewatch_decode_failures_total", "counter",
            "Posts that could not be decoded, by reason.");
-    for (int r = POST_OK + 1; r < POST_REASON_COUNT; r++) {
-        buf_printf(out, "tidewatch_decode_failures_total{reason=\"%s\"} ",
-                   post_reason_name((post_reason_t)r));
+    for (size_t r = 0; r < nreasons; r++) {
+        if (!reason_names[r])
+            continue;
+        buf_printf(out, "tidewatch_decode_failures_total{reason=\"%s\"} ", reason_names[r]);
         buf_append_u64(out, atomic_load(&m->decode_failures_total[r]));
         buf_append_char(out, '\n');
     }

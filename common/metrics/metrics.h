@@ -5,7 +5,10 @@
  *
  * Per-rule state (hits per rule, alerts per category and severity, rules gauges) lives in a
  * metrics_rules_t built when a rule set is loaded: counters are an atomic array indexed by rule
- * index. The published one is what /metrics renders and /readyz calls "rules loaded". */
+ * index. The published one is what /metrics renders and /readyz calls "rules loaded".
+ *
+ * This layer knows no pipeline type: rule sets and decode reasons arrive as plain values
+ * (worker/pipeline/stage_metrics.c translates), so metrics depends on util alone. */
 #ifndef TW_METRICS_H
 #define TW_METRICS_H
 
@@ -14,13 +17,13 @@
 #include <stdint.h>
 
 #include "util/buf.h"
-#include "decode/post.h"
-#include "rules/rules.h"
 
 #define METRICS_HIST_MAX_BOUNDS    20
 #define METRICS_MAX_LAG_PARTITIONS 4096
 /* Rule categories get their own label value up to this many; more are counted as "_other". */
 #define METRICS_MAX_CATEGORIES 256
+/* Slots of decode_failures_total: the decode layer's reasons must fit (stage_metrics.c). */
+#define METRICS_MAX_DECODE_REASONS 16
 
 /* A Prometheus histogram with fixed upper bounds. buckets[i] counts observations in
  * (bounds[i-1], bounds[i]]; buckets[nbounds] those above the last bound. The sum is kept as an
@@ -45,7 +48,7 @@ typedef struct {
 typedef struct {
     atomic_uint_fast64_t posts_total;
     atomic_uint_fast64_t post_bytes_total;
-    atomic_uint_fast64_t decode_failures_total[POST_REASON_COUNT];
+    atomic_uint_fast64_t decode_failures_total[METRICS_MAX_DECODE_REASONS]; /* by reason index */
     atomic_uint_fast64_t dead_letters_total;
     atomic_uint_fast64_t duplicates_total;
     atomic_uint_fast64_t dedup_unavailable_total;
@@ -90,17 +93,43 @@ void metrics_set_build_info(const char *librdkafka_version);
 void metrics_kafka_stats_set(const char *topic, const metrics_partition_lag_t *lags, size_t n,
                              int brokers_up, bool coordinator_up);
 
+/* Names the decode failure reasons: decode_failures_total[i] renders with reason=names[i];
+ * slots with a NULL name (success) are not rendered. n <= METRICS_MAX_DECODE_REASONS; the
+ * strings must outlive the process's metrics use. */
+void metrics_decode_reasons_set(const char *const *names, size_t n);
+
 /* ---- per rule set ---- */
 
 typedef struct metrics_rules metrics_rules_t;
+
+/* Severities in their order of increasing gravity: the index a metrics_rule_desc_t carries. */
+#define METRICS_RULE_SEVERITIES 4 /* low, medium, high, critical */
+
+/* What the counters of one rule need to know about it. */
+typedef struct {
+    const char *id;
+    const char *category; /* NULL = "" */
+    unsigned severity;    /* < METRICS_RULE_SEVERITIES */
+} metrics_rule_desc_t;
+
+/* A rule set as the metrics see it. key identifies it (compared by address in
+ * metrics_rules_acquire, never dereferenced). */
+typedef struct {
+    const void *key;
+    const char *version;
+    size_t npatterns;
+    const metrics_rule_desc_t *rules;
+    size_t nrules;
+} metrics_rule_set_desc_t;
 
 /* Builds the counters of a rule set: one hit counter per rule and one alert counter per
  * (category, severity). Rules at index >= max_series share the series rule="_other". The rule
  * ids and categories are copied: rules may be freed before the result. When previous is not
  * NULL, counts of rules with the same id are carried over so a reload keeps counters monotonic.
  * Returns 0 or TW_ERR_NOMEM. */
-int metrics_rules_new(const rule_set_t *rules, size_t max_series, double compile_seconds,
-                      const metrics_rules_t *previous, metrics_rules_t **out);
+int metrics_rules_new(const metrics_rule_set_desc_t *rules, size_t max_series,
+                      double compile_seconds, const metrics_rules_t *previous,
+                      metrics_rules_t **out);
 
 /* Makes mr the rule set that /metrics renders and /readyz reports, and the one pipelines whose
  * rule set is mr's count into (metrics_rules_acquire). Returns the previously published one,
@@ -111,9 +140,10 @@ void metrics_rules_unpublish(const metrics_rules_t *mr);
 /* Drops a reference; the last one frees. NULL is a no-op. */
 void metrics_rules_release(metrics_rules_t *mr);
 
-/* Once per batch: the published counters if they belong to rules (compared by address), with a
- * reference the caller releases after the batch; else NULL (count nothing per rule). */
-metrics_rules_t *metrics_rules_acquire(const rule_set_t *rules);
+/* Once per batch: the published counters if they belong to the rule set key (compared by
+ * address), with a reference the caller releases after the batch; else NULL (count nothing
+ * per rule). */
+metrics_rules_t *metrics_rules_acquire(const void *key);
 /* True when a rule set is published (rules compiled and loaded). */
 bool metrics_rules_loaded(void);
 

@@ -12,7 +12,7 @@
 
 #include "util/utf8.h" /* utf8_is_valid(), which callers of normalize_text() use first */
 
-typedef struct {
+typedef struct normalized {
     char *text;          /* normalized UTF-8, NUL-terminated; owned */
     size_t len;          /* bytes in text, without the NUL */
     uint32_t *src_start; /* per normalized byte: first original byte that produced it */

@@ -103,7 +103,7 @@ typedef struct {
     int line;
 } rule_pattern_t;
 
-typedef struct {
+typedef struct rule_set {
     rule_t *rules;
     size_t nrules;
     rule_pattern_t *patterns;

@@ -3,7 +3,9 @@
  * table. The exposition itself is checked with promtool in tests/integration/test_ops.py. */
 #include <string.h>
 
+#include "decode/post.h"
 #include "metrics/metrics.h"
+#include "pipeline/stage_metrics.h"
 #include "rules/rules.h"
 #include "tw_test.h"
 
@@ -68,7 +70,7 @@ TW_TEST(rule_series_are_capped_and_escaped)
     rule_set_t *rs = load_rules(rules_yaml);
     TW_ASSERT(rs != NULL);
     metrics_rules_t *mr = NULL;
-    TW_ASSERT_INT_EQ(metrics_rules_new(rs, 3, 0.25, NULL, &mr), 0);
+    TW_ASSERT_INT_EQ(stage_metrics_rules_new(rs, 3, 0.25, NULL, &mr), 0);
     metrics_rules_release(metrics_rules_publish(mr));
     TW_ASSERT(metrics_rules_loaded());
     metrics_rules_t *got = metrics_rules_acquire(rs);
@@ -105,7 +107,7 @@ TW_TEST(rule_series_are_capped_and_escaped)
     rule_set_t *rs2 = load_rules(rules_yaml);
     TW_ASSERT(rs2 != NULL);
     metrics_rules_t *mr2 = NULL;
-    TW_ASSERT_INT_EQ(metrics_rules_new(rs2, 10, 0.5, mr, &mr2), 0);
+    TW_ASSERT_INT_EQ(stage_metrics_rules_new(rs2, 10, 0.5, mr, &mr2), 0);
     metrics_rules_t *old = metrics_rules_publish(mr2);
     TW_ASSERT(old == mr);
     metrics_rules_release(old);
@@ -160,8 +162,21 @@ TW_TEST(every_family_has_help_and_type)
     }
 }
 
+TW_TEST(decode_reasons_come_from_the_decode_layer)
+{
+    stage_metrics_init();
+    atomic_fetch_add(&tw_metrics.decode_failures_total[POST_TOO_LARGE], 2);
+    const char *text = render();
+    TW_ASSERT(text != NULL);
+    TW_ASSERT(strstr(text, "tidewatch_decode_failures_total{reason=\"invalid_json\"} 0\n"));
+    TW_ASSERT(strstr(text, "tidewatch_decode_failures_total{reason=\"too_large\"} 2\n"));
+    TW_ASSERT(!strstr(text, "reason=\"ok\""));
+    atomic_store(&tw_metrics.decode_failures_total[POST_TOO_LARGE], 0);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(histogram_buckets_are_cumulative), TW_CASE(rule_series_are_capped_and_escaped),
-           TW_CASE(lag_table_skips_unknown_partitions), TW_CASE(every_family_has_help_and_type));
+           TW_CASE(lag_table_skips_unknown_partitions), TW_CASE(every_family_has_help_and_type),
+           TW_CASE(decode_reasons_come_from_the_decode_layer));
 }

@@ -6,6 +6,7 @@
 
 #include "util/log.h"
 #include "metrics/metrics.h"
+#include "pipeline/stage_metrics.h"
 
 #define MEMORY_STORE_MAX_CLUSTERS (1u << 20)
 
@@ -92,8 +93,8 @@ int engine_open(engine_t *e, const config_t *cfg, bool force_memory)
         return rc;
     }
     /* Per-rule counters; without memory for them the worker still runs, uncounted per rule. */
-    if (metrics_rules_new(e->rules, (size_t)cfg->metrics_max_rule_series, e->compile_seconds, NULL,
-                          &e->rule_metrics) == 0)
+    if (stage_metrics_rules_new(e->rules, (size_t)cfg->metrics_max_rule_series, e->compile_seconds,
+                                NULL, &e->rule_metrics) == 0)
         metrics_rules_release(metrics_rules_publish(e->rule_metrics));
     log_info("rules %s loaded: %zu rules, %zu patterns, compiled in %.3f s, duplicate store %s",
              e->rules->version, e->rules->nrules, e->rules->npatterns, e->compile_seconds,

@@ -17,6 +17,7 @@
 
 #include "util/log.h"
 #include "metrics/metrics.h"
+#include "pipeline/stage_metrics.h"
 
 atomic_int tw_reload_requested;
 
@@ -253,8 +254,8 @@ bool reload_apply(reload_t *r, engine_t *e, pipeline_t *pipe, const config_t *cf
         return false;
     }
     metrics_rules_t *mr = NULL;
-    if (metrics_rules_new(rules, (size_t)cfg->metrics_max_rule_series, secs, e->rule_metrics,
-                          &mr) == 0) {
+    if (stage_metrics_rules_new(rules, (size_t)cfg->metrics_max_rule_series, secs, e->rule_metrics,
+                                &mr) == 0) {
         metrics_rules_release(metrics_rules_publish(mr));
         metrics_rules_release(e->rule_metrics);
         e->rule_metrics = mr;
