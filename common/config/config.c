@@ -409,8 +409,9 @@ void config_write_docs(FILE *out)
           "Precedence: defaults < YAML file (`--config`) < `TIDEWATCH_<KEY>` environment "
           "(upper case, `.` as `_`) < command-line flags.\n"
           "Any `kafka.<property>` key is passed to librdkafka unchanged (consumer and "
-          "producer); from the environment use `TIDEWATCH_KAFKA__<PROPERTY>` with `_` for "
-          "`.`.\n\n"
+          "producer), except the few the delivery guarantees rest on, which are refused with "
+          "the reason (OPERATIONS.md, \"Kafka properties tidewatch refuses\"); from the "
+          "environment use `TIDEWATCH_KAFKA__<PROPERTY>` with `_` for `.`.\n\n"
           "| key | type | default | environment | description |\n"
           "|---|---|---|---|---|\n",
           out);
