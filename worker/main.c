@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,16 @@
 
 extern char **environ;
 
-static volatile sig_atomic_t stop_requested;
+/* Set by SIGTERM/SIGINT, or by the worker itself when it stops on a failure; read by the
+ * loops between batches and by the watchdog thread, hence an atomic (lock-free, so the signal
+ * handler may store to it). */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag is set from a signal handler");
+static atomic_int stop_requested;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1; /* the loops notice it between batches */
+    atomic_store(&stop_requested, 1); /* the loops notice it between batches */
 }
 
 static const char usage[] =
@@ -157,8 +162,10 @@ static void *watchdog_thread(void *arg)
 {
     long timeout_s = *(long *)arg;
     struct timespec tick = {0, 100 * 1000 * 1000};
-    while (!stop_requested)
+    while (!atomic_load(&stop_requested))
         nanosleep(&tick, NULL);
+    log_info("shutdown watchdog armed: exiting in %ld s unless the drain finishes first",
+             timeout_s);
     /* librdkafka 2.0.2's close can hang when the brokers are gone; Kubernetes would SIGKILL
      * us anyway, so exit on our own terms with a log line. Nothing uncommitted is lost: it
      * is re-read after the restart. */

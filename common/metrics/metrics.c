@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +46,19 @@ static size_t decode_reason_count;
 
 void metrics_histogram_observe(metrics_histogram_t *h, double value)
 {
+    if (isnan(value))
+        return; /* no bucket holds it, and it would poison nothing but the count */
     int i = 0;
     while (i < h->nbounds && value > h->bounds[i])
         i++;
     atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
-    if (value > 0)
-        atomic_fetch_add_explicit(&h->sum_units, (uint64_t)(value * h->sum_scale + 0.5),
-                                  memory_order_relaxed);
+    if (!(value > 0))
+        return;
+    /* Converting a double beyond uint64_t's range is undefined: clamp before converting. */
+    double units = value * h->sum_scale + 0.5;
+    if (!(units < METRICS_HIST_MAX_OBSERVATION_UNITS))
+        units = METRICS_HIST_MAX_OBSERVATION_UNITS;
+    atomic_fetch_add_explicit(&h->sum_units, (uint64_t)units, memory_order_relaxed);
 }
 
 uint64_t metrics_histogram_count(const metrics_histogram_t *h)

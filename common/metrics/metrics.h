@@ -36,6 +36,13 @@ typedef struct {
     atomic_uint_fast64_t sum_units;
 } metrics_histogram_t;
 
+/* The most one observation adds to a histogram's sum, in sum units: 2^53 (exact in a double;
+ * about 104 days for a seconds histogram), so a single absurd value (an alert delay from a post
+ * dated year 1) neither overflows the conversion nor swamps the sum. */
+#define METRICS_HIST_MAX_OBSERVATION_UNITS 9007199254740992.0
+
+/* Counts value in its bucket and adds it, clamped to [0, METRICS_HIST_MAX_OBSERVATION_UNITS]
+ * sum units, to the sum. Infinities count in the first or last bucket; NaN is ignored. */
 void metrics_histogram_observe(metrics_histogram_t *h, double value);
 uint64_t metrics_histogram_count(const metrics_histogram_t *h);
 double metrics_histogram_sum(const metrics_histogram_t *h);

@@ -432,3 +432,25 @@ def test_readiness_through_redis_outage_pause(kafka, workers, private_redis):
     wait_until(_ready_is(port, 200), scaled(30), "/readyz 200 once Redis answers", proc=w)
     kafka.wait_for_messages(topics.alerts, 2, timeout=60, proc=w)
     assert workers.stop(w) == 0, w.describe()
+
+
+def test_publish_failure_arms_the_shutdown_watchdog(kafka, workers):
+    """A permanent publishing failure (the alerts topic does not exist: refused at produce
+    time or in the delivery report) stops the worker without committing the post, like a
+    SIGTERM would: the shutdown watchdog is armed for that drain too, so a close that hangs
+    cannot keep a failed worker alive (issue #12, item 9; before, it started on signals only)."""
+    topics = SimpleNamespace(input=unique_name("dfail-posts"), alerts=unique_name("dfail-none"),
+                             dlq=unique_name("dfail-dlq"))
+    kafka.create_topics([topics.input, topics.dlq], partitions=1)  # no alerts topic
+    group = unique_name("dfail-g")
+    w = workers.start(worker_args(kafka.bootstrap, group, topics,
+                                  extra=["-X", "kafka.topic.metadata.propagation.max.ms=1000",
+                                         "-X", "shutdown_timeout_s=20"]), name="dfail")
+    kafka.produce(topics.input, [_post("d1", "click here for the first time today")])
+    wait_until(lambda: w.poll() is not None, scaled(60), "the worker to stop on the failure")
+    err = w.stderr_text()
+    assert w.returncode == 1, w.describe()
+    assert "stopping without committing" in err, w.describe()
+    assert "shutdown watchdog armed" in err, w.describe()
+    # nothing committed: the post is re-read once the topic exists
+    assert kafka.committed_offsets(group, topics.input).get(0, -1001) in (0, -1001)

@@ -1,6 +1,7 @@
 /* Unit tests of common/metrics.c: histograms, per-rule series with the series cap, alerts by
  * category and severity, label escaping, carrying counts over a reload, and the consumer-lag
  * table. The exposition itself is checked with promtool in tests/integration/test_ops.py. */
+#include <math.h>
 #include <string.h>
 
 #include "decode/post.h"
@@ -63,6 +64,33 @@ TW_TEST(histogram_buckets_are_cumulative)
     TW_ASSERT_INT_EQ(atomic_load(&h.buckets[2]), 1);
     TW_ASSERT_INT_EQ(atomic_load(&h.buckets[3]), 1);
     TW_ASSERT(metrics_histogram_sum(&h) > 108.49 && metrics_histogram_sum(&h) < 108.51);
+}
+
+/* One post's ts of year 1 makes an alert delay of about 6.3e10 s, 6.3e19 ns: more than a
+ * uint64_t holds, and converting it was undefined behaviour (in practice the sum got garbage).
+ * Out-of-range values land in the right bucket and add a clamped amount to the sum; NaN is not
+ * an observation at all. */
+TW_TEST(histogram_clamps_values_out_of_range)
+{
+    static const double bounds[] = {1, 5, 10};
+    metrics_histogram_t h = {.bounds = bounds, .nbounds = 3, .sum_scale = 1e9};
+    const double max_sum = METRICS_HIST_MAX_OBSERVATION_UNITS / 1e9;
+    metrics_histogram_observe(&h, 6.3e10);
+    TW_ASSERT_INT_EQ(atomic_load(&h.buckets[3]), 1);
+    TW_ASSERT(metrics_histogram_sum(&h) > max_sum * 0.999 && metrics_histogram_sum(&h) <= max_sum);
+    metrics_histogram_observe(&h, 1e300);
+    metrics_histogram_observe(&h, INFINITY);
+    TW_ASSERT_INT_EQ(atomic_load(&h.buckets[3]), 3);
+    TW_ASSERT(metrics_histogram_sum(&h) <= 3 * max_sum);
+    TW_ASSERT(metrics_histogram_sum(&h) > 2.99 * max_sum);
+    double before = metrics_histogram_sum(&h);
+    metrics_histogram_observe(&h, -1e300);
+    metrics_histogram_observe(&h, -INFINITY);
+    TW_ASSERT_INT_EQ(atomic_load(&h.buckets[0]), 2);
+    TW_ASSERT(metrics_histogram_sum(&h) == before);
+    metrics_histogram_observe(&h, NAN);
+    TW_ASSERT_INT_EQ(metrics_histogram_count(&h), 5);
+    TW_ASSERT(metrics_histogram_sum(&h) == before);
 }
 
 TW_TEST(rule_series_are_capped_and_escaped)
@@ -177,6 +205,7 @@ TW_TEST(decode_reasons_come_from_the_decode_layer)
 int main(void)
 {
     TW_RUN(TW_CASE(histogram_buckets_are_cumulative), TW_CASE(rule_series_are_capped_and_escaped),
-           TW_CASE(lag_table_skips_unknown_partitions), TW_CASE(every_family_has_help_and_type),
+           TW_CASE(lag_table_skips_unknown_partitions),
+           TW_CASE(histogram_clamps_values_out_of_range), TW_CASE(every_family_has_help_and_type),
            TW_CASE(decode_reasons_come_from_the_decode_layer));
 }

@@ -20,7 +20,7 @@
 
 typedef struct {
     const config_t *cfg;
-    volatile sig_atomic_t *stop;
+    atomic_int *stop;
     int rc;
     atomic_int done;
     double seconds;
@@ -218,7 +218,7 @@ static void print_tally(const demo_tally_t *t, size_t n)
     printf(n ? ")\n" : "\n");
 }
 
-int demo_main(config_t *cfg, volatile sig_atomic_t *stop)
+int demo_main(config_t *cfg, atomic_int *stop)
 {
     char dir[] = "/tmp/tidewatch-demo-XXXXXX";
     if (!mkdtemp(dir) || embedded_write_all(dir) != 0) {

@@ -6,10 +6,10 @@
 #ifndef TW_DEMO_H
 #define TW_DEMO_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "config/config.h"
 
-int demo_main(config_t *cfg, volatile sig_atomic_t *stop);
+int demo_main(config_t *cfg, atomic_int *stop);
 
 #endif

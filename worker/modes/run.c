@@ -124,7 +124,7 @@ static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_
     kafka_source_pause(ctx->src, true);
     unsigned revocations = kafka_source_revocations(ctx->src);
     int rc = TW_ERR_REDIS;
-    while (rc == TW_ERR_REDIS && !*opts->stop && !ctx->failed) {
+    while (rc == TW_ERR_REDIS && !atomic_load(opts->stop) && !ctx->failed) {
         metrics_heartbeat();
         kafka_source_idle(ctx->src, RUN_PAUSE_RETRY_MS);
         kafka_sink_poll(ctx->sink, 0);
@@ -220,7 +220,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
-    while (!*opts->stop && !ctx.failed) {
+    while (!atomic_load(opts->stop) && !ctx.failed) {
         metrics_heartbeat();
         reload_apply(reloader, &engine, &pipe, cfg); /* between batches: one set per batch */
         size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
@@ -259,6 +259,11 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
             break;
     }
 
+    /* A failure stops the process as a signal would: everyone sharing the flag stops, and the
+     * shutdown watchdog starts, so a drain that hangs (librdkafka's close with the brokers
+     * gone) cannot keep a failed worker alive forever. */
+    if (ctx.failed || rc != 0)
+        atomic_store(opts->stop, 1);
     /* Drain: everything fetched was processed above; wait for its acknowledgements, store
      * and commit what they cover, then leave the group. Not ready from here on. */
     atomic_store(&tw_metrics.draining, 1);

@@ -3,14 +3,16 @@
 #ifndef TW_RUN_H
 #define TW_RUN_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config/config.h"
 
 typedef struct {
-    volatile sig_atomic_t *stop; /* set by the signal handler: drain and exit */
-    bool stop_at_end;            /* demo: exit once every partition is read and published */
+    /* Set by the signal handler: drain and exit. run_worker sets it too when it stops on a
+     * failure, so the shutdown watchdog (main.c) bounds that drain as well. */
+    atomic_int *stop;
+    bool stop_at_end; /* demo: exit once every partition is read and published */
     bool force_memory_store;
 } run_options_t;
 
