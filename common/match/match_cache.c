@@ -1,6 +1,7 @@
 /* The on-disk cache of compiled databases. */
 #include "match/match_internal.h"
 #include "normalize/confusables_table.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,78 +64,14 @@ int match_cache_key(const rule_set_t *rs, char hex[65])
     return 0;
 }
 
-static bool match_read_all(FILE *f, void *buf, size_t n)
+/* Opens the cache directory for this process alone, creating it (and its parent, for
+ * $XDG_CACHE_HOME/tidewatch) 0700 when missing. Databases read from it are deserialized and
+ * run, and the default lives under /tmp, so a directory that another user owns or can write
+ * to, or a symlink (which someone else may have planted before us), is refused: the cache is
+ * then off, with a warning. Every later file operation is relative to the returned fd, so
+ * swapping the path afterwards cannot redirect them. Returns the fd, or -1. */
+int match_cache_dir_open(const char *dir)
 {
-    return fread(buf, 1, n, f) == n;
-}
-
-/* Returns 0 with db filled, or nonzero when the file is missing, stale or unreadable. */
-int match_cache_load(const char *path, const rule_set_t *rs, match_db_t *db)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    int rc = -1;
-    char magic[8];
-    uint64_t hdr[3 + NORM_VIEW_COUNT];
-    char *blob = NULL;
-    if (!match_read_all(f, magic, sizeof(magic)) || memcmp(magic, MATCH_CACHE_MAGIC, 8) != 0 ||
-        !match_read_all(f, hdr, sizeof(hdr)))
-        goto out;
-    if (hdr[0] != rs->npatterns || hdr[1] != rs->nrules || hdr[2] > 4 * (uint64_t)UINT32_MAX)
-        goto out;
-    db->npats = (size_t)hdr[2];
-    db->pats = calloc(db->npats ? db->npats : 1, sizeof(*db->pats));
-    if (!db->pats || !match_read_all(f, db->pats, db->npats * sizeof(*db->pats)))
-        goto out;
-    for (size_t i = 0; i < db->npats; i++)
-        if (db->pats[i].rule_index >= (rs->nrules ? rs->nrules : 1) ||
-            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT ||
-            db->pats[i].kind > PAT_REGEX_END || db->pats[i].group > RULE_GROUP_ALLOW ||
-            db->pats[i].all_index >= RULES_MAX_ALL)
-            goto out;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-        uint64_t size = hdr[3 + v];
-        if (size == 0)
-            continue;
-        if (size > (1ull << 32))
-            goto out;
-        blob = malloc((size_t)size);
-        if (!blob || !match_read_all(f, blob, (size_t)size))
-            goto out;
-        if (hs_deserialize_database(blob, (size_t)size, &db->hs[v]) != HS_SUCCESS) {
-            db->hs[v] = NULL;
-            goto out;
-        }
-        free(blob);
-        blob = NULL;
-    }
-    for (size_t i = 0; i < db->npats; i++)
-        db->view_count[db->pats[i].view]++;
-    rc = 0;
-out:
-    free(blob);
-    fclose(f);
-    if (rc != 0) {
-        for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-            hs_free_database(db->hs[v]);
-            db->hs[v] = NULL;
-        }
-        free(db->pats);
-        db->pats = NULL;
-        db->npats = 0;
-    }
-    return rc;
-}
-
-void match_cache_store(const char *dir, const char *path, const rule_set_t *rs,
-                       const match_db_t *db)
-{
-    char *bytes[NORM_VIEW_COUNT] = {0};
-    size_t sizes[NORM_VIEW_COUNT] = {0};
-    char *tmp = NULL;
-    FILE *f = NULL;
-    /* mkdir -p for the last two levels ($XDG_CACHE_HOME may not exist yet). */
     char *parent = strdup(dir);
     if (parent) {
         char *slash = strrchr(parent, '/');
@@ -144,18 +81,129 @@ void match_cache_store(const char *dir, const char *path, const rule_set_t *rs,
         }
         free(parent);
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_warn("rules cache %s: cannot create: %s; compiling without the cache", dir,
+                 strerror(errno));
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        log_warn("rules cache %s: cannot open (%s; a symlink is refused); compiling without "
+                 "the cache",
+                 dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (st.st_uid != geteuid())
+        why = "owned by another user";
+    else if (st.st_mode & (S_IRWXG | S_IRWXO))
+        why = "open to group or others (needs mode 0700)";
+    if (why) {
+        log_warn("rules cache %s: refused, %s; compiling without the cache", dir, why);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool match_read_all(FILE *f, void *buf, size_t n)
+{
+    return fread(buf, 1, n, f) == n;
+}
+
+/* Reads the pattern table and each view's database; false when anything is off. */
+static bool match_cache_read(FILE *f, const rule_set_t *rs, match_db_t *db)
+{
+    char magic[8];
+    uint64_t hdr[3 + NORM_VIEW_COUNT];
+    if (!match_read_all(f, magic, sizeof(magic)) || memcmp(magic, MATCH_CACHE_MAGIC, 8) != 0 ||
+        !match_read_all(f, hdr, sizeof(hdr)))
+        return false;
+    if (hdr[0] != rs->npatterns || hdr[1] != rs->nrules || hdr[2] > 4 * (uint64_t)UINT32_MAX)
+        return false;
+    db->npats = (size_t)hdr[2];
+    db->pats = calloc(db->npats ? db->npats : 1, sizeof(*db->pats));
+    if (!db->pats || !match_read_all(f, db->pats, db->npats * sizeof(*db->pats)))
+        return false;
+    for (size_t i = 0; i < db->npats; i++)
+        if (db->pats[i].rule_index >= (rs->nrules ? rs->nrules : 1) ||
+            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT ||
+            db->pats[i].kind > PAT_REGEX_END || db->pats[i].group > RULE_GROUP_ALLOW ||
+            db->pats[i].all_index >= RULES_MAX_ALL)
+            return false;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        uint64_t size = hdr[3 + v];
+        if (size == 0)
+            continue;
+        if (size > (1ull << 32))
+            return false;
+        char *blob = malloc((size_t)size);
+        bool ok = blob && match_read_all(f, blob, (size_t)size) &&
+                  hs_deserialize_database(blob, (size_t)size, &db->hs[v]) == HS_SUCCESS;
+        free(blob);
+        if (!ok) {
+            db->hs[v] = NULL;
+            return false;
+        }
+    }
+    for (size_t i = 0; i < db->npats; i++)
+        db->view_count[db->pats[i].view]++;
+    return true;
+}
+
+/* Returns 0 with db filled, or nonzero when the file is missing, stale or unreadable. */
+int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db_t *db)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    FILE *f = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return -1;
+    }
+    bool ok = match_cache_read(f, rs, db);
+    fclose(f);
+    if (!ok) {
+        for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+            hs_free_database(db->hs[v]);
+            db->hs[v] = NULL;
+        }
+        free(db->pats);
+        db->pats = NULL;
+        db->npats = 0;
+        memset(db->view_count, 0, sizeof(db->view_count));
+        return -1;
+    }
+    return 0;
+}
+
+void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const match_db_t *db)
+{
+    char *bytes[NORM_VIEW_COUNT] = {0};
+    size_t sizes[NORM_VIEW_COUNT] = {0};
+    char *tmp = NULL;
+    FILE *f = NULL;
     for (int v = 0; v < NORM_VIEW_COUNT; v++)
         if (db->hs[v] && hs_serialize_database(db->hs[v], &bytes[v], &sizes[v]) != HS_SUCCESS)
             goto out;
-    if (asprintf(&tmp, "%s.%ld.tmp", path, (long)getpid()) < 0) {
+    if (asprintf(&tmp, "%s.%ld.tmp", name, (long)getpid()) < 0) {
         tmp = NULL;
         goto out;
     }
-    f = fopen(tmp, "wb");
-    if (!f)
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
         goto out;
+    f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlinkat(dirfd, tmp, 0);
+        goto out;
+    }
     uint64_t hdr[3 + NORM_VIEW_COUNT] = {rs->npatterns, rs->nrules, db->npats};
     for (int v = 0; v < NORM_VIEW_COUNT; v++)
         hdr[3 + v] = sizes[v];
@@ -165,11 +213,9 @@ void match_cache_store(const char *dir, const char *path, const rule_set_t *rs,
         ok = !sizes[v] || fwrite(bytes[v], 1, sizes[v], f) == sizes[v];
     ok = fclose(f) == 0 && ok;
     f = NULL;
-    if (!ok || rename(tmp, path) != 0)
-        unlink(tmp);
+    if (!ok || renameat(dirfd, tmp, dirfd, name) != 0)
+        unlinkat(dirfd, tmp, 0);
 out:
-    if (f)
-        fclose(f);
     free(tmp);
     for (int v = 0; v < NORM_VIEW_COUNT; v++)
         free(bytes[v]);

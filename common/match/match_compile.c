@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Fills db->skel_ascii / skel_arabic from the skeleton view's expressions. */
 static void match_skel_filter(match_db_t *db)
@@ -63,52 +64,52 @@ static void match_skel_filter(match_db_t *db)
     normalized_fini(&tmp);
 }
 
-int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_db_t **out,
-                            tw_diag_t *diag)
-{
-    *out = NULL;
-    if (rs->npatterns > UINT32_MAX / 4)
-        return TW_ERR_TOO_LARGE;
-    int err = 0;
-    size_t nfailed = 0;
-    size_t n = rs->npatterns;
-    size_t alloc_n = n ? n : 1;
+/* The work space of one build: a test-compile entry per rule pattern and the expressions
+ * collected for each view. */
+typedef struct {
+    const rule_set_t *rs;
+    match_entry_t *entries;
+    size_t *todo;
     match_items_t lists[NORM_VIEW_COUNT];
-    memset(lists, 0, sizeof(lists));
     normalized_t tmp;
-    normalized_init(&tmp);
-    char *cache_path = NULL;
-    match_entry_t *entries = calloc(alloc_n, sizeof(*entries));
-    size_t *todo = calloc(alloc_n, sizeof(*todo));
-    match_db_t *db = calloc(1, sizeof(*db));
-    if (!entries || !todo || !db) {
-        err = TW_ERR_NOMEM;
-        goto out;
-    }
-    db->rs = rs;
-    db->nrules = rs->nrules;
-    db->npatterns = rs->npatterns;
-    if ((err = match_rule_info(rs, db, diag)) != 0)
-        goto out;
+} match_build_t;
 
-    if (cache_dir && *cache_dir) {
-        char key[65];
-        if (match_cache_key(rs, key) == 0 &&
-            asprintf(&cache_path, "%s/%s.hsdb", cache_dir, key) < 0)
-            cache_path = NULL;
-        if (cache_path && match_cache_load(cache_path, rs, db) == 0) {
-            db->from_cache = true;
-            match_skel_filter(db);
-            *out = db;
-            db = NULL;
-            goto out;
+static int match_build_init(match_build_t *b, const rule_set_t *rs)
+{
+    memset(b, 0, sizeof(*b));
+    b->rs = rs;
+    normalized_init(&b->tmp);
+    size_t alloc_n = rs->npatterns ? rs->npatterns : 1;
+    b->entries = calloc(alloc_n, sizeof(*b->entries));
+    b->todo = calloc(alloc_n, sizeof(*b->todo));
+    return b->entries && b->todo ? 0 : TW_ERR_NOMEM;
+}
+
+static void match_build_fini(match_build_t *b)
+{
+    if (b->entries) {
+        for (size_t i = 0; i < b->rs->npatterns; i++) {
+            free(b->entries[i].expr);
+            free(b->entries[i].why);
         }
     }
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        for (size_t i = 0; i < b->lists[v].count; i++)
+            free(b->lists[v].items[i].expr);
+        free(b->lists[v].items);
+    }
+    normalized_fini(&b->tmp);
+    free(b->entries);
+    free(b->todo);
+}
 
+/* Chooses each regex's flags and test-compiles them all (on the thread pool). */
+static int match_build_check_regexes(match_build_t *b)
+{
     size_t ntodo = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rule_pattern_t *rp = &rs->patterns[i];
-        match_entry_t *e = &entries[i];
+    for (size_t i = 0; i < b->rs->npatterns; i++) {
+        const rule_pattern_t *rp = &b->rs->patterns[i];
+        match_entry_t *e = &b->entries[i];
         if (rp->kind == RULE_PATTERN_KEYWORD)
             continue;
         match_regex_traits_t traits = match_regex_traits(rp->text);
@@ -124,29 +125,34 @@ int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_d
                             "(Hyperscan has no Unicode word boundary; use a keyword for a "
                             "whole word)");
         } else {
-            todo[ntodo++] = i;
+            b->todo[ntodo++] = i;
         }
-        if (!e->expr) {
-            err = TW_ERR_NOMEM;
-            goto out;
-        }
+        if (!e->expr)
+            return TW_ERR_NOMEM;
     }
-    match_check_all(entries, todo, ntodo);
-    for (size_t i = 0; i < n; i++) {
+    match_check_all(b->entries, b->todo, ntodo);
+    return 0;
+}
+
+/* Puts every keyword and every good regex into the lists of the views it is scanned in and
+ * reports the bad regexes; *nfailed counts them. */
+static int match_build_collect(match_build_t *b, tw_diag_t *diag, size_t *nfailed)
+{
+    const rule_set_t *rs = b->rs;
+    for (size_t i = 0; i < rs->npatterns; i++) {
         const rule_pattern_t *rp = &rs->patterns[i];
-        match_entry_t *e = &entries[i];
+        match_entry_t *e = &b->entries[i];
+        int err;
         if (rp->kind == RULE_PATTERN_KEYWORD) {
-            if ((err = match_keyword_collect(rs, i, lists, &tmp)) != 0)
-                goto out;
+            if ((err = match_keyword_collect(rs, i, b->lists, &b->tmp)) != 0)
+                return err;
             continue;
         }
         if (e->status == CHECK_FAILED) {
-            if (!e->why) {
-                err = TW_ERR_NOMEM;
-                goto out;
-            }
+            if (!e->why)
+                return TW_ERR_NOMEM;
             match_report(rs, i, e->why, diag);
-            nfailed++;
+            (*nfailed)++;
             continue;
         }
         match_pat_t pat = {.rule_index = rp->rule_index,
@@ -159,63 +165,89 @@ int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_d
             if (!(views & (1u << v)))
                 continue;
             pat.view = (uint8_t)v;
-            if ((err = match_items_add(&lists[v], strdup(e->expr), e->flags, &pat)) != 0)
-                goto out;
+            if ((err = match_items_add(&b->lists[v], strdup(e->expr), e->flags, &pat)) != 0)
+                return err;
         }
     }
-    /* With bad patterns there is no database to build: report them now rather than after a
-     * build that could take a minute. */
-    if (nfailed) {
-        err = TW_ERR_COMPILE;
-        goto out;
-    }
+    return 0;
+}
+
+/* Builds one Hyperscan database per view from the collected lists. */
+static int match_build_views(match_build_t *b, match_db_t *db, tw_diag_t *diag)
+{
     size_t total = 0;
     for (int v = 0; v < NORM_VIEW_COUNT; v++)
-        total += lists[v].count;
+        total += b->lists[v].count;
     db->pats = calloc(total ? total : 1, sizeof(*db->pats));
-    if (!db->pats) {
-        err = TW_ERR_NOMEM;
-        goto out;
-    }
+    if (!db->pats)
+        return TW_ERR_NOMEM;
     bool nomem = false;
+    size_t nfailed = 0;
     for (int v = 0; v < NORM_VIEW_COUNT; v++) {
         size_t base = db->npats;
-        for (size_t i = 0; i < lists[v].count; i++)
-            db->pats[db->npats++] = lists[v].items[i].pat;
-        db->view_count[v] = lists[v].count;
-        nfailed += match_build_view(rs, &lists[v], base, &db->hs[v], diag, &nomem);
+        for (size_t i = 0; i < b->lists[v].count; i++)
+            db->pats[db->npats++] = b->lists[v].items[i].pat;
+        db->view_count[v] = b->lists[v].count;
+        nfailed += match_build_view(b->rs, &b->lists[v], base, &db->hs[v], diag, &nomem);
     }
-    if (nomem) {
-        err = TW_ERR_NOMEM;
-        goto out;
-    }
-    if (nfailed) {
+    return nomem ? TW_ERR_NOMEM : nfailed ? TW_ERR_COMPILE : 0;
+}
+
+static int match_db_build(const rule_set_t *rs, match_db_t *db, tw_diag_t *diag)
+{
+    match_build_t b;
+    size_t nfailed = 0;
+    int err = match_build_init(&b, rs);
+    if (err == 0)
+        err = match_build_check_regexes(&b);
+    if (err == 0)
+        err = match_build_collect(&b, diag, &nfailed);
+    /* With bad patterns there is no database to build: report them now rather than after a
+     * build that could take a minute. */
+    if (err == 0 && nfailed)
         err = TW_ERR_COMPILE;
-        goto out;
+    if (err == 0)
+        err = match_build_views(&b, db, diag);
+    match_build_fini(&b);
+    return err;
+}
+
+int match_db_compile_cached(const rule_set_t *rs, const char *cache_dir, match_db_t **out,
+                            tw_diag_t *diag)
+{
+    *out = NULL;
+    if (rs->npatterns > UINT32_MAX / 4)
+        return TW_ERR_TOO_LARGE;
+    match_db_t *db = calloc(1, sizeof(*db));
+    if (!db)
+        return TW_ERR_NOMEM;
+    db->rs = rs;
+    db->nrules = rs->nrules;
+    db->npatterns = rs->npatterns;
+    int err = match_rule_info(rs, db, diag);
+    int dirfd = -1;
+    char name[80] = "";
+    if (err == 0 && cache_dir && *cache_dir) {
+        char key[65];
+        if (match_cache_key(rs, key) == 0 && (dirfd = match_cache_dir_open(cache_dir)) >= 0)
+            snprintf(name, sizeof(name), "%s.hsdb", key);
+        if (dirfd >= 0 && match_cache_load(dirfd, name, rs, db) == 0)
+            db->from_cache = true;
+    }
+    if (err == 0 && !db->from_cache) {
+        err = match_db_build(rs, db, diag);
+        if (err == 0 && dirfd >= 0)
+            match_cache_store(dirfd, name, rs, db);
+    }
+    if (dirfd >= 0)
+        close(dirfd);
+    if (err != 0) {
+        match_db_free(db);
+        return err;
     }
     match_skel_filter(db);
-    if (cache_path)
-        match_cache_store(cache_dir, cache_path, rs, db);
     *out = db;
-    db = NULL;
-out:
-    if (entries) {
-        for (size_t i = 0; i < n; i++) {
-            free(entries[i].expr);
-            free(entries[i].why);
-        }
-    }
-    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-        for (size_t i = 0; i < lists[v].count; i++)
-            free(lists[v].items[i].expr);
-        free(lists[v].items);
-    }
-    normalized_fini(&tmp);
-    free(cache_path);
-    free(entries);
-    free(todo);
-    match_db_free(db);
-    return err;
+    return 0;
 }
 
 int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)

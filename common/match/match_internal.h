@@ -155,8 +155,8 @@ int match_rule_info(const rule_set_t *rs, match_db_t *db, tw_diag_t *diag);
 
 /* match_cache.c */
 int match_cache_key(const rule_set_t *rs, char hex[65]);
-int match_cache_load(const char *path, const rule_set_t *rs, match_db_t *db);
-void match_cache_store(const char *dir, const char *path, const rule_set_t *rs,
-                       const match_db_t *db);
+int match_cache_dir_open(const char *dir);
+int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db_t *db);
+void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const match_db_t *db);
 
 #endif
