@@ -760,6 +760,23 @@ uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig)
     return n;
 }
 
+void fingerprint_sig_to_le(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES])
+{
+    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++) {
+        out[2 * j] = (unsigned char)(fp->sig[j] & 0xFF);
+        out[2 * j + 1] = (unsigned char)(fp->sig[j] >> 8);
+    }
+}
+
+uint32_t fingerprint_sig_matches_le(const fingerprint_t *a,
+                                    const unsigned char b_le[FINGERPRINT_SIG_BYTES])
+{
+    uint16_t b_sig[FINGERPRINT_SIG_LEN];
+    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
+        b_sig[j] = (uint16_t)(b_le[2 * j] | b_le[2 * j + 1] << 8);
+    return fingerprint_sig_matches(a, b_sig);
+}
+
 bool fingerprint_is_empty(const fingerprint_t *fp)
 {
     return fp->exact == FP_EXACT_EMPTY;

@@ -35,6 +35,16 @@ typedef struct {
 /* Entries of a and b's signatures that are equal (0 when either has none). */
 uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig);
 
+/* The signature as stored outside the process (Redis): little-endian 16-bit entries, the
+ * same bytes on every host. */
+#define FINGERPRINT_SIG_BYTES (2 * FINGERPRINT_SIG_LEN)
+void fingerprint_sig_to_le(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES]);
+
+/* fingerprint_sig_matches() against a signature written by fingerprint_sig_to_le(), so that
+ * every store counts equal entries the same way (0 when a has none). */
+uint32_t fingerprint_sig_matches_le(const fingerprint_t *a,
+                                    const unsigned char b_le[FINGERPRINT_SIG_BYTES]);
+
 /* Computes the fingerprint of normalized text norm[0, len). Never fails; empty text gives
  * exact = hash of "" and nbands = 0. */
 void fingerprint_compute(const char *norm, size_t len, fingerprint_t *fp);

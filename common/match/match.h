@@ -48,8 +48,8 @@ void match_set_fini(match_set_t *set);
  * TW_ERR_COMPILE if any failed (no database), 0 and *out otherwise. rs must outlive *out.
  * Every regex is first compiled on its own (on up to 8 threads) so that all bad ones are
  * found without one multi-pattern build per failure; flags per pattern kind are explained at
- * the top of match.c. Slow for big regex sets (a minute for 1,850 SpamAssassin regexes on two
- * cores): call it off the scanning threads. */
+ * the top of match_compile.c. Slow for big regex sets (a minute for 1,850 SpamAssassin regexes on
+ * two cores): call it off the scanning threads. */
 int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag);
 /* match_db_compile with an on-disk cache: when cache_dir (NULL or "" = no cache) holds a
  * database built from the same rules and keywords bytes by this build of tidewatch, for this

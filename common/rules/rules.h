@@ -1,4 +1,4 @@
-/* Rules files: parsing the YAML into a plain rule set that match.c compiles.
+/* Rules files: parsing the YAML into a plain rule set that common/match/ compiles.
  *
  * The minimum format (DESIGN.md) is a top-level `rules:` sequence whose items have
  * id, category, severity (low|medium|high|critical), keywords (caseless whole words),

@@ -370,6 +370,26 @@ TW_TEST(test_robust_inputs)
     TW_ASSERT_INT_EQ(shared_bands(&f1, &f2), FINGERPRINT_BANDS); /* past the shingle cap */
 }
 
+/* The stores compare signatures in memory (dedup_memory) and as little-endian bytes read
+ * back from Redis: both counts must agree, including for a post without a signature. */
+TW_TEST(test_sig_matches_in_memory_and_as_stored_bytes)
+{
+    fingerprint_t a = fp_of("free crypto giveaway send one coin get two back today only");
+    fingerprint_t b = fp_of("free crypto giveaway send one coin get two back today");
+    fingerprint_t none = fp_of("hi");
+    TW_ASSERT(a.nbands && b.nbands);
+    TW_ASSERT_INT_EQ(none.nbands, 0);
+    unsigned char le[FINGERPRINT_SIG_BYTES];
+    fingerprint_sig_to_le(&b, le);
+    TW_ASSERT_INT_EQ(le[0] | le[1] << 8, b.sig[0]);
+    uint32_t in_memory = fingerprint_sig_matches(&a, b.sig);
+    TW_ASSERT(in_memory > 0 && in_memory < FINGERPRINT_SIG_LEN);
+    TW_ASSERT_INT_EQ(fingerprint_sig_matches_le(&a, le), in_memory);
+    fingerprint_sig_to_le(&a, le);
+    TW_ASSERT_INT_EQ(fingerprint_sig_matches_le(&a, le), FINGERPRINT_SIG_LEN);
+    TW_ASSERT_INT_EQ(fingerprint_sig_matches_le(&none, le), 0);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(test_hash64_published_vectors), TW_CASE(test_hash64_known_answers),
@@ -378,5 +398,5 @@ int main(void)
            TW_CASE(test_one_word_change_shares_band), TW_CASE(test_unrelated_share_no_band),
            TW_CASE(test_band_rates_near_duplicates_and_unrelated), TW_CASE(test_cjk_without_spaces),
            TW_CASE(test_short_and_empty), TW_CASE(test_exact_is_hash_of_canonical),
-           TW_CASE(test_robust_inputs));
+           TW_CASE(test_robust_inputs), TW_CASE(test_sig_matches_in_memory_and_as_stored_bytes));
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "match/match.h"
@@ -420,11 +421,77 @@ TW_TEST(test_cache)
     TW_ASSERT_INT_EQ(system(cmd), 0);
 }
 
+/* Counts the cache files in dir (-1 if it cannot be read). */
+static int cache_files(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ls %s | grep -c hsdb", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p)
+        pclose(p);
+    return n;
+}
+
+/* The cache directory may default to /tmp: databases in it are deserialized, so one that
+ * others can write to (or that is a symlink someone else planted) must not be used. */
+TW_TEST(test_cache_refuses_a_shared_dir)
+{
+    char base[] = "/tmp/tw-test-cache-XXXXXX";
+    TW_ASSERT(mkdtemp(base) != NULL);
+    const char *yaml = "rules:\n  - {id: k, category: c, keywords: [paypal]}\n";
+    char dir[600], cmd[1300];
+    fx_t a;
+
+    /* A missing directory is created for the owner alone. */
+    snprintf(dir, sizeof(dir), "%s/new", base);
+    TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0);
+    fx_fini(&a);
+    struct stat st;
+    TW_ASSERT(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+    TW_ASSERT_INT_EQ(st.st_mode & 0777, 0700);
+    TW_ASSERT_INT_EQ(cache_files(dir), 1);
+
+    /* World-writable (then group-readable): neither read nor written. */
+    const mode_t shared[] = {0777, 0750, 0703};
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        TW_ASSERT_INT_EQ(chmod(dir, shared[i]), 0);
+        TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0);
+        TW_ASSERT(!match_db_from_cache(a.db));
+        fx_fini(&a);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -f %s/*.hsdb", dir);
+    TW_ASSERT_INT_EQ(system(cmd), 0);
+    TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0);
+    fx_fini(&a);
+    TW_ASSERT_INT_EQ(cache_files(dir), 0);
+
+    /* A symlink to a good directory is refused too: the link's target is not ours to trust. */
+    TW_ASSERT_INT_EQ(chmod(dir, 0700), 0);
+    TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0); /* fills dir again */
+    fx_fini(&a);
+    char link[700];
+    snprintf(link, sizeof(link), "%s/link", base);
+    TW_ASSERT_INT_EQ(symlink(dir, link), 0);
+    TW_ASSERT_INT_EQ(fx_load(&a, yaml, link), 0);
+    TW_ASSERT(!match_db_from_cache(a.db));
+    fx_fini(&a);
+    /* and the good directory itself still serves. */
+    TW_ASSERT_INT_EQ(fx_load(&a, yaml, dir), 0);
+    TW_ASSERT(match_db_from_cache(a.db));
+    fx_fini(&a);
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+    TW_ASSERT_INT_EQ(system(cmd), 0);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(test_default_keyword_sees_through_obfuscation),
            TW_CASE(test_skeleton_guard_spares_cyrillic_text), TW_CASE(test_skeleton_skip_filter),
            TW_CASE(test_views_key), TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
            TW_CASE(test_within), TW_CASE(test_fields), TW_CASE(test_parse_errors),
-           TW_CASE(test_examples), TW_CASE(test_cache));
+           TW_CASE(test_examples), TW_CASE(test_cache), TW_CASE(test_cache_refuses_a_shared_dir));
 }
