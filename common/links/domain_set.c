@@ -172,26 +172,21 @@ static const char *list_entry_host(const char *line, size_t *len)
     return p;
 }
 
-int domain_set_load_file(domain_set_t *set, const char *path, tw_diag_t *diag)
+int domain_set_load_buffer(domain_set_t *set, const char *name, const char *data, size_t size,
+                           tw_diag_t *diag)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        tw_diag_add(diag, "%s: cannot read domain list: %s", path, strerror(errno));
-        return TW_ERR_IO;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
     int lineno = 0, result = 0;
     size_t bad_lines = 0;
-    while ((got = getline(&line, &cap, f)) >= 0) {
+    for (const char *p = data, *end = data + size; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line = p;
+        size_t len = (size_t)((nl ? nl : end) - p);
+        p = nl ? nl + 1 : end;
         lineno++;
-        size_t len = (size_t)got;
-        char *hash = memchr(line, '#', len);
+        const char *hash = memchr(line, '#', len);
         if (hash)
             len = (size_t)(hash - line);
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
-                           line[len - 1] == '\t'))
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
             len--;
         size_t start = 0;
         while (start < len && (line[start] == ' ' || line[start] == '\t'))
@@ -205,27 +200,57 @@ int domain_set_load_file(domain_set_t *set, const char *path, tw_diag_t *diag)
             /* A list of junk would otherwise flood the log with one line per entry. */
             if (bad_lines++ < DOMAIN_SET_MAX_DIAGS) {
                 char quoted[TW_DIAG_QUOTE_SIZE];
-                tw_diag_add(diag, "%s:%d: not a host name: '%s'", path, lineno,
+                tw_diag_add(diag, "%s:%d: not a host name: '%s'", name, lineno,
                             tw_diag_quote(line + start, len - start, 1, quoted));
             }
             result = TW_ERR_PARSE;
         } else if (err) {
-            tw_diag_add(diag, "%s:%d: %s", path, lineno, tw_err_str(err));
+            tw_diag_add(diag, "%s:%d: %s", name, lineno, tw_err_str(err));
             result = err;
             break;
         }
     }
     if (bad_lines > DOMAIN_SET_MAX_DIAGS)
-        tw_diag_add(diag, "%s: %zu more lines hold no host name", path,
+        tw_diag_add(diag, "%s: %zu more lines hold no host name", name,
                     bad_lines - DOMAIN_SET_MAX_DIAGS);
     domain_set_compact(set);
-    if (ferror(f) && result == 0) {
-        tw_diag_add(diag, "%s: read error", path);
-        result = TW_ERR_IO;
-    }
-    free(line);
-    fclose(f);
     return result;
+}
+
+int domain_set_load_file(domain_set_t *set, const char *path, tw_diag_t *diag)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    size_t size = 0, cap = 0;
+    int err = 0;
+    if (!f) {
+        tw_diag_add(diag, "%s: cannot read domain list: %s", path, strerror(errno));
+        return TW_ERR_IO;
+    }
+    char chunk[1 << 16];
+    size_t got;
+    while (err == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (size + got > cap) {
+            cap = cap ? cap * 2 : sizeof chunk;
+            char *grown = realloc(data, cap);
+            if (!grown) {
+                err = TW_ERR_NOMEM;
+                break;
+            }
+            data = grown;
+        }
+        memcpy(data + size, chunk, got);
+        size += got;
+    }
+    if (err == 0 && ferror(f)) {
+        tw_diag_add(diag, "%s: read error: %s", path, strerror(errno));
+        err = TW_ERR_IO;
+    }
+    fclose(f);
+    if (err == 0)
+        err = domain_set_load_buffer(set, path, data ? data : "", size, diag);
+    free(data);
+    return err;
 }
 
 void domain_set_compact(domain_set_t *set)

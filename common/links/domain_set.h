@@ -38,6 +38,10 @@ int domain_set_load_file(domain_set_t *set, const char *path, tw_diag_t *diag);
 /* Gives back the arena's unused growth room; domain_set_load_file does it at its end. */
 void domain_set_compact(domain_set_t *set);
 
+/* domain_set_load_file for a list already in memory; name is used in diagnostics. */
+int domain_set_load_buffer(domain_set_t *set, const char *name, const char *data, size_t size,
+                           tw_diag_t *diag);
+
 /* The listed name that covers canonical (a host_keys_t key): canonical itself or its nearest
  * listed parent domain; NULL when none is listed. */
 const char *domain_set_match(const domain_set_t *set, const char *canonical);
