@@ -139,6 +139,10 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
         }
         buf_append_str(out, "],\"snippet\":");
         append_snippet(out, post, first_start, first_end);
+        if (hit->host) { /* domains_file: the listed name the link fell under */
+            buf_append_str(out, ",\"host\":");
+            buf_append_json_string(out, hit->host, strlen(hit->host));
+        }
         buf_append_char(out, '}');
     }
     buf_append_str(out, "],\"truncated\":");

@@ -31,6 +31,9 @@ typedef struct {
     uint32_t rule_index;
     uint32_t nspans;
     match_span_t spans[MATCH_MAX_SPANS_PER_RULE]; /* first spans found, in text order */
+    /* For a domains_file hit: the listed name the first matching host fell under (owned by
+     * the rule set's domain list, valid as long as the database); NULL otherwise. */
+    const char *host;
 } match_rule_hit_t;
 
 typedef struct match_set {

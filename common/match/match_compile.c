@@ -110,7 +110,7 @@ static int match_build_check_regexes(match_build_t *b)
     for (size_t i = 0; i < b->rs->npatterns; i++) {
         const rule_pattern_t *rp = &b->rs->patterns[i];
         match_entry_t *e = &b->entries[i];
-        if (rp->kind == RULE_PATTERN_KEYWORD)
+        if (rp->kind != RULE_PATTERN_REGEX)
             continue;
         match_regex_traits_t traits = match_regex_traits(rp->text);
         e->expr = strdup(rp->text);
@@ -148,6 +148,8 @@ static int match_build_collect(match_build_t *b, tw_diag_t *diag, size_t *nfaile
                 return err;
             continue;
         }
+        if (rp->kind == RULE_PATTERN_DOMAINS)
+            continue; /* looked up per host at scan time, not compiled */
         if (e->status == CHECK_FAILED) {
             if (!e->why)
                 return TW_ERR_NOMEM;
@@ -263,6 +265,7 @@ void match_db_free(match_db_t *db)
         hs_free_database(db->hs[v]);
     free(db->pats);
     free(db->rule_info);
+    free(db->domains);
     for (size_t i = 0; i < db->nfields; i++)
         free(db->field_names[i]);
     free(db);

@@ -14,6 +14,7 @@ enum {
     PAT_KEYWORD,   /* start = end - len; whole-word checks per bound_left/right */
     PAT_REGEX_SOM, /* start from Hyperscan's leftmost start of match */
     PAT_REGEX_END, /* compiled without SOM: the span is [end, end) */
+    PAT_DOMAINS,   /* never compiled: a domains_file pattern, looked up per host */
 };
 
 /* One compiled expression: a rule pattern in one view. Hyperscan ids index db->pats. Plain
@@ -65,6 +66,10 @@ struct match_db {
     uint32_t skel_ascii[4];
     bool skel_arabic;
     bool skel_other; /* a skeleton pattern with non-ASCII, non-Arabic text */
+    /* domains_file patterns: the hosts of a post's text (and targeted fields) are looked up
+     * in their lists after the Hyperscan scans. */
+    match_pat_t *domains;
+    size_t ndomains;
 };
 
 #define MATCH_MAX_ALLOW_SPANS 16

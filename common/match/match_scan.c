@@ -2,6 +2,10 @@
  * except, within), then per-rule results. */
 #include "match/match_internal.h"
 
+#include "links/domain_set.h"
+#include "links/extract.h"
+#include "links/host.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +134,9 @@ static bool match_span_obfuscated(const unsigned char *t, size_t start, size_t e
     return false;
 }
 
+static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, size_t end,
+                        const char *host);
+
 static int match_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
                         unsigned int flags, void *arg)
 {
@@ -176,7 +183,15 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         start = fs;
         end = fe;
     }
+    return match_record(ctx, pat, start, end, NULL);
+}
 
+/* Counts a hit of pat on the folded span [start, end) for its rule: the allow list, field
+ * targets, except vetoes, all/any bookkeeping and the span. host names the listed domain for
+ * a domains_file hit. Returns 1 to stop the scan (out of memory), else 0. */
+static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, size_t end,
+                        const char *host)
+{
     match_scratch_t *scratch = ctx->scratch;
     match_set_t *set = ctx->set;
     uint32_t rule = pat->rule_index;
@@ -225,7 +240,10 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         hit = &set->hits[set->count++];
         hit->rule_index = rule;
         hit->nspans = 0;
+        hit->host = NULL;
     }
+    if (host && !hit->host && ctx->field == 0)
+        hit->host = host;
     if (ctx->field == 0 && ctx->db->rule_info[rule].within && scratch->nnear < MATCH_MAX_NEAR)
         scratch->near[scratch->nnear++] = (match_near_t){
             rule, (uint32_t)start, pat->group == RULE_GROUP_ALL ? pat->all_index : 32u};
@@ -390,11 +408,13 @@ static int match_end(const match_db_t *db, match_scratch_t *scratch, match_set_t
     return 0;
 }
 
+static int match_scan_domains(match_ctx_t *ctx, const char *text, size_t len);
+
 int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text, size_t len,
                match_set_t *set)
 {
     int rc = match_begin(db, scratch, len, set);
-    if (rc != 0 || !db->hs[NORM_VIEW_FOLDED])
+    if (rc != 0)
         return rc;
     match_ctx_t ctx = {.db = db,
                        .scratch = scratch,
@@ -404,8 +424,36 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
                        .folded = (const unsigned char *)text,
                        .folded_len = len,
                        .latin_post = -1};
-    rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+    if (db->hs[NORM_VIEW_FOLDED])
+        rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+    if (rc == 0 && db->ndomains)
+        rc = match_scan_domains(&ctx, text, len);
     return match_end(db, scratch, set, rc, NULL, 0, text, len);
+}
+
+/* domains_file: every host written in the folded text (links/extract.h), canonicalized once,
+ * looked up in each rule's list by exact name or parent domain. */
+static int match_scan_domains(match_ctx_t *ctx, const char *text, size_t len)
+{
+    const match_db_t *db = ctx->db;
+    const rule_set_t *rs = db->rs;
+    size_t pos = 0;
+    link_host_t h;
+    host_keys_t keys;
+    while (links_next_host(text, len, &pos, &h)) {
+        if (host_canonicalize(h.host, h.host_len, &keys) != 0)
+            continue;
+        for (size_t d = 0; d < db->ndomains; d++) {
+            const match_pat_t *pat = &db->domains[d];
+            const domain_set_t *set = rs->domain_sets[rs->patterns[pat->pattern_index].domain_set];
+            const char *listed = domain_set_match(set, keys.idna);
+            if (!listed && keys.skeleton[0])
+                listed = domain_set_match(set, keys.skeleton);
+            if (listed && match_record(ctx, pat, h.start, h.end, listed))
+                return TW_ERR_NOMEM;
+        }
+    }
+    return 0;
 }
 
 /* Scans one folded text (the post's text, field 0, or another field) in every view. */
@@ -450,6 +498,10 @@ static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsign
             ctx->view = &scratch->squash;
             rc = match_run(ctx, db->hs[NORM_VIEW_SQUASH]);
         }
+    }
+    if (rc == 0 && db->ndomains) {
+        ctx->view = NULL;
+        rc = match_scan_domains(ctx, folded->text, folded->len);
     }
     return rc;
 }

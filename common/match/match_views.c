@@ -216,8 +216,19 @@ int match_rule_info(const rule_set_t *rs, match_db_t *db, tw_diag_t *diag)
         if (rule->nall || rule->nlangs || rule->min_matches > 1 || rule->within)
             db->logic = true;
     }
+    size_t ndomains = 0;
+    for (size_t i = 0; i < rs->npatterns; i++)
+        ndomains += rs->patterns[i].kind == RULE_PATTERN_DOMAINS;
+    if (ndomains && !(db->domains = calloc(ndomains, sizeof *db->domains)))
+        return TW_ERR_NOMEM;
     for (size_t i = 0; i < rs->npatterns; i++) {
         const rule_pattern_t *rp = &rs->patterns[i];
+        if (rp->kind == RULE_PATTERN_DOMAINS)
+            db->domains[db->ndomains++] = (match_pat_t){.rule_index = rp->rule_index,
+                                                        .pattern_index = (uint32_t)i,
+                                                        .kind = PAT_DOMAINS,
+                                                        .group = (uint8_t)rp->group,
+                                                        .all_index = (uint8_t)rp->all_index};
         if (rp->group == RULE_GROUP_ANY) {
             const rule_t *rule = &rs->rules[rp->rule_index];
             db->rule_info[rp->rule_index].min_any = rule->min_matches > 1 ? rule->min_matches : 1;

@@ -6,6 +6,8 @@
  * with its file:line and parsing carries on, so an operator fixes a file in one round trip. */
 #include "rules/rules.h"
 
+#include "links/domain_set.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -65,6 +67,7 @@ enum {
     KEY_EXAMPLES = 1 << 14,
     KEY_WITHIN = 1 << 15,
     KEY_FIELDS = 1 << 16,
+    KEY_DOMAINS_FILE = 1 << 17,
 };
 
 static const struct {
@@ -88,6 +91,7 @@ static const struct {
     {"examples", KEY_EXAMPLES},
     {"within", KEY_WITHIN},
     {"fields", KEY_FIELDS},
+    {"domains_file", KEY_DOMAINS_FILE},
 };
 
 typedef struct {
@@ -441,6 +445,90 @@ out:
     free(path);
 }
 
+/* The index of the domain list at path in rs->domain_sets, loading it on first use (rules
+ * that share a list share its memory). Returns -1 when it could not be loaded (reported). */
+static long loader_domain_set(loader_t *ld, const char *path, int line)
+{
+    rule_set_t *rs = ld->rs;
+    for (size_t i = 0; i < rs->npatterns; i++)
+        if (rs->patterns[i].kind == RULE_PATTERN_DOMAINS && strcmp(rs->patterns[i].text, path) == 0)
+            return (long)rs->patterns[i].domain_set;
+    char q[TW_DIAG_QUOTE_SIZE];
+    char *data = NULL;
+    size_t len = 0;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        return -1;
+    }
+    if (err == 0 && len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
+        err = TW_ERR_TOO_LARGE;
+        why = "keywords and domain files add up to too many bytes";
+    } else if (err == TW_ERR_TOO_LARGE) {
+        why = "larger than the 64 MiB a list may hold";
+    }
+    if (err < 0) {
+        loader_error(ld, ld->name, line, "domains_file '%s': %s",
+                     tw_diag_quote(path, strlen(path), 1, q), why);
+        free(data);
+        return -1;
+    }
+    ld->keywords_bytes += len;
+    const char *file = loader_file_add(ld, path);
+    struct domain_set **sets = realloc(rs->domain_sets, (rs->ndomain_sets + 1) * sizeof *sets);
+    domain_set_t *set = domain_set_new();
+    if (!file || !sets || !set || EVP_DigestUpdate(ld->md, data, len) != 1) {
+        if (sets)
+            rs->domain_sets = sets;
+        domain_set_free(set);
+        free(data);
+        ld->nomem = true;
+        return -1;
+    }
+    rs->domain_sets = sets;
+    rs->domain_sets[rs->ndomain_sets++] = set;
+    /* Every bad line of the list is reported against the list's own file and line. */
+    tw_diag_t list_diag;
+    tw_diag_init(&list_diag);
+    err = domain_set_load_buffer(set, file, data, len, &list_diag);
+    for (size_t i = 0; i < list_diag.count; i++)
+        if (++ld->nerrors <= RULES_MAX_DIAGS) /* already "list:line: why" */
+            tw_diag_add(ld->diag, "%s", list_diag.lines[i]);
+    tw_diag_fini(&list_diag);
+    free(data);
+    if (err == TW_ERR_NOMEM)
+        ld->nomem = true;
+    return err == 0 ? (long)(rs->ndomain_sets - 1) : -1;
+}
+
+/* `domains_file:`: the rule hits when a host in the post is on the list (links/). */
+static void loader_domains_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+{
+    ld->attempts++; /* a rule of domains alone has patterns too */
+    if (rel_len == 0) {
+        loader_error(ld, ld->name, line, "domains_file is empty");
+        return;
+    }
+    char *path = NULL;
+    int n = (rel[0] == '/' || !ld->dir) ? asprintf(&path, "%s", rel)
+                                        : asprintf(&path, "%s/%s", ld->dir, rel);
+    if (n < 0) {
+        ld->nomem = true;
+        return;
+    }
+    long set = loader_domain_set(ld, path, line);
+    rule_pattern_t *pat = set >= 0 ? loader_pattern_add(ld, ld->name, line) : NULL;
+    if (!pat) {
+        free(path);
+        return;
+    }
+    pat->kind = RULE_PATTERN_DOMAINS;
+    pat->domain_set = (uint32_t)set;
+    pat->text = path;
+    ld->rs->npatterns++;
+}
+
 /* Calls fn on the node if it is a scalar, or on each item if it is a sequence of scalars:
  * keywords_file and regex accept either form. */
 typedef void (*loader_item_fn)(loader_t *ld, const char *s, size_t len, int line);
@@ -790,7 +878,7 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
             loader_error(ld, ld->name, node_line(key),
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
                          "keywords_file, regex, mode, views, squash, all, except, min_matches, "
-                         "langs, tags, examples, within or fields)",
+                         "langs, tags, examples, within, fields or domains_file)",
                          tw_diag_quote(k, klen, 1, q));
             continue;
         }
@@ -833,6 +921,9 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
             break;
         case KEY_REGEX:
             loader_each_string(ld, value, "regex", true, loader_regex_add);
+            break;
+        case KEY_DOMAINS_FILE:
+            loader_each_string(ld, value, "domains_file", true, loader_domains_file);
             break;
         default:
             loader_rule_extra(ld, &rs->rules[index], bit, value);
@@ -1008,6 +1099,9 @@ void rule_set_free(rule_set_t *rs)
     }
     for (size_t i = 0; i < rs->npatterns; i++)
         free(rs->patterns[i].text);
+    for (size_t i = 0; i < rs->ndomain_sets; i++)
+        domain_set_free(rs->domain_sets[i]);
+    free(rs->domain_sets);
     for (size_t i = 0; i < rs->nfiles; i++)
         free(rs->files[i]);
     free(rs->rules);

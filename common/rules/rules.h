@@ -15,7 +15,7 @@
 
 /* Input caps, so that a hostile or broken rules file is an error and not an exhausted worker. */
 #define RULES_MAX_FILE_BYTES           (64u << 20)  /* a rules file, or one keywords file */
-#define RULES_MAX_KEYWORDS_TOTAL_BYTES (256u << 20) /* all keywords files of one load */
+#define RULES_MAX_KEYWORDS_TOTAL_BYTES (256u << 20) /* all keywords and domain files of a load */
 #define RULES_MAX_PATTERN_BYTES        (64u << 10)  /* one keyword or regex, before and after */
 #define RULES_MAX_PATTERNS             2000000u     /* keywords + regexes of one load */
 #define RULES_MAX_RULES                1000000u     /* rules of one load */
@@ -91,15 +91,18 @@ typedef struct {
 typedef enum {
     RULE_PATTERN_KEYWORD, /* literal, whole word, already normalized */
     RULE_PATTERN_REGEX,   /* Hyperscan/PCRE syntax, matched against normalized text */
+    RULE_PATTERN_DOMAINS, /* a host in the text listed in domain_sets[domain_set] (or a child
+                             of a listed name); text is the list's path */
 } rule_pattern_kind_t;
 
 typedef struct {
     uint32_t rule_index; /* index into rule_set_t.rules (0 and meaningless for ALLOW) */
     rule_pattern_kind_t kind;
     rule_group_t group;
-    uint32_t all_index; /* for RULE_GROUP_ALL: which item of the rule's `all:` list */
-    char *text;         /* normalized keyword, or regex source */
-    char *file;         /* where the pattern was written (rules file or keywords file) */
+    uint32_t all_index;  /* for RULE_GROUP_ALL: which item of the rule's `all:` list */
+    uint32_t domain_set; /* for RULE_PATTERN_DOMAINS: index into rule_set_t.domain_sets */
+    char *text;          /* normalized keyword, or regex source */
+    char *file;          /* where the pattern was written (rules file or keywords file) */
     int line;
 } rule_pattern_t;
 
@@ -114,6 +117,9 @@ typedef struct rule_set {
      * not per rule: a set can hold 50,000 rules and millions of keywords). */
     char **files;
     size_t nfiles;
+    /* Domain lists named by `domains_file:` (links/domain_set.h), one per distinct path. */
+    struct domain_set **domain_sets;
+    size_t ndomain_sets;
 } rule_set_t;
 
 /* Loads and validates the rules file at path. Every problem found (YAML syntax, missing or

@@ -31,17 +31,19 @@ int rules_cmd_check(const char *path)
     double secs = rules_cmd_seconds(&t0);
     tw_diag_log_all(&diag, stderr, "");
     if (rc == 0) {
-        size_t nkw = 0, nre = 0, nex = 0;
+        size_t nkw = 0, nre = 0, nlists = 0, nex = 0;
         for (size_t i = 0; i < rules->npatterns; i++)
-            rules->patterns[i].kind == RULE_PATTERN_KEYWORD ? nkw++ : nre++;
+            rules->patterns[i].kind == RULE_PATTERN_KEYWORD ? nkw++
+            : rules->patterns[i].kind == RULE_PATTERN_REGEX ? nre++
+                                                            : nlists++;
         for (size_t i = 0; i < rules->nrules; i++)
             nex += rules->rules[i].nexamples;
         printf("%s: ok: %zu rules, %zu patterns, %s, compiled in %.3f s, database %zu bytes\n",
                path, rules->nrules, rules->npatterns, rules->version, secs,
                match_db_size_bytes(db));
-        printf("  keywords %zu, regexes %zu; expressions per view: folded %zu, skeleton %zu, "
-               "squash %zu; %s\n",
-               nkw, nre, match_db_view_patterns(db, NORM_VIEW_FOLDED),
+        printf("  keywords %zu, regexes %zu, domain lists %zu; expressions per view: folded %zu, "
+               "skeleton %zu, squash %zu; %s\n",
+               nkw, nre, nlists, match_db_view_patterns(db, NORM_VIEW_FOLDED),
                match_db_view_patterns(db, NORM_VIEW_SKELETON),
                match_db_view_patterns(db, NORM_VIEW_SQUASH),
                match_db_from_cache(db) ? "database loaded from the cache" : "database compiled");
