@@ -21,8 +21,10 @@ HERE = Path(__file__).resolve().parent
 SOURCE_DIR = Path(os.environ.get("TW_SOURCE_DIR") or HERE.parent.parent).resolve()
 INTEGRATION = HERE.parent / "integration"
 sys.path.insert(0, str(INTEGRATION))
+sys.path.insert(0, str(HERE.parent))
 
-import harness  # noqa: E402
+# With CI=true any skip fails (the suites' shared rule), not only missing prerequisites.
+from pytest_ci import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 from harness import missing_prerequisite, scaled  # noqa: E402
 
 # The integration suite's session fixtures (broker and redis-server), under their own names.

@@ -153,6 +153,29 @@ def _http_get(port: int, path: str):
         return exc.code, exc.read().decode("utf-8", "replace")
 
 
+class Container:
+    """A detached container seen as harness.wait_until sees a worker process (poll,
+    returncode, describe), so waits end at once when it exits."""
+
+    def __init__(self, engine, name: str):
+        self.engine, self.name = engine, name
+        self.returncode = None
+
+    def poll(self):
+        state = self.engine("inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", self.name)
+        running, _, code = state.stdout.decode().strip().partition(" ")
+        if state.returncode == 0 and running == "false":
+            self.returncode = int(code)
+        return self.returncode
+
+    def logs(self) -> str:
+        return _text(self.engine("logs", self.name))
+
+    def describe(self, lines: int = 40) -> str:
+        tail = "\n".join(self.logs().splitlines()[-lines:])
+        return f"container {self.name} ({self.engine.image})\n--- log tail ---\n{tail}"
+
+
 def test_run_against_kafka_and_redis(engine, pod, kafka, redis):
     redis.flushall()
     topics = {name: unique_name(f"ctr-{name}") for name in ("posts", "alerts", "dlq")}
@@ -189,20 +212,12 @@ def test_run_against_kafka_and_redis(engine, pod, kafka, redis):
                      engine.image, *pod.args)
     assert started.returncode == 0, _text(started)
 
-    def logs() -> str:
-        return _text(engine("logs", name))
-
-    def running() -> bool:
-        return engine("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == b"true"
-
+    ctr = Container(engine, name)
     try:
-        def ready():
-            assert running(), f"the container exited:\n{logs()[-4000:]}"
-            return _http_get(port, pod.readiness_path)[0] == 200
-
-        wait_until(ready, scaled(90), lambda: f"{pod.readiness_path} 200\n{logs()[-3000:]}")
-        kafka.wait_for_messages(topics["alerts"], len(flagged), timeout=120)
-        kafka.wait_for_messages(topics["dlq"], len(BAD), timeout=60)
+        wait_until(lambda: _http_get(port, pod.readiness_path)[0] == 200, scaled(90),
+                   f"{pod.readiness_path} 200", interval=0.5, proc=ctr)
+        kafka.wait_for_messages(topics["alerts"], len(flagged), timeout=120, proc=ctr)
+        kafka.wait_for_messages(topics["dlq"], len(BAD), timeout=60, proc=ctr)
         status, body = _http_get(port, pod.readiness_path)
         assert status == 200, body
 
@@ -212,9 +227,9 @@ def test_run_against_kafka_and_redis(engine, pod, kafka, redis):
         took = time.monotonic() - t0
         assert stopped.returncode == 0, _text(stopped)
         code = engine("inspect", "-f", "{{.State.ExitCode}}", name).stdout.decode().strip()
-        assert code == "0", f"exit code {code} after {took:.1f}s (grace {pod.grace_s}s)\n{logs()[-4000:]}"
+        assert code == "0", f"exit code {code} after {took:.1f}s (grace {pod.grace_s}s)\n{ctr.describe()}"
         assert took < pod.grace_s, f"stop took {took:.1f}s: SIGKILLed at the grace period?"
-        worker_log = logs()
+        worker_log = ctr.logs()
     finally:
         engine("rm", "-f", name)
         shutil.rmtree(config_dir, ignore_errors=True)
