@@ -144,8 +144,9 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
             for (uint32_t s = 0; s < hit->nspans; s++) {
                 size_t a, b;
                 normalized_span_to_source(&norm, hit->spans[s].start, hit->spans[s].end, &a, &b);
-                printf("%s:%zu id=%.*s rule=%s [%zu,%zu) ", posts_path, lineno, (int)post.id_len,
-                       post.id, rules->rules[hit->rule_index].id, a, b);
+                printf("%s:%zu id=%.*s rule=%s%s%s [%zu,%zu) ", posts_path, lineno,
+                       (int)post.id_len, post.id, rules->rules[hit->rule_index].id,
+                       hit->host ? " host=" : "", hit->host ? hit->host : "", a, b);
                 rules_cmd_print_context(post.text, post.text_len, a, b);
             }
         }
