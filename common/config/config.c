@@ -105,7 +105,8 @@ static const config_entry_t config_table[] = {
               "Posts larger than this go to the dead-letter topic as too_large"),
     INT_ENTRY("dlq_max_bytes", dlq_max_bytes, "524288", 1024, 16777216,
               "Dead-letter values longer than this keep their first bytes only (header "
-              "truncated = original length), so one giant post cannot block a partition"),
+              "truncated = original length), so one giant post cannot block a partition; must "
+              "stay 64 KiB under kafka.message.max.bytes (checked at startup)"),
     INT_ENTRY("dedup.window_s", dedup_window_s, "86400", 1, 31536000,
               "How long fingerprints and cluster counters are remembered"),
     INT_ENTRY("dedup.alert_min_count", dedup_alert_min_count, "0", 0, 1000000000,

@@ -82,6 +82,9 @@ typedef struct {
     int (*check_batch)(dedup_store_t *store, const dedup_item_t *items, size_t n,
                        dedup_result_t *results);
     void (*free)(dedup_store_t *store);
+    /* One cheap round trip (Redis PING) to learn whether the store answers; NULL for stores
+     * that always do (memory). Returns 0 or a negative tw_err_t. */
+    int (*ping)(dedup_store_t *store);
 } dedup_store_ops_t;
 
 struct dedup_store {
@@ -119,6 +122,13 @@ static inline int dedup_batch_check(dedup_store_t *store, const dedup_item_t *it
 static inline bool dedup_store_is_redis(const dedup_store_t *store)
 {
     return store->ops->kind == DEDUP_STORE_REDIS || store->ops->kind == DEDUP_STORE_REDIS_CLUSTER;
+}
+
+/* Whether the store answers now, without recording anything: the worker asks when idle, so
+ * readiness does not report Redis from the last batch only. 0 for in-process stores. */
+static inline int dedup_ping(dedup_store_t *store)
+{
+    return store->ops->ping ? store->ops->ping(store) : 0;
 }
 
 static inline void dedup_store_free(dedup_store_t *store)

@@ -1078,16 +1078,39 @@ static void dedup_redis_free(dedup_store_t *store)
     free(r);
 }
 
+/* PING over the batch connection (reconnecting within the usual backoff); in cluster mode to
+ * the master of slot 0, enough to see the cluster reachable. */
+static int dedup_redis_ping(dedup_store_t *store)
+{
+    dedup_redis_t *r = (dedup_redis_t *)store;
+    static const char *const ping_argv[1] = {"PING"};
+    static const size_t ping_len[1] = {4};
+    redisReply *reply = NULL;
+    if (r->cluster) {
+        redis_cluster_cmd_t cmd = {
+            .argc = 1, .argv = (const char **)ping_argv, .argvlen = ping_len, .slot = 0};
+        if (redis_cluster_exec(r->cluster, &cmd, 1, &reply) != 0)
+            reply = NULL;
+    } else if (dedup_redis_connect(r) == 0) {
+        reply = redis_command_checked(r, 1, (const char **)ping_argv, ping_len);
+    }
+    int ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+    freeReplyObject(reply);
+    return ok ? 0 : TW_ERR_REDIS;
+}
+
 static const dedup_store_ops_t dedup_redis_ops = {
     .name = "redis", .kind = DEDUP_STORE_REDIS,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
+    .ping = dedup_redis_ping,
 };
 
 static const dedup_store_ops_t dedup_redis_cluster_ops = {
     .name = "redis-cluster", .kind = DEDUP_STORE_REDIS_CLUSTER,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
+    .ping = dedup_redis_ping,
 };
 
 #define CLUSTER_SCHEME "redis+cluster://"

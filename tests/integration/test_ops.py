@@ -454,3 +454,27 @@ def test_publish_failure_arms_the_shutdown_watchdog(kafka, workers):
     assert "shutdown watchdog armed" in err, w.describe()
     # nothing committed: the post is re-read once the topic exists
     assert kafka.committed_offsets(group, topics.input).get(0, -1001) in (0, -1001)
+
+
+def test_idle_worker_reports_redis_down(kafka, workers, private_redis):
+    """/readyz follows Redis even when no post flows: an idle worker asks Redis itself (PING,
+    once a second). Before, it kept the last batch's answer: an idle worker with Redis gone
+    stayed ready under the pause policy (issue #12, item 8)."""
+    topics = new_topics(kafka, "redis-idle", partitions=1)
+    port = free_port()
+    w = workers.start(worker_args(kafka.bootstrap, unique_name("redis-idle-g"), topics,
+                                  redis_url=private_redis.url, http_port=port,
+                                  extra=["-X", "dedup.on_unavailable=pause"]), name="ridle")
+    kafka.produce(topics.input, [_post("i1", "click here for the first time today")])
+    kafka.wait_for_messages(topics.alerts, 1, timeout=60, proc=w)
+    wait_until(_ready_is(port, 200), scaled(30), "/readyz 200", proc=w)
+
+    private_redis.kill()  # and no more posts: the worker stays idle
+    wait_until(_ready_is(port, 503), scaled(15), "/readyz 503 while idle without Redis", proc=w)
+    assert metric_value(port, "tidewatch_redis_up") == 0
+    _assert_live(port)
+
+    private_redis.restart()
+    wait_until(_ready_is(port, 200), scaled(15), "/readyz 200 once Redis answers again", proc=w)
+    assert metric_value(port, "tidewatch_redis_up") == 1
+    assert workers.stop(w) == 0, w.describe()

@@ -134,3 +134,46 @@ def test_reload_under_load(kafka, workers, tmp_path):
     assert "should match but does not" in text
     assert kafka.message_count(topics[2]) == 0
     workers.stop(w)
+
+
+def test_reload_follows_a_configmap_symlink_swap(kafka, workers, tmp_path):
+    """A Kubernetes ConfigMap volume: the kubelet writes a new timestamped directory, points a
+    temporary symlink at it and renames that over `..data`; `rules.yaml` is a symlink through
+    `..data`. No event names rules.yaml, so the worker must notice the swap itself (the
+    resolved file's inode and mtime change) and the new rule must fire (issue #12, item 5)."""
+    mount = tmp_path / "configmap"
+    mount.mkdir()
+    first = mount / "..2026_12_02_10_00_00.000000001"
+    first.mkdir()
+    (first / "rules.yaml").write_text(
+        "rules:\n  - id: cm.one\n    category: spam\n    keywords: [alpha]\n")
+    (mount / "..data").symlink_to(first.name)
+    (mount / "rules.yaml").symlink_to("..data/rules.yaml")
+
+    topics = [unique_name("cm-posts"), unique_name("cm-alerts"), unique_name("cm-dlq")]
+    kafka.create_topics(topics, partitions=1)
+    w = workers.start(["run", "--brokers", kafka.bootstrap, "--group", unique_name("cm-group"),
+                       "--input-topic", topics[0], "--output-topic", topics[1],
+                       "--dlq-topic", topics[2], "--rules", str(mount / "rules.yaml"),
+                       "-X", "batch_timeout_ms=20",
+                       "-X", f"rules_cache_dir={tmp_path / 'cache'}"])
+    kafka.produce(topics[0], [("c1", json.dumps({"id": "c1", "text": "alpha and beta"}))])
+    kafka.wait_for_messages(topics[1], 1, timeout=60, proc=w)
+
+    # the kubelet's update, step by step
+    second = mount / "..2026_12_02_10_05_00.000000002"
+    second.mkdir()
+    (second / "rules.yaml").write_text(
+        "rules:\n  - id: cm.two\n    category: scam\n    keywords: [beta]\n")
+    (mount / "..data_tmp").symlink_to(second.name)
+    os.rename(mount / "..data_tmp", mount / "..data")
+    (first / "rules.yaml").unlink()
+    first.rmdir()
+
+    wait_until(lambda: re.search(r"rules sha256:\S+ in use", w.stderr_text()), scaled(30),
+               "the swapped ConfigMap to be reloaded", proc=w)
+    kafka.produce(topics[0], [("c2", json.dumps({"id": "c2", "text": "alpha and beta"}))])
+    records = kafka.consume_all(topics[1], expected_count=2, timeout=60)
+    rules_of = {r.json()["post_id"]: [m["rule"] for m in r.json()["matches"]] for r in records}
+    assert rules_of == {"c1": ["cm.one"], "c2": ["cm.two"]}, rules_of
+    assert workers.stop(w) == 0, w.describe()

@@ -6,6 +6,8 @@
 
 #include "config/config.h"
 #include "kafka/kafka_common.h"
+#include "kafka/kafka_sink.h"
+#include "util/err.h"
 #include "tw_test.h"
 
 static const char *const consumer_defaults[] = {"enable.auto.offset.store", "false", NULL};
@@ -103,8 +105,52 @@ TW_TEST(properties_correctness_rests_on_are_refused)
     }
 }
 
+static void ignore_delivery(void *opaque, int32_t partition, int64_t offset, int err,
+                            const char *errstr)
+{
+    (void)opaque;
+    (void)partition;
+    (void)offset;
+    (void)err;
+    (void)errstr;
+}
+
+/* A dead letter is cut to dlq_max_bytes so that it can always be produced; a cap the producer
+ * itself would refuse (message.max.bytes) defeats that, and the refused dead letter stopped
+ * the worker on the same post after every restart. Refused at startup instead. */
+TW_TEST(dlq_cap_must_fit_the_producer_limit)
+{
+    config_t cfg;
+    TW_ASSERT_INT_EQ(config_init(&cfg), 0);
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "dlq_max_bytes", "1000000", "flag", &diag), 0);
+    kafka_sink_t *sink = NULL;
+    int rc = kafka_sink_new(&cfg, ignore_delivery, NULL, &sink, &diag);
+    kafka_sink_free(sink);
+    sink = NULL;
+    bool named = diag_has(&diag, "dlq_max_bytes") && diag_has(&diag, "message.max.bytes");
+    tw_diag_fini(&diag);
+    if (rc != TW_ERR_CONFIG || !named) {
+        config_fini(&cfg);
+        TW_FAIL("dlq_max_bytes 1000000 over the default message.max.bytes: rc %d, named %d", rc,
+                named);
+    }
+    /* raising the producer's limit makes room */
+    tw_diag_init(&diag);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "kafka.message.max.bytes", "2000000", "flag", &diag), 0);
+    rc = kafka_sink_new(&cfg, ignore_delivery, NULL, &sink, &diag);
+    kafka_sink_free(sink);
+    for (size_t k = 0; k < diag.count; k++)
+        fprintf(stderr, "  %s\n", diag.lines[k]);
+    tw_diag_fini(&diag);
+    config_fini(&cfg);
+    TW_ASSERT_INT_EQ(rc, 0);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(safe_properties_pass_through),
-           TW_CASE(properties_correctness_rests_on_are_refused));
+           TW_CASE(properties_correctness_rests_on_are_refused),
+           TW_CASE(dlq_cap_must_fit_the_producer_limit));
 }

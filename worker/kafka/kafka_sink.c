@@ -60,6 +60,31 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
                       msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
 
+/* Room a dead letter needs besides its (capped) value: the post's key, the headers (reason,
+ * error text, source position) and the record framing. */
+#define SINK_DLQ_HEADROOM_BYTES 65536
+
+/* A dead letter is capped at dlq_max_bytes precisely so that it can always be produced; a cap
+ * above the producer's own message.max.bytes would have the capped record refused and the
+ * worker stop on the same post after every restart. */
+static int sink_check_dlq_cap(const config_t *cfg, const rd_kafka_conf_t *conf, tw_diag_t *diag)
+{
+    char value[32];
+    size_t size = sizeof(value);
+    if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK)
+        return 0;
+    long max = strtol(value, NULL, 10);
+    if (cfg->dlq_max_bytes + SINK_DLQ_HEADROOM_BYTES <= max)
+        return 0;
+    tw_diag_add(diag,
+                "dlq_max_bytes (%ld) plus %d bytes for the key and headers exceeds the producer's "
+                "message.max.bytes (%ld): a capped dead letter could still be refused; lower "
+                "dlq_max_bytes or raise kafka.message.max.bytes (and the dead-letter topic's "
+                "max.message.bytes)",
+                cfg->dlq_max_bytes, SINK_DLQ_HEADROOM_BYTES, max);
+    return TW_ERR_CONFIG;
+}
+
 int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void *opaque,
                    kafka_sink_t **out, tw_diag_t *diag)
 {
@@ -90,7 +115,8 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
         cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
-    if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic) {
+    if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic ||
+        sink_check_dlq_cap(cfg, conf, diag) != 0) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         kafka_sink_free(sink);

@@ -23,10 +23,15 @@ struct kafka_source {
     size_t nstash;
     size_t stash_cap;
     bool paused;
+    int fail_stash_growth; /* tests: growths of the stash still to fail */
     int nassigned;
     unsigned rebalances; /* revocations so far; a batch keeps only records fetched after the last */
     int32_t assigned[SOURCE_MAX_PARTITIONS];
     bool at_eof[SOURCE_MAX_PARTITIONS];
+    /* Per assigned partition: the offset of a record dropped for lack of memory, or -1. Until
+     * the seek back delivers it again, later records of the partition are dropped too, so
+     * nothing is processed (and committed) past it. */
+    int64_t refetch_from[SOURCE_MAX_PARTITIONS];
     metrics_partition_lag_t lags[SOURCE_MAX_PARTITIONS]; /* statistics callback scratch */
 };
 
@@ -46,6 +51,7 @@ static void source_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt && i < SOURCE_MAX_PARTITIONS; i++) {
             src->assigned[src->nassigned] = parts->elems[i].partition;
             src->at_eof[src->nassigned] = false;
+            src->refetch_from[src->nassigned] = -1;
             src->nassigned++;
         }
         log_info("assigned %d partition(s) of %s", parts->cnt, src->topic);
@@ -216,6 +222,56 @@ static void source_mark_eof(kafka_source_t *src, int32_t partition, bool eof)
             src->at_eof[i] = eof;
 }
 
+static int source_index(const kafka_source_t *src, int32_t partition)
+{
+    for (int i = 0; i < src->nassigned; i++)
+        if (src->assigned[i] == partition)
+            return i;
+    return -1;
+}
+
+/* msg cannot be kept (out of memory): fetch its partition again from msg's offset, and drop
+ * what comes before that (see refetch_from). Takes msg. */
+static void source_refetch(kafka_source_t *src, rd_kafka_message_t *msg)
+{
+    int i = source_index(src, msg->partition);
+    if (i >= 0 && (src->refetch_from[i] < 0 || msg->offset < src->refetch_from[i]))
+        src->refetch_from[i] = msg->offset;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    if (parts) {
+        rd_kafka_topic_partition_list_add(parts, src->topic, msg->partition)->offset = msg->offset;
+        rd_kafka_error_t *err = rd_kafka_seek_partitions(src->rk, parts, 0); /* asynchronous */
+        if (err) {
+            /* the partition then stalls (everything after is dropped) until a rebalance or a
+             * restart re-reads it from its commit: slower, never lossy */
+            log_error("seek %s[%d] back to %lld: %s", src->topic, (int)msg->partition,
+                      (long long)msg->offset, rd_kafka_error_string(err));
+            rd_kafka_error_destroy(err);
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    log_ratelimited(LOG_LEVEL_WARN, "source.oom", 10,
+                    "out of memory holding %s[%d]@%lld: fetching it again", src->topic,
+                    (int)msg->partition, (long long)msg->offset);
+    rd_kafka_message_destroy(msg);
+}
+
+/* False (and msg destroyed) for a record fetched before the seek back of its partition took
+ * effect: a later offset than the one to be fetched again. Earlier ones (stashed before the
+ * drop) are in order. */
+static bool source_in_order(kafka_source_t *src, rd_kafka_message_t *msg)
+{
+    int i = source_index(src, msg->partition);
+    if (i < 0 || src->refetch_from[i] < 0 || msg->offset < src->refetch_from[i])
+        return true;
+    if (msg->offset == src->refetch_from[i]) {
+        src->refetch_from[i] = -1; /* the seek took effect */
+        return true;
+    }
+    rd_kafka_message_destroy(msg);
+    return false;
+}
+
 size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, size_t max,
                                int timeout_ms)
 {
@@ -259,6 +315,8 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
             rd_kafka_message_destroy(msg);
             continue;
         }
+        if (!source_in_order(src, msg))
+            continue;
         source_mark_eof(src, msg->partition, false);
         src->held[src->nheld++] = msg;
         kafka_record_t *r = &records[n++];
@@ -297,18 +355,32 @@ void kafka_source_idle(kafka_source_t *src, int timeout_ms)
         rd_kafka_message_destroy(msg);
         return;
     }
+    if (!source_in_order(src, msg))
+        return;
     if (src->nstash == src->stash_cap) {
         size_t cap = src->stash_cap ? src->stash_cap * 2 : 64;
-        rd_kafka_message_t **grown = realloc(src->stash, cap * sizeof(*grown));
+        rd_kafka_message_t **grown = NULL;
+        if (src->fail_stash_growth > 0)
+            src->fail_stash_growth--;
+        else
+            grown = realloc(src->stash, cap * sizeof(*grown));
         if (!grown) {
-            /* dropped without storing its offset: re-read after a restart or rebalance */
-            rd_kafka_message_destroy(msg);
+            /* Dropping it alone would let later records of its partition be processed and
+             * committed past it: fetch the partition again from here instead. */
+            source_refetch(src, msg);
             return;
         }
         src->stash = grown;
         src->stash_cap = cap;
     }
     src->stash[src->nstash++] = msg;
+}
+
+int kafka_source_fail_stash_growth(kafka_source_t *src, int times)
+{
+    int left = src->fail_stash_growth;
+    src->fail_stash_growth = times;
+    return left;
 }
 
 unsigned kafka_source_revocations(const kafka_source_t *src)

@@ -47,6 +47,11 @@ void kafka_source_pause(kafka_source_t *src, bool pause);
  * are kept and returned first by the next kafka_source_poll_batch(). */
 void kafka_source_idle(kafka_source_t *src, int timeout_ms);
 
+/* Fault injection for tests: the next `times` growths of the paused-records stash fail as
+ * if out of memory. Returns how many of the previously requested failures have not happened
+ * yet. */
+int kafka_source_fail_stash_growth(kafka_source_t *src, int times);
+
 /* Revocations so far. Records fetched before a revocation are no longer this consumer's to
  * process, even when the partition comes back: the new assignment re-fetches them from the
  * last commit, so keeping the old copies would process them twice. */

@@ -156,6 +156,26 @@ static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_
     return rc;
 }
 
+/* /readyz reports Redis from the last round trip, and with no posts flowing there is none: an
+ * idle worker would stay ready (or unready) on what the last batch saw, however long ago. So
+ * while idle the loop asks the store itself, at most once per RUN_IDLE_REDIS_CHECK_MS. */
+#define RUN_IDLE_REDIS_CHECK_MS 1000
+
+static void run_check_redis_when_idle(dedup_store_t *store, bool idle, int64_t *last_ms)
+{
+    int64_t now = metrics_now_mono_ms();
+    if (!idle) {
+        *last_ms = now; /* the batch's own round trip just reported */
+        return;
+    }
+    if (now - *last_ms < RUN_IDLE_REDIS_CHECK_MS)
+        return;
+    *last_ms = now;
+    if (strncmp(store->ops->name, "redis", 5) != 0) /* also redis-cluster */
+        return;
+    atomic_store(&tw_metrics.redis_up, dedup_ping(store) == 0);
+}
+
 /* The HTTP endpoints start before the rules compile, so /healthz answers and /readyz says
  * "rules not loaded" while a big rule set compiles. */
 static int run_http_start(const config_t *cfg, http_server_t **http)
@@ -220,6 +240,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
+    int64_t last_redis_check_ms = metrics_now_mono_ms();
     while (!atomic_load(opts->stop) && !ctx.failed) {
         metrics_heartbeat();
         reload_apply(reloader, &engine, &pipe, cfg); /* between batches: one set per batch */
@@ -254,6 +275,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
         }
         kafka_sink_poll(ctx.sink, 0);
         run_store_finished(&ctx);
+        run_check_redis_when_idle(engine.dedup, n == 0, &last_redis_check_ms);
         if (opts->stop_at_end && kafka_source_at_end(ctx.src) &&
             offset_tracker_pending(ctx.tracker) == 0)
             break;

@@ -1,7 +1,13 @@
 /* Rules hot reload (see reload.h). One thread waits on inotify with a short poll timeout (it
  * also checks the SIGHUP flag then), debounces bursts of events (an editor writes, renames,
  * chmods), loads and compiles off the scanning thread, and leaves the result in a one-slot
- * mailbox that the poll loop empties between batches. */
+ * mailbox that the poll loop empties between batches.
+ *
+ * Kubernetes ConfigMap volumes never touch the file itself: rules.yaml is a symlink to
+ * ..data/rules.yaml and the kubelet swaps the ..data symlink (rename of ..data_tmp) to a new
+ * timestamped directory, so no event names rules.yaml. Any other event in a watched directory
+ * therefore compares what each file resolves to (device, inode, size, mtime) with what it
+ * resolved to when the set was loaded. */
 #include "pipeline/reload.h"
 
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +37,15 @@ typedef struct {
     char *dir;
 } reload_watch_t;
 
+/* What a path resolved to (symlinks followed) when the set was loaded. */
+typedef struct {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} reload_file_id_t;
+
 struct reload {
     const config_t *cfg;
     pthread_t thread;
@@ -39,6 +55,8 @@ struct reload {
     size_t nwatches;
     char **names; /* basenames of the files of the current set, with their directory */
     char **dirs;
+    char **paths;          /* the files' paths as the set read them */
+    reload_file_id_t *ids; /* and what they resolved to then */
     size_t nnames;
     char version[72]; /* of the last set loaded (or offered) */
     pthread_mutex_t lock;
@@ -59,11 +77,49 @@ static void reload_names_free(reload_t *r)
     for (size_t i = 0; i < r->nnames; i++) {
         free(r->names[i]);
         free(r->dirs[i]);
+        free(r->paths[i]);
     }
     free(r->names);
     free(r->dirs);
-    r->names = r->dirs = NULL;
+    free(r->paths);
+    free(r->ids);
+    r->names = r->dirs = r->paths = NULL;
+    r->ids = NULL;
     r->nnames = 0;
+}
+
+static reload_file_id_t reload_file_id(const char *path)
+{
+    reload_file_id_t id = {0};
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        id.exists = true;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        id.size = st.st_size;
+        id.mtime = st.st_mtim;
+    }
+    return id;
+}
+
+static bool reload_file_id_equal(const reload_file_id_t *a, const reload_file_id_t *b)
+{
+    if (a->exists != b->exists)
+        return false;
+    return !a->exists ||
+           (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec);
+}
+
+/* True when a file of the set now resolves to something else (a ConfigMap's ..data swap). */
+static bool reload_files_moved(const reload_t *r)
+{
+    for (size_t i = 0; i < r->nnames; i++) {
+        reload_file_id_t now = reload_file_id(r->paths[i]);
+        if (!reload_file_id_equal(&now, &r->ids[i]))
+            return true;
+    }
+    return false;
 }
 
 /* Watches the directories of every file the set was read from. */
@@ -77,22 +133,29 @@ static void reload_watch_files(reload_t *r, const rule_set_t *rs)
     }
     r->nwatches = 0;
     reload_names_free(r);
-    r->names = calloc(rs->nfiles ? rs->nfiles : 1, sizeof(*r->names));
-    r->dirs = calloc(rs->nfiles ? rs->nfiles : 1, sizeof(*r->dirs));
-    if (!r->names || !r->dirs)
+    size_t slots = rs->nfiles ? rs->nfiles : 1;
+    r->names = calloc(slots, sizeof(*r->names));
+    r->dirs = calloc(slots, sizeof(*r->dirs));
+    r->paths = calloc(slots, sizeof(*r->paths));
+    r->ids = calloc(slots, sizeof(*r->ids));
+    if (!r->names || !r->dirs || !r->paths || !r->ids)
         return;
     for (size_t i = 0; i < rs->nfiles; i++) {
         const char *path = rs->files[i];
         const char *slash = strrchr(path, '/');
         char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
         char *name = strdup(slash ? slash + 1 : path);
-        if (!dir || !name) {
+        char *copy = strdup(path);
+        if (!dir || !name || !copy) {
             free(dir);
             free(name);
+            free(copy);
             continue;
         }
         r->names[r->nnames] = name;
         r->dirs[r->nnames] = dir;
+        r->paths[r->nnames] = copy;
+        r->ids[r->nnames] = reload_file_id(path);
         r->nnames++;
         bool seen = false;
         for (size_t w = 0; w < r->nwatches && !seen; w++)
@@ -112,10 +175,11 @@ static void reload_watch_files(reload_t *r, const rule_set_t *rs)
     }
 }
 
-/* Drains inotify; true when an event names one of the set's files. */
+/* Drains inotify; true when an event names one of the set's files, or when another event in
+ * a watched directory came with a file of the set now resolving elsewhere. */
 static bool reload_read_events(reload_t *r)
 {
-    bool relevant = false;
+    bool relevant = false, other = false;
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         ssize_t n = read(r->ifd, buf, sizeof(buf));
@@ -134,12 +198,15 @@ static bool reload_read_events(reload_t *r)
                     dir = r->watches[w].dir;
             if (!dir || !ev->len)
                 continue;
+            bool named = false;
             for (size_t i = 0; i < r->nnames; i++)
                 if (strcmp(r->names[i], ev->name) == 0 && strcmp(r->dirs[i], dir) == 0)
-                    relevant = true;
+                    named = true;
+            relevant |= named;
+            other |= !named;
         }
     }
-    return relevant;
+    return relevant || (other && reload_files_moved(r));
 }
 
 static void reload_once(reload_t *r, const char *why)
