@@ -1072,6 +1072,55 @@ void rule_set_free(rule_set_t *rs)
     free(rs);
 }
 
+/* Parses data as one YAML document of rules into ld; a second document is an error (the
+ * parser would silently ignore it). */
+static void loader_parse(loader_t *ld, const char *data, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        ld->nomem = true;
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        loader_yaml_error(ld, &parser);
+        yaml_parser_delete(&parser);
+        return;
+    }
+    ld->doc = &doc;
+    loader_document(ld);
+    ld->doc = NULL;
+    yaml_document_delete(&doc);
+    if (!ld->nomem) {
+        if (!yaml_parser_load(&parser, &doc)) {
+            loader_yaml_error(ld, &parser);
+        } else {
+            yaml_node_t *root = yaml_document_get_root_node(&doc);
+            if (root)
+                loader_error(ld, ld->name, node_line(root),
+                             "more than one YAML document; put all rules in one");
+            yaml_document_delete(&doc);
+        }
+    }
+    yaml_parser_delete(&parser);
+}
+
+/* rs->version: "sha256:" and the hex digest of the rules and keywords files' bytes. */
+static void loader_set_version(loader_t *ld)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_DigestFinal_ex(ld->md, digest, &dlen) != 1 || dlen != 32) {
+        ld->nomem = true;
+        return;
+    }
+    char *v = ld->rs->version;
+    memcpy(v, "sha256:", 7);
+    for (unsigned i = 0; i < dlen; i++)
+        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
+}
+
 int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_set_t **out,
                          tw_diag_t *diag)
 {
@@ -1079,89 +1128,41 @@ int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_se
     loader_t ld = {.diag = diag};
     normalized_init(&ld.norm);
     char *dir = NULL;
-    yaml_parser_t parser;
-    bool parser_ok = false;
-    yaml_document_t doc;
-    bool doc_ok = false;
-    int err = 0;
-
     ld.rs = calloc(1, sizeof(*ld.rs));
     ld.md = EVP_MD_CTX_new();
-    if (!ld.rs || !ld.md) {
+    if (!ld.rs || !ld.md)
         ld.nomem = true;
-        goto out;
-    }
-    if (!(ld.name = loader_file_add(&ld, name)))
-        goto out;
+    else
+        ld.name = loader_file_add(&ld, name);
     const char *slash = strrchr(name, '/');
-    if (slash) {
+    if (ld.name && slash) {
         /* "/rules.yaml" lives in "/", which joins as "" + "/" + rel. */
-        if (!(dir = strndup(name, (size_t)(slash - name)))) {
+        if (!(dir = strndup(name, (size_t)(slash - name))))
             ld.nomem = true;
-            goto out;
-        }
         ld.dir = dir;
     }
-    if (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ld.md, data, len) != 1) {
+    if (ld.name && !ld.nomem &&
+        (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
+         EVP_DigestUpdate(ld.md, data, len) != 1))
         ld.nomem = true;
-        goto out;
+    bool parsed = false;
+    if (ld.name && !ld.nomem && loader_check_depth(&ld, data, len)) {
+        loader_parse(&ld, data, len);
+        parsed = true;
     }
-    if (!loader_check_depth(&ld, data, len))
-        goto out;
-    if (!yaml_parser_initialize(&parser)) {
-        ld.nomem = true;
-        goto out;
-    }
-    parser_ok = true;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        loader_yaml_error(&ld, &parser);
-        goto out;
-    }
-    doc_ok = true;
-    ld.doc = &doc;
-    loader_document(&ld);
-    yaml_document_delete(&doc);
-    doc_ok = false;
-    /* A second document would be silently ignored by yaml_parser_load; say so instead. */
-    if (!ld.nomem) {
-        if (!yaml_parser_load(&parser, &doc)) {
-            loader_yaml_error(&ld, &parser);
-        } else {
-            doc_ok = true;
-            yaml_node_t *root = yaml_document_get_root_node(&doc);
-            if (root)
-                loader_error(&ld, ld.name, node_line(root),
-                             "more than one YAML document; put all rules in one");
-        }
-    }
-    if (ld.nomem || ld.nerrors)
-        goto out;
-
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_DigestFinal_ex(ld.md, digest, &dlen) != 1 || dlen != 32) {
-        ld.nomem = true;
-        goto out;
-    }
-    char *v = ld.rs->version;
-    memcpy(v, "sha256:", 7);
-    for (unsigned i = 0; i < dlen; i++)
-        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
-    *out = ld.rs;
-    ld.rs = NULL;
-out:
+    if (parsed && !ld.nomem && !ld.nerrors)
+        loader_set_version(&ld);
+    int err = 0;
     if (ld.nerrors > RULES_MAX_DIAGS)
         tw_diag_add(diag, "%s: %zu more errors not shown", name, ld.nerrors - RULES_MAX_DIAGS);
     if (ld.nomem)
         err = TW_ERR_NOMEM;
     else if (ld.nerrors)
         err = TW_ERR_PARSE;
-    if (doc_ok)
-        yaml_document_delete(&doc);
-    if (parser_ok)
-        yaml_parser_delete(&parser);
+    else if (parsed) {
+        *out = ld.rs;
+        ld.rs = NULL;
+    }
     rule_set_free(ld.rs);
     EVP_MD_CTX_free(ld.md);
     normalized_fini(&ld.norm);
