@@ -565,6 +565,26 @@ static void loader_example(loader_t *ld, rule_t *rule, const yaml_node_t *node, 
     }
 }
 
+/* Iterates a mapping node: returns the next key that is a string (reporting those that are
+ * not, named by what) with its length and both nodes, advancing *pair; NULL at the end or
+ * once out of memory. Start with *pair = map->data.mapping.pairs.start. */
+static const char *loader_next_pair(loader_t *ld, const yaml_node_t *map, yaml_node_pair_t **pair,
+                                    const char *what, size_t *klen, yaml_node_t **key,
+                                    yaml_node_t **value)
+{
+    while (*pair < map->data.mapping.pairs.top && !ld->nomem) {
+        const yaml_node_pair_t *p = (*pair)++;
+        *key = yaml_document_get_node(ld->doc, p->key);
+        *value = yaml_document_get_node(ld->doc, p->value);
+        if (!*key || !*value)
+            continue;
+        const char *k = loader_scalar(ld, *key, what, klen);
+        if (k)
+            return k;
+    }
+    return NULL;
+}
+
 /* ---- One parser per rule key (see docs/RULES.md); each reports its own errors. ---------- */
 
 /* A non-empty string value into *out (owned). */
@@ -771,14 +791,11 @@ static void loader_key_examples(loader_t *ld, rule_t *rule, const yaml_node_t *v
         return;
     }
     char q[TW_DIAG_QUOTE_SIZE];
-    for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
-         pair < value->data.mapping.pairs.top && !ld->nomem; pair++) {
-        yaml_node_t *k = yaml_document_get_node(ld->doc, pair->key);
-        yaml_node_t *val = yaml_document_get_node(ld->doc, pair->value);
-        size_t klen;
-        const char *ks = k ? loader_scalar(ld, k, "an examples key", &klen) : NULL;
-        if (!ks || !val)
-            continue;
+    yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+    yaml_node_t *k, *val;
+    size_t klen;
+    const char *ks;
+    while ((ks = loader_next_pair(ld, value, &pair, "an examples key", &klen, &k, &val))) {
         if (strcmp(ks, "match") == 0)
             loader_example(ld, rule, val, 1);
         else if (strcmp(ks, "no_match") == 0)
@@ -850,14 +867,11 @@ static unsigned loader_rule_keys(loader_t *ld, const yaml_node_t *node, size_t i
 {
     unsigned seen = 0;
     char q[TW_DIAG_QUOTE_SIZE];
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top && !ld->nomem; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
-        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
-        size_t klen;
-        const char *k = key && value ? loader_scalar(ld, key, "a rule key", &klen) : NULL;
-        if (!k)
-            continue;
+    yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+    yaml_node_t *key, *value;
+    size_t klen;
+    const char *k;
+    while ((k = loader_next_pair(ld, node, &pair, "a rule key", &klen, &key, &value))) {
         size_t ki = 0, nkeys = sizeof(rule_keys) / sizeof(rule_keys[0]);
         while (ki < nkeys && strcmp(k, rule_keys[ki].name) != 0)
             ki++;
@@ -938,16 +952,11 @@ static void loader_document(loader_t *ld)
     }
     bool have_rules = false;
     char q[TW_DIAG_QUOTE_SIZE];
-    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
-         pair < root->data.mapping.pairs.top && !ld->nomem; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
-        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
-        if (!key || !value)
-            continue;
-        size_t klen;
-        const char *k = loader_scalar(ld, key, "a top-level key", &klen);
-        if (!k)
-            continue;
+    yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+    yaml_node_t *key, *value;
+    size_t klen;
+    const char *k;
+    while ((k = loader_next_pair(ld, root, &pair, "a top-level key", &klen, &key, &value))) {
         if (strcmp(k, "allow") == 0) {
             /* Global allow list: keyword phrases inside which no rule's hit counts. */
             ld->group = RULE_GROUP_ALLOW;
