@@ -230,6 +230,48 @@ static int dedup_memory_set_key(dedup_memory_t *m, uint64_t key, uint64_t id, in
     return 0;
 }
 
+/* The cluster a post joins: the one its exact key names, else the first whose band key it
+ * shares and whose signature verifies, else a new one named by its exact hash. */
+static uint64_t dedup_memory_find_cluster(dedup_memory_t *m, const dedup_item_t *it,
+                                          uint64_t exact_key, int64_t now)
+{
+    uint64_t id = it->fp->exact;
+    if (dedup_memory_lookup_key(m, exact_key, now, &id))
+        return id;
+    for (uint32_t b = 0; b < it->fp->nbands; b++) {
+        uint64_t cand;
+        if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &cand) &&
+            dedup_memory_verified(m, cand, it->fp, now))
+            return cand;
+    }
+    return id;
+}
+
+/* Counts a post new to cluster c: a sample id while there is room, its author, the times. */
+static int dedup_memory_count_post(cluster_t *c, const dedup_item_t *it)
+{
+    c->count++;
+    if (c->nsamples < DEDUP_SAMPLE_IDS) {
+        char *copy = malloc(it->post_id_len ? it->post_id_len : 1);
+        if (!copy)
+            return TW_ERR_NOMEM;
+        memcpy(copy, it->post_id, it->post_id_len);
+        c->samples[c->nsamples] = copy;
+        c->sample_lens[c->nsamples++] = it->post_id_len;
+    }
+    if (it->author && it->author_len) {
+        bool inserted;
+        uint64_t author = fingerprint_hash64(it->author, it->author_len, 0);
+        if (!u64map_put(&c->authors, author, 1, &inserted))
+            return TW_ERR_NOMEM;
+    }
+    if (c->count == 1 || it->ts < c->first_seen)
+        c->first_seen = it->ts;
+    if (c->count == 1 || it->ts > c->last_seen)
+        c->last_seen = it->ts;
+    return 0;
+}
+
 static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *items, size_t n,
                                     dedup_result_t *results)
 {
@@ -246,17 +288,7 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
         dedup_result_t *r = &results[i];
         memset(r, 0, sizeof(*r));
         uint64_t exact_key = key_for_exact(it->fp->exact);
-        uint64_t id = it->fp->exact;
-        if (!dedup_memory_lookup_key(m, exact_key, now, &id)) {
-            for (uint32_t b = 0; b < it->fp->nbands; b++) {
-                uint64_t cand;
-                if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &cand) &&
-                    dedup_memory_verified(m, cand, it->fp, now)) {
-                    id = cand;
-                    break;
-                }
-            }
-        }
+        uint64_t id = dedup_memory_find_cluster(m, it, exact_key, now);
         cluster_t *c = dedup_memory_cluster(m, id, now);
         if (!c)
             goto nomem;
@@ -269,26 +301,8 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
             memcpy(c->sig, it->fp->sig, sizeof(c->sig));
             c->has_sig = true;
         }
-        if (inserted) {
-            c->count++;
-            if (c->nsamples < DEDUP_SAMPLE_IDS) {
-                char *copy = malloc(it->post_id_len ? it->post_id_len : 1);
-                if (!copy)
-                    goto nomem;
-                memcpy(copy, it->post_id, it->post_id_len);
-                c->samples[c->nsamples] = copy;
-                c->sample_lens[c->nsamples++] = it->post_id_len;
-            }
-            if (it->author && it->author_len) {
-                uint64_t author = fingerprint_hash64(it->author, it->author_len, 0);
-                if (!u64map_put(&c->authors, author, 1, &inserted))
-                    goto nomem;
-            }
-            if (c->count == 1 || it->ts < c->first_seen)
-                c->first_seen = it->ts;
-            if (c->count == 1 || it->ts > c->last_seen)
-                c->last_seen = it->ts;
-        }
+        if (inserted && dedup_memory_count_post(c, it) != 0)
+            goto nomem;
         c->expires_at = expires;
         if (offs)
             dedup_memory_milestones(m, c, member, !r->replay, r, offs[i]);

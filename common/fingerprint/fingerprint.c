@@ -559,6 +559,8 @@ static void fp_symbol(fp_scan_t *st, int32_t cp)
     fp_word_unit(st, fp_mix64(((FP_FNV_BASIS ^ (uint64_t)cp) * FP_FNV_PRIME) ^ FP_SEED_UNIGRAM));
 }
 
+/* Long on purpose: one pass over the text per post, with the ASCII classes, links and
+ * mentions, numbers and non-ASCII classes as cases of one switch on the same cursor. */
 static void fp_scan(fp_scan_t *st, const char *norm, size_t len)
 {
     const unsigned char *p = (const unsigned char *)norm;

@@ -134,26 +134,23 @@ static bool match_span_obfuscated(const unsigned char *t, size_t start, size_t e
     return false;
 }
 
-static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, size_t end,
-                        const char *host);
-
-static int match_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
-                        unsigned int flags, void *arg)
+/* The folded-text span of a Hyperscan match of pat ending at `to`, or false when the match
+ * does not count: a keyword not on word boundaries, a Latin keyword in another script's
+ * text (the guard), or a squash-view keyword over text that was not obfuscated. */
+static bool match_hit_span(match_ctx_t *ctx, const match_pat_t *pat, unsigned long long from,
+                           unsigned long long to, size_t *start_out, size_t *end_out)
 {
-    (void)flags;
-    match_ctx_t *ctx = arg;
-    const match_pat_t *pat = &ctx->db->pats[id];
     const unsigned char *text = ctx->text;
     size_t start, end = (size_t)to;
     switch (pat->kind) {
     case PAT_KEYWORD:
         if (pat->len > end)
-            return 0; /* cannot happen for a database built from this table */
+            return false; /* cannot happen for a database built from this table */
         start = end - pat->len;
         if (pat->bound_left && match_cp_is_word(match_cp_before(text, start)))
-            return 0;
+            return false;
         if (pat->bound_right && match_cp_is_word(match_cp_at(text, end, ctx->len)))
-            return 0;
+            return false;
         break;
     case PAT_REGEX_SOM:
         start = (size_t)from;
@@ -176,14 +173,52 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
         size_t fs, fe;
         normalized_span_to_source(ctx->view, start, end, &fs, &fe);
         if (pat->guard && !match_guard_ok(ctx, fs, fe))
-            return 0;
+            return false;
         if (pat->view == NORM_VIEW_SQUASH && pat->kind == PAT_KEYWORD &&
             !match_span_obfuscated(ctx->folded, fs, fe))
-            return 0;
+            return false;
         start = fs;
         end = fe;
     }
-    return match_record(ctx, pat, start, end, NULL);
+    *start_out = start;
+    *end_out = end;
+    return true;
+}
+
+/* The rule's entry in this scan's results, added (with its counters reset) on its first hit;
+ * NULL when the post already hit MATCH_MAX_RULES_PER_POST rules (set->truncated) or on out
+ * of memory (ctx->nomem). */
+static match_rule_hit_t *match_hit_slot(match_ctx_t *ctx, uint32_t rule)
+{
+    match_scratch_t *scratch = ctx->scratch;
+    match_set_t *set = ctx->set;
+    if (scratch->stamp[rule] == scratch->gen)
+        return &set->hits[scratch->slot[rule]];
+    if (set->count == MATCH_MAX_RULES_PER_POST) {
+        set->truncated = true;
+        return NULL;
+    }
+    if (set->count == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        if (cap > MATCH_MAX_RULES_PER_POST)
+            cap = MATCH_MAX_RULES_PER_POST;
+        match_rule_hit_t *hits = realloc(set->hits, cap * sizeof(*hits));
+        if (!hits) {
+            ctx->nomem = true;
+            return NULL;
+        }
+        set->hits = hits;
+        set->cap = cap;
+    }
+    scratch->stamp[rule] = scratch->gen;
+    scratch->slot[rule] = (uint32_t)set->count;
+    scratch->all_bits[rule] = 0;
+    scratch->any_count[rule] = 0;
+    match_rule_hit_t *hit = &set->hits[set->count++];
+    hit->rule_index = rule;
+    hit->nspans = 0;
+    hit->host = NULL;
+    return hit;
 }
 
 /* Counts a hit of pat on the folded span [start, end) for its rule: the allow list, field
@@ -193,7 +228,6 @@ static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, 
                         const char *host)
 {
     match_scratch_t *scratch = ctx->scratch;
-    match_set_t *set = ctx->set;
     uint32_t rule = pat->rule_index;
     if (pat->group == RULE_GROUP_ALLOW) {
         if (ctx->field == 0 && scratch->nallow < MATCH_MAX_ALLOW_SPANS)
@@ -213,35 +247,9 @@ static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, 
         scratch->veto[rule] = scratch->gen;
         return 0;
     }
-    match_rule_hit_t *hit;
-    if (scratch->stamp[rule] == scratch->gen) {
-        hit = &set->hits[scratch->slot[rule]];
-    } else {
-        if (set->count == MATCH_MAX_RULES_PER_POST) {
-            set->truncated = true;
-            return 0;
-        }
-        if (set->count == set->cap) {
-            size_t cap = set->cap ? set->cap * 2 : 8;
-            if (cap > MATCH_MAX_RULES_PER_POST)
-                cap = MATCH_MAX_RULES_PER_POST;
-            match_rule_hit_t *hits = realloc(set->hits, cap * sizeof(*hits));
-            if (!hits) {
-                ctx->nomem = true;
-                return 1; /* stop the scan */
-            }
-            set->hits = hits;
-            set->cap = cap;
-        }
-        scratch->stamp[rule] = scratch->gen;
-        scratch->slot[rule] = (uint32_t)set->count;
-        scratch->all_bits[rule] = 0;
-        scratch->any_count[rule] = 0;
-        hit = &set->hits[set->count++];
-        hit->rule_index = rule;
-        hit->nspans = 0;
-        hit->host = NULL;
-    }
+    match_rule_hit_t *hit = match_hit_slot(ctx, rule);
+    if (!hit)
+        return ctx->nomem ? 1 : 0; /* out of memory stops the scan */
     if (host && !hit->host && ctx->field == 0)
         hit->host = host;
     if (ctx->field == 0 && ctx->db->rule_info[rule].within && scratch->nnear < MATCH_MAX_NEAR)
@@ -254,8 +262,20 @@ static int match_record(match_ctx_t *ctx, const match_pat_t *pat, size_t start, 
         scratch->any_count[rule]++;
     }
     if (ctx->field == 0)
-        match_span_add(hit, (uint32_t)start, (uint32_t)end, &set->truncated);
+        match_span_add(hit, (uint32_t)start, (uint32_t)end, &ctx->set->truncated);
     return 0;
+}
+
+static int match_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
+                        unsigned int flags, void *arg)
+{
+    (void)flags;
+    match_ctx_t *ctx = arg;
+    const match_pat_t *pat = &ctx->db->pats[id];
+    size_t start, end;
+    if (!match_hit_span(ctx, pat, from, to, &start, &end))
+        return 0;
+    return match_record(ctx, pat, start, end, NULL);
 }
 
 static bool match_lang_ok(const rule_t *rule, const char *lang, size_t lang_len)

@@ -294,6 +294,9 @@ void norm_set_empty(normalized_t *norm)
     }
 }
 
+/* Long on purpose: the per-character hot loop (the ASCII fast path, the decomposer and the
+ * segment bookkeeping) shares its cursor and output state; split into functions it would
+ * pass that state around on every character. Each branch says what it handles. */
 int normalize_text(const char *src, size_t len, normalized_t *norm)
 {
     norm->len = 0;

@@ -6,8 +6,6 @@
  * with its file:line and parsing carries on, so an operator fixes a file in one round trip. */
 #include "rules/rules.h"
 
-#include "links/domain_set.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +17,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "links/domain_set.h"
 #include "normalize/normalize.h"
 #include "util/hashmap.h"
 
@@ -68,30 +67,6 @@ enum {
     KEY_WITHIN = 1 << 15,
     KEY_FIELDS = 1 << 16,
     KEY_DOMAINS_FILE = 1 << 17,
-};
-
-static const struct {
-    const char *name;
-    unsigned bit;
-} rule_keys[] = {
-    {"id", KEY_ID},
-    {"category", KEY_CATEGORY},
-    {"severity", KEY_SEVERITY},
-    {"keywords", KEY_KEYWORDS},
-    {"keywords_file", KEY_KEYWORDS_FILE},
-    {"regex", KEY_REGEX},
-    {"mode", KEY_MODE},
-    {"views", KEY_VIEWS},
-    {"squash", KEY_SQUASH},
-    {"all", KEY_ALL},
-    {"except", KEY_EXCEPT},
-    {"min_matches", KEY_MIN_MATCHES},
-    {"langs", KEY_LANGS},
-    {"tags", KEY_TAGS},
-    {"examples", KEY_EXAMPLES},
-    {"within", KEY_WITHIN},
-    {"fields", KEY_FIELDS},
-    {"domains_file", KEY_DOMAINS_FILE},
 };
 
 typedef struct {
@@ -676,205 +651,324 @@ static void loader_example(loader_t *ld, rule_t *rule, const yaml_node_t *node, 
     }
 }
 
-/* The keys beyond the DESIGN.md minimum (see docs/RULES.md). */
-static void loader_rule_extra(loader_t *ld, rule_t *rule, unsigned bit, const yaml_node_t *value)
+/* Iterates a mapping node: returns the next key that is a string (reporting those that are
+ * not, named by what) with its length and both nodes, advancing *pair; NULL at the end or
+ * once out of memory. Start with *pair = map->data.mapping.pairs.start. */
+static const char *loader_next_pair(loader_t *ld, const yaml_node_t *map, yaml_node_pair_t **pair,
+                                    const char *what, size_t *klen, yaml_node_t **key,
+                                    yaml_node_t **value)
+{
+    while (*pair < map->data.mapping.pairs.top && !ld->nomem) {
+        const yaml_node_pair_t *p = (*pair)++;
+        *key = yaml_document_get_node(ld->doc, p->key);
+        *value = yaml_document_get_node(ld->doc, p->value);
+        if (!*key || !*value)
+            continue;
+        const char *k = loader_scalar(ld, *key, what, klen);
+        if (k)
+            return k;
+    }
+    return NULL;
+}
+
+/* ---- One parser per rule key (see docs/RULES.md); each reports its own errors. ---------- */
+
+/* A non-empty string value into *out (owned). */
+static void loader_key_text(loader_t *ld, const yaml_node_t *value, const char *what, char **out)
 {
     size_t vlen;
-    const char *v;
+    const char *v = loader_scalar(ld, value, what, &vlen);
+    if (!v)
+        return;
+    if (vlen == 0)
+        loader_error(ld, ld->name, node_line(value), "%s is empty", what);
+    else
+        *out = loader_strdup(ld, v, vlen);
+}
+
+static void loader_key_id(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_key_text(ld, value, "id", &rule->id);
+}
+
+static void loader_key_category(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_key_text(ld, value, "category", &rule->category);
+}
+
+static void loader_key_severity(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    size_t vlen;
+    const char *v = loader_scalar(ld, value, "severity", &vlen);
     char q[TW_DIAG_QUOTE_SIZE];
-    switch (bit) {
-    case KEY_MODE: {
-        static const char *const modes[] = {"word", "prefix", "suffix", "substring"};
-        if (!(v = loader_scalar(ld, value, "mode", &vlen)))
-            return;
-        for (size_t i = 0; i < 4; i++) {
-            if (strcmp(v, modes[i]) == 0) {
-                rule->mode = (rule_mode_t)i;
-                return;
-            }
-        }
+    if (v && rule_severity_parse(v, &rule->severity) != 0)
         loader_error(ld, ld->name, node_line(value),
-                     "unknown mode '%s' (expected word, prefix, suffix or substring)",
+                     "unknown severity '%s' (expected low, medium, high or critical)",
                      tw_diag_quote(v, vlen, 1, q));
+}
+
+static void loader_key_keywords(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    (void)rule; /* patterns go to ld->rs, tagged with the current rule */
+    loader_each_string(ld, value, "keywords", false, loader_keyword_item);
+}
+
+static void loader_key_keywords_file(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    (void)rule;
+    loader_each_string(ld, value, "keywords_file", true, loader_keywords_file);
+}
+
+static void loader_key_regex(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    (void)rule;
+    loader_each_string(ld, value, "regex", true, loader_regex_add);
+}
+
+static void loader_key_domains_file(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    (void)rule;
+    loader_each_string(ld, value, "domains_file", true, loader_domains_file);
+}
+
+static void loader_key_mode(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    static const char *const modes[] = {"word", "prefix", "suffix", "substring"};
+    size_t vlen;
+    const char *v = loader_scalar(ld, value, "mode", &vlen);
+    if (!v)
         return;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(v, modes[i]) == 0) {
+            rule->mode = (rule_mode_t)i;
+            return;
+        }
     }
-    case KEY_VIEWS: {
-        char **names = NULL;
-        size_t n = 0;
-        loader_string_list(ld, value, "views", &names, &n);
-        unsigned views = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(names[i], "folded") == 0)
-                views |= RULE_VIEW_FOLDED;
-            else if (strcmp(names[i], "skeleton") == 0)
-                views |= RULE_VIEW_SKELETON;
-            else if (strcmp(names[i], "squash") == 0)
-                views |= RULE_VIEW_SQUASH;
-            else
-                loader_error(ld, ld->name, node_line(value),
-                             "unknown view '%s' (expected folded, skeleton or squash)",
-                             tw_diag_quote(names[i], strlen(names[i]), 1, q));
-            free(names[i]);
-        }
-        free(names);
-        if (n && !views)
-            return;
-        if (!n) {
-            loader_error(ld, ld->name, node_line(value), "views is empty");
-            return;
-        }
-        rule->keyword_views = views;
-        rule->regex_views = views;
-        return;
-    }
-    case KEY_SQUASH:
-        if (!(v = loader_scalar(ld, value, "squash", &vlen)))
-            return;
-        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
-            /* squash: true = the default views plus squash */
-            if (!rule->keyword_views)
-                rule->keyword_views = RULE_VIEW_FOLDED | RULE_VIEW_SKELETON;
-            rule->keyword_views |= RULE_VIEW_SQUASH;
-        } else if (strcmp(v, "false") != 0 && strcmp(v, "no") != 0) {
-            loader_error(ld, ld->name, node_line(value), "squash must be true or false");
-        }
-        return;
-    case KEY_ALL:
-        if (value->type != YAML_SEQUENCE_NODE) {
-            loader_error(ld, ld->name, node_line(value), "all must be a list of keywords");
-            return;
-        }
-        ld->group = RULE_GROUP_ALL;
-        for (yaml_node_item_t *it = value->data.sequence.items.start;
-             it < value->data.sequence.items.top && !ld->nomem; it++) {
-            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
-            if (!item)
-                continue;
-            if (rule->nall >= RULES_MAX_ALL) {
-                loader_error(ld, ld->name, node_line(item), "all: more than %u items",
-                             RULES_MAX_ALL);
-                break;
-            }
-            ld->all_index = rule->nall++;
-            /* An item is a keyword, or a list of keywords any of which satisfies it. */
-            if (item->type == YAML_SEQUENCE_NODE)
-                loader_each_string(ld, item, "all", false, loader_keyword_item);
-            else
-                loader_each_string(ld, item, "all", true, loader_keyword_item);
-        }
-        ld->group = RULE_GROUP_ANY;
-        ld->all_index = 0;
-        return;
-    case KEY_EXCEPT:
-        ld->group = RULE_GROUP_NONE;
-        loader_each_string(ld, value, "except", true, loader_keyword_item);
-        ld->group = RULE_GROUP_ANY;
-        return;
-    case KEY_WITHIN: {
-        if (!(v = loader_scalar(ld, value, "within", &vlen)))
-            return;
-        char *end = NULL;
-        long n = strtol(v, &end, 10);
-        if (!vlen || *end || n < 1 || n > 1000)
-            loader_error(ld, ld->name, node_line(value),
-                         "within must be a number of words from 1 to 1000");
+    char q[TW_DIAG_QUOTE_SIZE];
+    loader_error(ld, ld->name, node_line(value),
+                 "unknown mode '%s' (expected word, prefix, suffix or substring)",
+                 tw_diag_quote(v, vlen, 1, q));
+}
+
+static void loader_key_views(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    char **names = NULL;
+    size_t n = 0;
+    char q[TW_DIAG_QUOTE_SIZE];
+    loader_string_list(ld, value, "views", &names, &n);
+    unsigned views = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], "folded") == 0)
+            views |= RULE_VIEW_FOLDED;
+        else if (strcmp(names[i], "skeleton") == 0)
+            views |= RULE_VIEW_SKELETON;
+        else if (strcmp(names[i], "squash") == 0)
+            views |= RULE_VIEW_SQUASH;
         else
-            rule->within = (uint32_t)n;
+            loader_error(ld, ld->name, node_line(value),
+                         "unknown view '%s' (expected folded, skeleton or squash)",
+                         tw_diag_quote(names[i], strlen(names[i]), 1, q));
+        free(names[i]);
+    }
+    free(names);
+    if (n && !views)
+        return;
+    if (!n) {
+        loader_error(ld, ld->name, node_line(value), "views is empty");
         return;
     }
-    case KEY_MIN_MATCHES: {
-        if (!(v = loader_scalar(ld, value, "min_matches", &vlen)))
-            return;
-        char *end = NULL;
-        long n = strtol(v, &end, 10);
-        if (!vlen || *end || n < 1 || n > 1000)
-            loader_error(ld, ld->name, node_line(value),
-                         "min_matches must be an integer from 1 to 1000");
-        else
-            rule->min_matches = (uint32_t)n;
+    rule->keyword_views = views;
+    rule->regex_views = views;
+}
+
+static void loader_key_squash(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    size_t vlen;
+    const char *v = loader_scalar(ld, value, "squash", &vlen);
+    if (!v)
         return;
-    }
-    case KEY_LANGS:
-        loader_string_list(ld, value, "langs", &rule->langs, &rule->nlangs);
-        return;
-    case KEY_TAGS:
-        loader_string_list(ld, value, "tags", &rule->tags, &rule->ntags);
-        return;
-    case KEY_FIELDS:
-        loader_string_list(ld, value, "fields", &rule->fields, &rule->nfields);
-        return;
-    case KEY_EXAMPLES:
-        if (value->type != YAML_MAPPING_NODE) {
-            loader_error(ld, ld->name, node_line(value),
-                         "examples must be a mapping with match and/or no_match lists");
-            return;
-        }
-        for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
-             pair < value->data.mapping.pairs.top && !ld->nomem; pair++) {
-            yaml_node_t *k = yaml_document_get_node(ld->doc, pair->key);
-            yaml_node_t *val = yaml_document_get_node(ld->doc, pair->value);
-            size_t klen;
-            const char *ks = k ? loader_scalar(ld, k, "an examples key", &klen) : NULL;
-            if (!ks || !val)
-                continue;
-            if (strcmp(ks, "match") == 0)
-                loader_example(ld, rule, val, 1);
-            else if (strcmp(ks, "no_match") == 0)
-                loader_example(ld, rule, val, 0);
-            else
-                loader_error(ld, ld->name, node_line(k),
-                             "unknown key '%s' in examples (expected match or no_match)",
-                             tw_diag_quote(ks, klen, 1, q));
-        }
-        return;
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+        /* squash: true = the default views plus squash */
+        if (!rule->keyword_views)
+            rule->keyword_views = RULE_VIEW_FOLDED | RULE_VIEW_SKELETON;
+        rule->keyword_views |= RULE_VIEW_SQUASH;
+    } else if (strcmp(v, "false") != 0 && strcmp(v, "no") != 0) {
+        loader_error(ld, ld->name, node_line(value), "squash must be true or false");
     }
 }
 
-static void loader_rule(loader_t *ld, const yaml_node_t *node)
+static void loader_key_all(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    if (value->type != YAML_SEQUENCE_NODE) {
+        loader_error(ld, ld->name, node_line(value), "all must be a list of keywords");
+        return;
+    }
+    ld->group = RULE_GROUP_ALL;
+    for (yaml_node_item_t *it = value->data.sequence.items.start;
+         it < value->data.sequence.items.top && !ld->nomem; it++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+        if (!item)
+            continue;
+        if (rule->nall >= RULES_MAX_ALL) {
+            loader_error(ld, ld->name, node_line(item), "all: more than %u items", RULES_MAX_ALL);
+            break;
+        }
+        ld->all_index = rule->nall++;
+        /* An item is a keyword, or a list of keywords any of which satisfies it. */
+        if (item->type == YAML_SEQUENCE_NODE)
+            loader_each_string(ld, item, "all", false, loader_keyword_item);
+        else
+            loader_each_string(ld, item, "all", true, loader_keyword_item);
+    }
+    ld->group = RULE_GROUP_ANY;
+    ld->all_index = 0;
+}
+
+static void loader_key_except(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    (void)rule;
+    ld->group = RULE_GROUP_NONE;
+    loader_each_string(ld, value, "except", true, loader_keyword_item);
+    ld->group = RULE_GROUP_ANY;
+}
+
+/* An integer from 1 to 1000 into *out; otherwise the error message must. */
+static void loader_key_count(loader_t *ld, const yaml_node_t *value, const char *what,
+                             const char *must, uint32_t *out)
+{
+    size_t vlen;
+    const char *v = loader_scalar(ld, value, what, &vlen);
+    if (!v)
+        return;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!vlen || *end || n < 1 || n > 1000)
+        loader_error(ld, ld->name, node_line(value), "%s", must);
+    else
+        *out = (uint32_t)n;
+}
+
+static void loader_key_within(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_key_count(ld, value, "within", "within must be a number of words from 1 to 1000",
+                     &rule->within);
+}
+
+static void loader_key_min_matches(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_key_count(ld, value, "min_matches", "min_matches must be an integer from 1 to 1000",
+                     &rule->min_matches);
+}
+
+static void loader_key_langs(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_string_list(ld, value, "langs", &rule->langs, &rule->nlangs);
+}
+
+static void loader_key_tags(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_string_list(ld, value, "tags", &rule->tags, &rule->ntags);
+}
+
+static void loader_key_fields(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_string_list(ld, value, "fields", &rule->fields, &rule->nfields);
+}
+
+static void loader_key_examples(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    if (value->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(value),
+                     "examples must be a mapping with match and/or no_match lists");
+        return;
+    }
+    char q[TW_DIAG_QUOTE_SIZE];
+    yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+    yaml_node_t *k, *val;
+    size_t klen;
+    const char *ks;
+    while ((ks = loader_next_pair(ld, value, &pair, "an examples key", &klen, &k, &val))) {
+        if (strcmp(ks, "match") == 0)
+            loader_example(ld, rule, val, 1);
+        else if (strcmp(ks, "no_match") == 0)
+            loader_example(ld, rule, val, 0);
+        else
+            loader_error(ld, ld->name, node_line(k),
+                         "unknown key '%s' in examples (expected match or no_match)",
+                         tw_diag_quote(ks, klen, 1, q));
+    }
+}
+
+typedef void (*loader_key_fn)(loader_t *ld, rule_t *rule, const yaml_node_t *value);
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    loader_key_fn parse;
+} rule_keys[] = {
+    {"id", KEY_ID, loader_key_id},
+    {"category", KEY_CATEGORY, loader_key_category},
+    {"severity", KEY_SEVERITY, loader_key_severity},
+    {"keywords", KEY_KEYWORDS, loader_key_keywords},
+    {"keywords_file", KEY_KEYWORDS_FILE, loader_key_keywords_file},
+    {"regex", KEY_REGEX, loader_key_regex},
+    {"mode", KEY_MODE, loader_key_mode},
+    {"views", KEY_VIEWS, loader_key_views},
+    {"squash", KEY_SQUASH, loader_key_squash},
+    {"all", KEY_ALL, loader_key_all},
+    {"except", KEY_EXCEPT, loader_key_except},
+    {"min_matches", KEY_MIN_MATCHES, loader_key_min_matches},
+    {"langs", KEY_LANGS, loader_key_langs},
+    {"tags", KEY_TAGS, loader_key_tags},
+    {"examples", KEY_EXAMPLES, loader_key_examples},
+    {"within", KEY_WITHIN, loader_key_within},
+    {"fields", KEY_FIELDS, loader_key_fields},
+    {"domains_file", KEY_DOMAINS_FILE, loader_key_domains_file},
+};
+
+/* Appends an empty rule (severity medium) and returns its index, or SIZE_MAX. The rule is
+ * appended before its patterns so they can refer to its index; on any error the whole set is
+ * discarded, so a half-filled rule never escapes. */
+static size_t loader_rule_new(loader_t *ld, const yaml_node_t *node)
 {
     rule_set_t *rs = ld->rs;
     int line = node_line(node);
     if (node->type != YAML_MAPPING_NODE) {
         loader_error(ld, ld->name, line, "a rule must be a mapping (id, category, ...)");
-        return;
+        return SIZE_MAX;
     }
     if (rs->nrules >= RULES_MAX_RULES) {
         if (!ld->too_many_rules)
             loader_error(ld, ld->name, line, "too many rules (limit %u)", RULES_MAX_RULES);
         ld->too_many_rules = true;
-        return;
+        return SIZE_MAX;
     }
     rule_t *rules = loader_grow(ld, rs->rules, &ld->rules_cap, rs->nrules, sizeof(*rules));
     if (!rules)
-        return;
+        return SIZE_MAX;
     rs->rules = rules;
-    /* The rule is appended before its patterns so they can refer to its index; on any error
-     * the whole set is discarded, so a half-filled rule never escapes. */
     rule_t *rule = &rs->rules[rs->nrules++];
     memset(rule, 0, sizeof(*rule));
     rule->severity = RULE_SEVERITY_MEDIUM;
     rule->file = (char *)ld->name;
     rule->line = line;
-    size_t index = rs->nrules - 1;
-    unsigned seen = 0;
-    ld->attempts = 0;
-    char q[TW_DIAG_QUOTE_SIZE];
+    return rs->nrules - 1;
+}
 
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top && !ld->nomem; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
-        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
-        if (!key || !value)
-            continue;
-        size_t klen, vlen;
-        const char *k = loader_scalar(ld, key, "a rule key", &klen);
-        if (!k)
-            continue;
-        unsigned bit = 0;
-        for (size_t ki = 0; ki < sizeof(rule_keys) / sizeof(rule_keys[0]); ki++)
-            if (strcmp(k, rule_keys[ki].name) == 0)
-                bit = rule_keys[ki].bit;
-        if (!bit) {
+/* Parses each key of the rule at index; returns the KEY_* bits seen. */
+static unsigned loader_rule_keys(loader_t *ld, const yaml_node_t *node, size_t index)
+{
+    unsigned seen = 0;
+    char q[TW_DIAG_QUOTE_SIZE];
+    yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+    yaml_node_t *key, *value;
+    size_t klen;
+    const char *k;
+    while ((k = loader_next_pair(ld, node, &pair, "a rule key", &klen, &key, &value))) {
+        size_t ki = 0, nkeys = sizeof(rule_keys) / sizeof(rule_keys[0]);
+        while (ki < nkeys && strcmp(k, rule_keys[ki].name) != 0)
+            ki++;
+        if (ki == nkeys) {
             loader_error(ld, ld->name, node_line(key),
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
                          "keywords_file, regex, mode, views, squash, all, except, min_matches, "
@@ -882,58 +976,25 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
                          tw_diag_quote(k, klen, 1, q));
             continue;
         }
-        if (seen & bit) {
+        if (seen & rule_keys[ki].bit) {
             loader_error(ld, ld->name, node_line(key), "duplicate key '%s' in rule", k);
             continue;
         }
-        seen |= bit;
-        const char *v;
-        switch (bit) {
-        case KEY_ID:
-            if (!(v = loader_scalar(ld, value, "id", &vlen)))
-                break;
-            if (vlen == 0)
-                loader_error(ld, ld->name, node_line(value), "id is empty");
-            else
-                rule->id = loader_strdup(ld, v, vlen);
-            break;
-        case KEY_CATEGORY:
-            if (!(v = loader_scalar(ld, value, "category", &vlen)))
-                break;
-            if (vlen == 0)
-                loader_error(ld, ld->name, node_line(value), "category is empty");
-            else
-                rule->category = loader_strdup(ld, v, vlen);
-            break;
-        case KEY_SEVERITY:
-            if (!(v = loader_scalar(ld, value, "severity", &vlen)))
-                break;
-            if (rule_severity_parse(v, &rule->severity) != 0)
-                loader_error(ld, ld->name, node_line(value),
-                             "unknown severity '%s' (expected low, medium, high or critical)",
-                             tw_diag_quote(v, vlen, 1, q));
-            break;
-        case KEY_KEYWORDS:
-            loader_each_string(ld, value, "keywords", false, loader_keyword_item);
-            break;
-        case KEY_KEYWORDS_FILE:
-            loader_each_string(ld, value, "keywords_file", true, loader_keywords_file);
-            break;
-        case KEY_REGEX:
-            loader_each_string(ld, value, "regex", true, loader_regex_add);
-            break;
-        case KEY_DOMAINS_FILE:
-            loader_each_string(ld, value, "domains_file", true, loader_domains_file);
-            break;
-        default:
-            loader_rule_extra(ld, &rs->rules[index], bit, value);
-            break;
-        }
-        rule = &rs->rules[index]; /* keyword files cannot move rules, but stay safe */
+        seen |= rule_keys[ki].bit;
+        /* Re-fetched for each key: keyword files cannot move rules, but stay safe. */
+        rule_keys[ki].parse(ld, &ld->rs->rules[index], value);
     }
-    if (ld->nomem)
-        return;
-    rule = &rs->rules[index];
+    return seen;
+}
+
+/* What a rule needs as a whole: an id and a category, something to match, the keys that
+ * need others, and an id no earlier rule has. */
+static void loader_rule_check(loader_t *ld, size_t index, unsigned seen)
+{
+    rule_set_t *rs = ld->rs;
+    const rule_t *rule = &rs->rules[index];
+    int line = rule->line;
+    char q[TW_DIAG_QUOTE_SIZE];
     const char *shown = rule->id ? tw_diag_quote(rule->id, strlen(rule->id), 1, q) : NULL;
     if (!(seen & KEY_ID))
         loader_error(ld, ld->name, line, "rule has no 'id'");
@@ -943,7 +1004,8 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
      * really had nothing (no pattern key, an empty list, a comment-only keywords file). */
     if (ld->attempts == 0 && !ld->too_many_patterns)
         loader_error(ld, ld->name, line, "rule '%s' has no keywords or regex", shown ? shown : "?");
-    if (rule->min_matches > 1 && !(seen & (KEY_KEYWORDS | KEY_KEYWORDS_FILE | KEY_REGEX)))
+    if (rule->min_matches > 1 &&
+        !(seen & (KEY_KEYWORDS | KEY_KEYWORDS_FILE | KEY_REGEX | KEY_DOMAINS_FILE)))
         loader_error(ld, ld->name, line, "rule '%s': min_matches needs keywords or regex",
                      shown ? shown : "?");
     if ((seen & KEY_WITHIN) && !(seen & KEY_ALL))
@@ -956,6 +1018,17 @@ static void loader_rule(loader_t *ld, const yaml_node_t *node)
             loader_error(ld, ld->name, line, "duplicate rule id '%s' (first defined at %s:%d)",
                          shown, rs->rules[other].file, rs->rules[other].line);
     }
+}
+
+static void loader_rule(loader_t *ld, const yaml_node_t *node)
+{
+    size_t index = loader_rule_new(ld, node);
+    if (index == SIZE_MAX)
+        return;
+    ld->attempts = 0;
+    unsigned seen = loader_rule_keys(ld, node, index);
+    if (!ld->nomem)
+        loader_rule_check(ld, index, seen);
 }
 
 static void loader_document(loader_t *ld)
@@ -973,16 +1046,11 @@ static void loader_document(loader_t *ld)
     }
     bool have_rules = false;
     char q[TW_DIAG_QUOTE_SIZE];
-    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
-         pair < root->data.mapping.pairs.top && !ld->nomem; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
-        yaml_node_t *value = yaml_document_get_node(ld->doc, pair->value);
-        if (!key || !value)
-            continue;
-        size_t klen;
-        const char *k = loader_scalar(ld, key, "a top-level key", &klen);
-        if (!k)
-            continue;
+    yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+    yaml_node_t *key, *value;
+    size_t klen;
+    const char *k;
+    while ((k = loader_next_pair(ld, root, &pair, "a top-level key", &klen, &key, &value))) {
         if (strcmp(k, "allow") == 0) {
             /* Global allow list: keyword phrases inside which no rule's hit counts. */
             ld->group = RULE_GROUP_ALLOW;
@@ -1110,6 +1178,55 @@ void rule_set_free(rule_set_t *rs)
     free(rs);
 }
 
+/* Parses data as one YAML document of rules into ld; a second document is an error (the
+ * parser would silently ignore it). */
+static void loader_parse(loader_t *ld, const char *data, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        ld->nomem = true;
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        loader_yaml_error(ld, &parser);
+        yaml_parser_delete(&parser);
+        return;
+    }
+    ld->doc = &doc;
+    loader_document(ld);
+    ld->doc = NULL;
+    yaml_document_delete(&doc);
+    if (!ld->nomem) {
+        if (!yaml_parser_load(&parser, &doc)) {
+            loader_yaml_error(ld, &parser);
+        } else {
+            yaml_node_t *root = yaml_document_get_root_node(&doc);
+            if (root)
+                loader_error(ld, ld->name, node_line(root),
+                             "more than one YAML document; put all rules in one");
+            yaml_document_delete(&doc);
+        }
+    }
+    yaml_parser_delete(&parser);
+}
+
+/* rs->version: "sha256:" and the hex digest of the rules and keywords files' bytes. */
+static void loader_set_version(loader_t *ld)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_DigestFinal_ex(ld->md, digest, &dlen) != 1 || dlen != 32) {
+        ld->nomem = true;
+        return;
+    }
+    char *v = ld->rs->version;
+    memcpy(v, "sha256:", 7);
+    for (unsigned i = 0; i < dlen; i++)
+        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
+}
+
 int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_set_t **out,
                          tw_diag_t *diag)
 {
@@ -1117,89 +1234,41 @@ int rule_set_load_buffer(const char *name, const char *data, size_t len, rule_se
     loader_t ld = {.diag = diag};
     normalized_init(&ld.norm);
     char *dir = NULL;
-    yaml_parser_t parser;
-    bool parser_ok = false;
-    yaml_document_t doc;
-    bool doc_ok = false;
-    int err = 0;
-
     ld.rs = calloc(1, sizeof(*ld.rs));
     ld.md = EVP_MD_CTX_new();
-    if (!ld.rs || !ld.md) {
+    if (!ld.rs || !ld.md)
         ld.nomem = true;
-        goto out;
-    }
-    if (!(ld.name = loader_file_add(&ld, name)))
-        goto out;
+    else
+        ld.name = loader_file_add(&ld, name);
     const char *slash = strrchr(name, '/');
-    if (slash) {
+    if (ld.name && slash) {
         /* "/rules.yaml" lives in "/", which joins as "" + "/" + rel. */
-        if (!(dir = strndup(name, (size_t)(slash - name)))) {
+        if (!(dir = strndup(name, (size_t)(slash - name))))
             ld.nomem = true;
-            goto out;
-        }
         ld.dir = dir;
     }
-    if (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ld.md, data, len) != 1) {
+    if (ld.name && !ld.nomem &&
+        (EVP_DigestInit_ex(ld.md, EVP_sha256(), NULL) != 1 ||
+         EVP_DigestUpdate(ld.md, data, len) != 1))
         ld.nomem = true;
-        goto out;
+    bool parsed = false;
+    if (ld.name && !ld.nomem && loader_check_depth(&ld, data, len)) {
+        loader_parse(&ld, data, len);
+        parsed = true;
     }
-    if (!loader_check_depth(&ld, data, len))
-        goto out;
-    if (!yaml_parser_initialize(&parser)) {
-        ld.nomem = true;
-        goto out;
-    }
-    parser_ok = true;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        loader_yaml_error(&ld, &parser);
-        goto out;
-    }
-    doc_ok = true;
-    ld.doc = &doc;
-    loader_document(&ld);
-    yaml_document_delete(&doc);
-    doc_ok = false;
-    /* A second document would be silently ignored by yaml_parser_load; say so instead. */
-    if (!ld.nomem) {
-        if (!yaml_parser_load(&parser, &doc)) {
-            loader_yaml_error(&ld, &parser);
-        } else {
-            doc_ok = true;
-            yaml_node_t *root = yaml_document_get_root_node(&doc);
-            if (root)
-                loader_error(&ld, ld.name, node_line(root),
-                             "more than one YAML document; put all rules in one");
-        }
-    }
-    if (ld.nomem || ld.nerrors)
-        goto out;
-
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_DigestFinal_ex(ld.md, digest, &dlen) != 1 || dlen != 32) {
-        ld.nomem = true;
-        goto out;
-    }
-    char *v = ld.rs->version;
-    memcpy(v, "sha256:", 7);
-    for (unsigned i = 0; i < dlen; i++)
-        snprintf(v + 7 + 2 * i, 3, "%02x", digest[i]);
-    *out = ld.rs;
-    ld.rs = NULL;
-out:
+    if (parsed && !ld.nomem && !ld.nerrors)
+        loader_set_version(&ld);
+    int err = 0;
     if (ld.nerrors > RULES_MAX_DIAGS)
         tw_diag_add(diag, "%s: %zu more errors not shown", name, ld.nerrors - RULES_MAX_DIAGS);
     if (ld.nomem)
         err = TW_ERR_NOMEM;
     else if (ld.nerrors)
         err = TW_ERR_PARSE;
-    if (doc_ok)
-        yaml_document_delete(&doc);
-    if (parser_ok)
-        yaml_parser_delete(&parser);
+    else if (parsed) {
+        *out = ld.rs;
+        ld.rs = NULL;
+    }
     rule_set_free(ld.rs);
     EVP_MD_CTX_free(ld.md);
     normalized_fini(&ld.norm);

@@ -421,6 +421,25 @@ TW_TEST(test_cache)
     TW_ASSERT_INT_EQ(system(cmd), 0);
 }
 
+/* Bopomofo and Tai Tham are written without spaces like Han and Thai: a keyword inside a run
+ * of them needs no word boundary. (match used to miss Bopomofo, fingerprint Tai Tham.) */
+TW_TEST(test_unspaced_scripts_need_no_word_boundary)
+{
+    fx_t fx;
+    char out[256];
+    TW_ASSERT_INT_EQ(fx_load(&fx,
+                             "rules:\n"
+                             "  - {id: bpmf, category: c, keywords: [\"\u3106\u3107\"]}\n"
+                             "  - {id: lana, category: c, keywords: [\"\u1A20\u1A21\"]}\n"
+                             "  - {id: latin, category: c, keywords: [ab]}\n",
+                             NULL),
+                     0);
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "\u3105\u3106\u3107\u3108", NULL, out), "bpmf");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "\u1A22\u1A20\u1A21\u1A23", NULL, out), "lana");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "xaby", NULL, out), ""); /* Latin still needs boundaries */
+    fx_fini(&fx);
+}
+
 /* Counts the cache files in dir (-1 if it cannot be read). */
 static int cache_files(const char *dir)
 {
@@ -493,5 +512,6 @@ int main(void)
            TW_CASE(test_skeleton_guard_spares_cyrillic_text), TW_CASE(test_skeleton_skip_filter),
            TW_CASE(test_views_key), TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
            TW_CASE(test_within), TW_CASE(test_fields), TW_CASE(test_parse_errors),
-           TW_CASE(test_examples), TW_CASE(test_cache), TW_CASE(test_cache_refuses_a_shared_dir));
+           TW_CASE(test_examples), TW_CASE(test_cache), TW_CASE(test_cache_refuses_a_shared_dir),
+           TW_CASE(test_unspaced_scripts_need_no_word_boundary));
 }

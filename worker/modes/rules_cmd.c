@@ -77,6 +77,28 @@ void rules_cmd_print_context(const char *text, size_t len, size_t start, size_t 
     fputs(b < len ? "...\n" : "\n", stdout);
 }
 
+/* Prints one line per span of each rule the post hit, and counts the rules. */
+static void rules_cmd_print_hits(const char *posts_path, size_t lineno, const rule_set_t *rules,
+                                 const post_t *post, const normalized_t *norm,
+                                 const match_set_t *set, size_t *counts)
+{
+    for (size_t h = 0; h < set->count; h++) {
+        const match_rule_hit_t *hit = &set->hits[h];
+        const char *id = rules->rules[hit->rule_index].id;
+        counts[hit->rule_index]++;
+        if (hit->nspans == 0) /* hit through another field than the text (`fields:`) */
+            printf("%s:%zu id=%.*s rule=%s (in a field other than the text)\n", posts_path, lineno,
+                   (int)post->id_len, post->id, id);
+        for (uint32_t s = 0; s < hit->nspans; s++) {
+            size_t a, b;
+            normalized_span_to_source(norm, hit->spans[s].start, hit->spans[s].end, &a, &b);
+            printf("%s:%zu id=%.*s rule=%s%s%s [%zu,%zu) ", posts_path, lineno, (int)post->id_len,
+                   post->id, id, hit->host ? " host=" : "", hit->host ? hit->host : "", a, b);
+            rules_cmd_print_context(post->text, post->text_len, a, b);
+        }
+    }
+}
+
 int rules_cmd_test(const char *rules_path, const char *posts_path)
 {
     tw_diag_t diag;
@@ -135,21 +157,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
         }
         if (set.count)
             nhit++;
-        for (size_t h = 0; h < set.count; h++) {
-            const match_rule_hit_t *hit = &set.hits[h];
-            counts[hit->rule_index]++;
-            if (hit->nspans == 0) /* hit through another field than the text (`fields:`) */
-                printf("%s:%zu id=%.*s rule=%s (in a field other than the text)\n", posts_path,
-                       lineno, (int)post.id_len, post.id, rules->rules[hit->rule_index].id);
-            for (uint32_t s = 0; s < hit->nspans; s++) {
-                size_t a, b;
-                normalized_span_to_source(&norm, hit->spans[s].start, hit->spans[s].end, &a, &b);
-                printf("%s:%zu id=%.*s rule=%s%s%s [%zu,%zu) ", posts_path, lineno,
-                       (int)post.id_len, post.id, rules->rules[hit->rule_index].id,
-                       hit->host ? " host=" : "", hit->host ? hit->host : "", a, b);
-                rules_cmd_print_context(post.text, post.text_len, a, b);
-            }
-        }
+        rules_cmd_print_hits(posts_path, lineno, rules, &post, &norm, &set, counts);
     }
     double secs = rules_cmd_seconds(&t0);
     printf("\n%zu posts (%zu undecodable), %zu with hits, scanned in %.3f s\n", nposts, nbad, nhit,
