@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""The fair benchmark of issue 9: floors, tidewatch and its peers side by side in one run,
+over the same posts and the same rule set, in CPU time per post.
+
+  perf/bench_fair.py [--posts 40000] [--ruleset 10k] [--sweep 1k,10k,50k] [--threads N]
+                     [--no-kafka] [--no-python] [--no-jvm] [--out perf/RESULTS.md]
+
+Rows (all over the same N posts from perf/fair_data.py and the same rules from
+perf/build_ruleset.py, built on first use):
+  decode-only      build/perf/fair_decode_only: json_loadb + json_object_get("text")
+  scan-only        build/perf/fair_scan_only: hs_scan of the folded texts, one database
+  raw consume      kcat reading the topic to /dev/null (whole process: start-up included)
+  tidewatch scan   per post = (CPU of N posts - CPU of 50 posts) / (N - 50): compile and
+                   start-up cancel out (compiled-database cache warm in both)
+  tidewatch run    memory store and Redis store against a real broker (tests/integration/
+                   harness.py): worker CPU from /proc/PID/stat between /readyz and the moment
+                   the committed offsets reach the end of the input; Redis CPU, commands and
+                   used_memory deltas from INFO over the same interval; peak RSS = VmHWM
+  python peer      perf/peer_python.py, file mode and Kafka + Redis mode
+  jvm peer         perf/peer_jvm (Lucene MemoryIndex per post, percolator-style)
+Peers print READY when their rules are compiled and DONE when every post is processed,
+alerts flushed and offsets committed; CPU is read from /proc/PID/stat at those two lines.
+Alert sets are compared with `tidewatch scan`'s (posts flagged, (post, rule) pairs, Jaccard)
+before any ratio is read. The machine is shared: every figure is CPU time, not wall time.
+
+Writes OUT (markdown) and OUT with .json. Exits 0 with a SKIP line when ../shared/data is
+absent. Nothing machine-specific (paths, host names) goes into the results.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fair_data import DATA, ROOT, TMP, bench_posts, write_posts  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------
+# process measurements
+
+
+def proc_cpu(pid):
+    """utime + stime of every thread of pid, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def proc_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def run_rusage(cmd, stdout=subprocess.DEVNULL, env=None):
+    """Runs cmd; returns (rc, cpu seconds of the child, peak RSS KiB)."""
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err[-1500:]}")
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_info(port):
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "INFO", "everything"],
+                         capture_output=True, text=True, timeout=10).stdout
+    fields, calls = {}, 0
+    for line in out.splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.strip().split(":", 1)
+            fields[k] = v
+            if k.startswith("cmdstat_") and not k.startswith("cmdstat_info"):
+                calls += int(dict(kv.split("=") for kv in v.split(","))["calls"])
+    return {"cpu": float(fields["used_cpu_sys"]) + float(fields["used_cpu_user"]),
+            "calls": calls, "mem": int(fields["used_memory"])}
+
+
+def redis_delta(before, after, n):
+    return {"redis_cpu_us_per_post": (after["cpu"] - before["cpu"]) / n * 1e6,
+            "redis_commands_per_post": (after["calls"] - before["calls"]) / n,
+            "redis_bytes_per_post": (after["mem"] - before["mem"]) / n}
+
+
+# ---------------------------------------------------------------------------------------
+# alert sets
+
+
+def alert_pairs_from_jsonl(lines):
+    """{(post_id, rule)} from tidewatch / peer alert records."""
+    pairs = set()
+    for line in lines:
+        if not line.strip():
+            continue
+        a = json.loads(line)
+        for m in a.get("matches") or []:
+            pairs.add((str(a["post_id"]), m.get("rule")))
+    return pairs
+
+
+def compare(ref, other, exclude_rules=()):
+    ex = set(exclude_rules)
+    r = {p for p in ref if p[1] not in ex}
+    o = {p for p in other if p[1] not in ex}
+    rp, op = {p[0] for p in r}, {p[0] for p in o}
+    jac = lambda a, b: len(a & b) / len(a | b) if a | b else 1.0  # noqa: E731
+    return {"pairs": len(o), "pairs_ref": len(r), "posts": len(op), "posts_ref": len(rp),
+            "pairs_jaccard": round(jac(r, o), 4), "posts_jaccard": round(jac(rp, op), 4),
+            "rules_excluded": len(ex)}
+
+
+# ---------------------------------------------------------------------------------------
+# peers: READY / DONE protocol on stdout
+
+
+def run_peer(cmd, n, redis_port=None, timeout=900, cwd=None):
+    """Starts a peer, measures its CPU between its READY and DONE lines; returns dict."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=cwd)
+    result, cpu0, info0 = {}, None, None
+    deadline = time.monotonic() + timeout
+    try:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line == "READY":
+                cpu0 = proc_cpu(proc.pid)
+                info0 = redis_info(redis_port) if redis_port else None
+            elif line.startswith("DONE"):
+                cpu1 = proc_cpu(proc.pid)
+                info1 = redis_info(redis_port) if redis_port else None
+                result = json.loads(line[4:] or "{}")
+                result["cpu_s"] = cpu1 - cpu0
+                result["cpu_us_per_post"] = (cpu1 - cpu0) / n * 1e6
+                result["peak_rss_mib"] = round(proc_hwm_kb(proc.pid) / 1024, 1)
+                if info0:
+                    result.update(redis_delta(info0, info1, n))
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("peer timed out")
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if not result:
+        raise RuntimeError(f"peer ended without DONE (rc {proc.returncode}): "
+                           f"{proc.stderr.read().decode(errors='replace')[-1500:]}")
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# rows
+
+
+def tidewatch_extra_args(binary, threads):
+    """--threads only where this build has it (branch threads), so the script runs on any main."""
+    helptext = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+    return ["--threads", str(threads)] if "--threads" in helptext else []
+
+
+def row_tidewatch_scan(binary, rules, posts_file, small_file, n, extra, cache_dir):
+    base = [binary, "scan", "--rules", rules, "-X", f"rules_cache_dir={cache_dir}"] + extra
+    run_rusage(base + [small_file])  # compiles once into the cache
+    small = min(run_rusage(base + [small_file])[0] for _ in range(3))
+    best, rss = None, None
+    out_path = Path(posts_file).with_suffix(".alerts")
+    for _ in range(3):
+        with open(out_path, "wb") as out:
+            cpu, rss = run_rusage(base + [posts_file], stdout=out)
+        best = cpu if best is None else min(best, cpu)
+    pairs = alert_pairs_from_jsonl(out_path.read_text(encoding="utf-8").splitlines())
+    alerts = sum(1 for line in out_path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {"cpu_us_per_post": (best - small) / (n - 50) * 1e6, "cpu_s_total": best,
+            "cpu_s_50_posts": small, "peak_rss_mib": round(rss / 1024, 1),
+            "alerts": alerts}, pairs
+
+
+def wait_ready(port, proc, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("worker exited before ready")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("worker not ready in time")
+
+
+def row_tidewatch_run(broker, binary, rules, topic, n, high, redis=None, extra=(),
+                      cache_dir=None, tag="memory"):
+    import harness
+
+    group, alerts, dlq = f"fair-{tag}", f"fair-alerts-{tag}", f"fair-dlq-{tag}"
+    broker.create_topic(alerts, 3)
+    broker.create_topic(dlq, 1)
+    if redis:
+        redis.flushall()
+    port = free_port()
+    log = open(TMP / f"worker-{tag}.log", "wb")
+    cmd = [binary, "run", "--brokers", broker.bootstrap, "--group", group, "--input-topic",
+           topic, "--output-topic", alerts, "--dlq-topic", dlq, "--rules", rules,
+           "--http", f"127.0.0.1:{port}", "-X", f"rules_cache_dir={cache_dir}",
+           "-X", "log_level=warn"] + list(extra) + (["--redis", redis.url] if redis else [])
+    proc = subprocess.Popen(cmd, stderr=log, stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(port, proc)
+        cpu0 = proc_cpu(proc.pid)
+        info0 = redis_info(redis.port) if redis else None
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                committed = broker.committed_offsets(group, topic)
+            except harness.KafkaException:
+                committed = {}
+            if committed and all(committed.get(p, -1) >= h for p, h in high.items()):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not finish (log: {log.name})")
+            time.sleep(0.1)
+        cpu1 = proc_cpu(proc.pid)
+        info1 = redis_info(redis.port) if redis else None
+        row = {"cpu_us_per_post": (cpu1 - cpu0) / n * 1e6, "cpu_s": cpu1 - cpu0,
+               "peak_rss_mib": round(proc_hwm_kb(proc.pid) / 1024, 1)}
+        if redis:
+            row.update(redis_delta(info0, info1, n))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    records = broker.consume_all(alerts)
+    row["alerts"] = len(records)
+    pairs = alert_pairs_from_jsonl([r.value.decode() for r in records])
+    return row, pairs
+
+
+def row_kcat(broker, topic, n):
+    if not shutil.which("kcat"):
+        return {"skipped": "kcat not installed"}
+    cpu, rss = run_rusage(["kcat", "-C", "-b", broker.bootstrap, "-t", topic, "-o", "beginning",
+                           "-e", "-q", "-f", "%s\n"])
+    return {"cpu_us_per_post": cpu / n * 1e6, "cpu_s": cpu, "peak_rss_mib": round(rss / 1024, 1),
+            "note": "whole process, start-up included"}
+
+
+def jvm_peer_cmd():
+    """java command of perf/peer_jvm, built with Maven on first use; (cmd, None) or (None, why)."""
+    d = ROOT / "perf" / "peer_jvm"
+    jar = d / "target" / "peer-jvm-1.0.jar"
+    if not jar.exists():
+        if not shutil.which("mvn"):
+            return None, "mvn not installed"
+        out = subprocess.run(["mvn", "-B", "-q", "package"], cwd=d, capture_output=True,
+                             text=True)
+        if out.returncode != 0 or not jar.exists():
+            return None, "maven build failed: " + (out.stdout + out.stderr)[-800:]
+    cp = os.pathsep.join([str(jar), str(d / "target" / "lib" / "*")])
+    return ["java", "-Xmx2g", "-cp", cp, "tidewatch.peer.Main"], None
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def ensure_rulesets(sizes, binary):
+    missing = [s for s in sizes if not (TMP / f"ruleset-{s}" / "rules.yaml").exists()]
+    if missing:
+        subprocess.run([sys.executable, str(ROOT / "perf" / "build_ruleset.py"), "--sizes",
+                        ",".join(str(int(s[:-1]) * 1000) for s in missing), "--tidewatch",
+                        binary], check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--posts", type=int, default=40000)
+    ap.add_argument("--ruleset", default="10k")
+    ap.add_argument("--sweep", default="1k,10k,50k", help="rule-set sizes for the scan sweep")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--no-kafka", action="store_true")
+    ap.add_argument("--no-python", action="store_true")
+    ap.add_argument("--no-jvm", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "perf" / "RESULTS.md"))
+    args = ap.parse_args()
+    if not (DATA / "posts").is_dir():
+        print(f"SKIP: {DATA} is absent; the benchmark reads real posts from it")
+        return 0
+    build = Path(args.build)
+    binary = str(build / "tidewatch")
+    sweep = [s for s in args.sweep.split(",") if s]
+    ensure_rulesets(sorted(set(sweep + [args.ruleset])), binary)
+    rules = str(TMP / f"ruleset-{args.ruleset}" / "rules.yaml")
+    rules_tsv = str(TMP / f"ruleset-{args.ruleset}" / "rules.tsv")
+    n = args.posts
+    posts = bench_posts(n)
+    posts_file = TMP / f"posts-{n}.jsonl"
+    small_file = TMP / "posts-50.jsonl"
+    write_posts(posts_file, posts)
+    write_posts(small_file, posts[:50])
+    cache_dir = Path(tempfile.mkdtemp(prefix="tw-fair-cache-"))
+    extra = tidewatch_extra_args(binary, args.threads)
+    stats = json.loads((TMP / f"ruleset-{args.ruleset}" / "stats.json").read_text())
+    res = {"posts": n, "ruleset": args.ruleset, "ruleset_stats": stats.get(args.ruleset),
+           "calibration_dropped": stats.get("calibration_dropped"),
+           "tidewatch_args": extra, "machine": machine(), "rows": {}, "compare": {},
+           "sweep": {}}
+    rows, cmp_ = res["rows"], res["compare"]
+
+    def step(name, fn):
+        t0 = time.monotonic()
+        print(f"-- {name}", file=sys.stderr, flush=True)
+        try:
+            return fn()
+        except Exception as e:  # a failed row is reported, the others still run
+            rows[name] = {"skipped": f"{type(e).__name__}: {e}"[:600]}
+            return None
+        finally:
+            print(f"   {name}: {time.monotonic() - t0:.0f}s wall", file=sys.stderr, flush=True)
+
+    def decode_only():
+        out = subprocess.run([str(build / "perf" / "fair_decode_only"), str(posts_file)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout)
+        rows["decode-only (C, Jansson)"] = {"cpu_us_per_post": r["cpu_s"] / n * 1e6, **r}
+    step("decode-only", decode_only)
+
+    def scan_only(tsv):
+        out = subprocess.run([str(build / "perf" / "fair_scan_only"), tsv, str(posts_file)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout)
+        return {"cpu_us_per_post": r["cpu_s"] / n * 1e6, **r}
+    step("scan-only", lambda: rows.__setitem__("scan-only (C, Hyperscan, folded text)",
+                                               scan_only(rules_tsv)))
+
+    ref = None
+
+    def tw_scan():
+        nonlocal ref
+        row, ref = row_tidewatch_scan(binary, rules, str(posts_file), str(small_file), n,
+                                      extra, cache_dir)
+        rows["tidewatch scan"] = row
+    step("tidewatch scan", tw_scan)
+
+    for size in sweep:
+        def sweep_one(size=size):
+            r = str(TMP / f"ruleset-{size}" / "rules.yaml")
+            row, _ = row_tidewatch_scan(binary, r, str(posts_file), str(small_file), n, extra,
+                                        cache_dir)
+            floor = scan_only(str(TMP / f"ruleset-{size}" / "rules.tsv"))
+            res["sweep"][size] = {"tidewatch_scan_cpu_us_per_post": row["cpu_us_per_post"],
+                                  "tidewatch_alerts": row["alerts"],
+                                  "scan_only_cpu_us_per_post": floor["cpu_us_per_post"]}
+        step(f"sweep {size}", sweep_one)
+
+    peer_py = [sys.executable, str(ROOT / "perf" / "peer_python.py")]
+    if not args.no_python:
+        def py_scan():
+            alerts_path = TMP / "peer-python-scan.alerts"
+            r = run_peer(peer_py + ["scan", "--rules", rules, "--alerts", str(alerts_path),
+                                    str(posts_file)], n)
+            rows["python peer, file (like scan)"] = r
+            cmp_["python peer, file"] = compare(ref or set(), alert_pairs_from_jsonl(
+                alerts_path.read_text(encoding="utf-8").splitlines()))
+        step("python peer, file", py_scan)
+
+    jvm_cmd = None
+    if not args.no_jvm:
+        jvm_cmd, why = jvm_peer_cmd()
+        if why:
+            rows["jvm peer (Lucene MemoryIndex)"] = {"skipped": why}
+        else:
+            def jvm_scan():
+                alerts_path = TMP / "peer-jvm-scan.alerts"
+                r = run_peer(jvm_cmd + ["scan", rules_tsv, str(posts_file), str(alerts_path)], n)
+                rows["jvm peer, file (like scan)"] = r
+                cmp_["jvm peer, file"] = compare(ref or set(), alert_pairs_from_jsonl(
+                    alerts_path.read_text(encoding="utf-8").splitlines()),
+                    exclude_rules=r.get("rules_left_out", []))
+            step("jvm peer, file", jvm_scan)
+
+    if not args.no_kafka:
+        kafka_rows(res, rows, cmp_, binary, rules, rules_tsv, posts, n, extra, cache_dir,
+                   ref, peer_py if not args.no_python else None, jvm_cmd, step)
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    out.write_text(render(res, args))
+    print(out.read_text())
+    return 0
+
+
+def kafka_rows(res, rows, cmp_, binary, rules, rules_tsv, posts, n, extra, cache_dir, ref,
+               peer_py, jvm_cmd, step):
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    import harness
+
+    broker, redis = harness.KafkaBroker(), harness.RedisServer()
+    for server in (broker, redis):
+        problem = server.prerequisites()
+        if problem:
+            rows["kafka rows"] = {"skipped": problem}
+            return
+    broker.start()
+    redis.start()
+    try:
+        topic = "fair-posts"
+        broker.create_topic(topic, 3)
+        broker.produce(topic, [(str(i).encode(), p) for i, p in enumerate(posts)], timeout=300)
+        high = broker.high_watermarks(topic)
+        step("raw consume", lambda: rows.__setitem__("raw consume (kcat to /dev/null)",
+                                                     row_kcat(broker, topic, n)))
+        for tag, use_redis in (("memory", False), ("redis", True)):
+            def tw_run(tag=tag, use_redis=use_redis):
+                row, pairs = row_tidewatch_run(broker, binary, rules, topic, n, high,
+                                               redis if use_redis else None, extra, cache_dir,
+                                               tag)
+                rows[f"tidewatch run, {tag} store"] = row
+                cmp_[f"tidewatch run, {tag} store"] = compare(ref or set(), pairs)
+            step(f"tidewatch run {tag}", tw_run)
+        if peer_py:
+            def py_run():
+                redis.flushall()
+                alerts = "fair-alerts-python"
+                broker.create_topic(alerts, 3)
+                r = run_peer(peer_py + ["run", "--rules", rules, "--brokers", broker.bootstrap,
+                                        "--topic", topic, "--group", "fair-python",
+                                        "--alerts-topic", alerts, "--redis", redis.url,
+                                        "--expect", str(n)], n, redis_port=redis.port)
+                rows["python peer, Kafka + Redis (like run)"] = r
+                records = broker.consume_all(alerts)
+                cmp_["python peer, Kafka + Redis"] = compare(
+                    ref or set(), alert_pairs_from_jsonl([x.value.decode() for x in records]))
+            step("python peer run", py_run)
+        if jvm_cmd:
+            def jvm_run():
+                alerts = "fair-alerts-jvm"
+                broker.create_topic(alerts, 3)
+                r = run_peer(jvm_cmd + ["run", rules_tsv, broker.bootstrap, topic, "fair-jvm",
+                                        alerts, str(n)], n)
+                rows["jvm peer, Kafka (like run, no near-dup store)"] = r
+                records = broker.consume_all(alerts)
+                cmp_["jvm peer, Kafka"] = compare(
+                    ref or set(), alert_pairs_from_jsonl([x.value.decode() for x in records]),
+                    exclude_rules=r.get("rules_left_out", []))
+            step("jvm peer run", jvm_run)
+    finally:
+        broker.stop()
+        redis.stop()
+
+
+def machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ver = lambda cmd: (subprocess.run(cmd, capture_output=True, text=True).stdout  # noqa: E731
+                       .strip().splitlines() or [""])[0]
+    return {"cpu": cpu, "cpus_online": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "redis": ver(["redis-server", "--version"]),
+            "java": (subprocess.run(["java", "-version"], capture_output=True, text=True)
+                     .stderr.splitlines() or [""])[0] if shutil.which("java") else "",
+            "load_avg_at_start": os.getloadavg()}
+
+
+def fmt(v, digits=1):
+    return "" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def render(res, args):
+    rows, n = res["rows"], res["posts"]
+    tw = rows.get("tidewatch scan", {}).get("cpu_us_per_post")
+    dec = rows.get("decode-only (C, Jansson)", {}).get("cpu_us_per_post")
+    L = ["# Fair benchmark (issue 9, item 4)", "",
+         f"Generated by `perf/bench_fair.py --posts {n} --ruleset {res['ruleset']}` "
+         f"(one run; {time.strftime('%Y-%m-%d', time.gmtime())}). Raw numbers: "
+         "`perf/RESULTS.json`.", "",
+         "**All figures are CPU time** (user + system, every thread of the process), not wall "
+         "time: the machine is shared with other jobs, so wall time is noise here. "
+         "Per post = CPU seconds / posts.", "",
+         f"Machine: {res['machine']['cpu']}, {res['machine']['cpus_online']} CPUs online, "
+         f"kernel {res['machine']['kernel']}, {res['machine']['redis']}, "
+         f"{res['machine']['java']}, Python {res['machine']['python']}; load average at start "
+         f"{', '.join(f'{x:.1f}' for x in res['machine']['load_avg_at_start'])}.", "",
+         f"Posts: {n} real posts (perf/fair_data.py: UMSAB 8-language sentiment, SMS spam "
+         "collection, multilingual HateCheck; ar de en es fr hi it pt), the same for every row.",
+         ""]
+    st = res.get("ruleset_stats") or {}
+    L += [f"Rules: `perf/build_ruleset.py` {res['ruleset']} set: {st.get('patterns')} patterns "
+          f"= {st.get('regexes')} SpamAssassin regexes (one rule each) + "
+          f"{st.get('profanity_keywords')} profanity keywords (one rule per language, "
+          f"`langs:`) + {st.get('domains')} scam/phishing/malware domains (one rule per 1,000). "
+          f"Dropped by calibration on other posts: {res.get('calibration_dropped')}.", ""]
+    if res["tidewatch_args"]:
+        L += [f"tidewatch extra arguments: `{' '.join(res['tidewatch_args'])}`", ""]
+    L += ["## CPU per post", "",
+          "| row | CPU µs/post | x tidewatch scan | x decode-only | alerts | peak RSS MiB | "
+          "Redis CPU µs/post | Redis cmds/post | Redis bytes/post |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        if "skipped" in r:
+            L.append(f"| {name} | not measured: {r['skipped']} | | | | | | | |")
+            continue
+        c = r.get("cpu_us_per_post")
+        L.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            name, fmt(c, 2), fmt(c / tw, 2) if c and tw else "", fmt(c / dec, 2) if c and dec
+            else "", fmt(r.get("alerts", r.get("posts_hit"))), fmt(r.get("peak_rss_mib")),
+            fmt(r.get("redis_cpu_us_per_post")), fmt(r.get("redis_commands_per_post")),
+            fmt(r.get("redis_bytes_per_post"), 0)))
+    L += ["", "scan-only's alert column is posts with any raw pattern hit (no word boundaries, "
+          "no `langs:`), not alerts.", "",
+          "## Alert sets against `tidewatch scan`", "",
+          "A ratio means something only when the rows do the same work: each row's alerts "
+          "as (post id, rule) pairs against `tidewatch scan`'s.", "",
+          "| row | pairs | pairs (scan) | pair Jaccard | posts | posts (scan) | post Jaccard | "
+          "rules left out of the comparison |", "|---|---|---|---|---|---|---|---|"]
+    for name, c in res["compare"].items():
+        L.append(f"| {name} | {c['pairs']} | {c['pairs_ref']} | {c['pairs_jaccard']} | "
+                 f"{c['posts']} | {c['posts_ref']} | {c['posts_jaccard']} | "
+                 f"{c['rules_excluded']} |")
+    if res["sweep"]:
+        L += ["", "## Patterns sweep (`tidewatch scan` and scan-only)", "",
+              "| rule set | tidewatch scan µs/post | scan-only µs/post | tidewatch alerts |",
+              "|---|---|---|---|"]
+        for size, s in res["sweep"].items():
+            L.append(f"| {size} | {fmt(s['tidewatch_scan_cpu_us_per_post'], 2)} | "
+                     f"{fmt(s['scan_only_cpu_us_per_post'], 2)} | {s['tidewatch_alerts']} |")
+    L += ["", "## How each row is measured", "", __doc__.split("Rows (")[1].split(
+        "Writes OUT")[0].join(["```\nRows (", "```\n"]), ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
