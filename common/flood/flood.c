@@ -100,6 +100,10 @@ static void rule_digests(const rule_set_t *rs, flood_rule_t *rules)
             h = fnv_str(h, rule->langs[i]);
         for (size_t i = 0; i < rule->nfields; i++)
             h = fnv_str(h, rule->fields[i]);
+        if (rule->flood_set) { /* new limits are a new decision */
+            h = fnv(h, &rule->flood_max_share, sizeof rule->flood_max_share);
+            h = fnv(h, &rule->flood_min_posts, sizeof rule->flood_min_posts);
+        }
         rules[r].digest = h;
     }
     for (size_t p = 0; p < rs->npatterns; p++) {

@@ -67,6 +67,8 @@ enum {
     KEY_WITHIN = 1 << 15,
     KEY_FIELDS = 1 << 16,
     KEY_DOMAINS_FILE = 1 << 17,
+    KEY_SHADOW = 1 << 18,
+    KEY_FLOOD = 1 << 19,
 };
 
 typedef struct {
@@ -88,6 +90,7 @@ typedef struct {
     normalized_t norm;
     u64map_t ids;       /* id_hash(rule id), bumped past collisions -> rule index */
     rule_group_t group; /* group of the patterns being added */
+    bool file_shadow;   /* top-level `shadow: true`: every rule of the file defaults to it */
     uint32_t all_index;
 } loader_t;
 
@@ -797,6 +800,81 @@ static void loader_key_squash(loader_t *ld, rule_t *rule, const yaml_node_t *val
     }
 }
 
+/* A YAML boolean (true/false/yes/no); false with an error for anything else. */
+static bool loader_bool(loader_t *ld, const yaml_node_t *value, const char *what, bool *out)
+{
+    size_t vlen;
+    const char *v = loader_scalar(ld, value, what, &vlen);
+    if (!v)
+        return false;
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0) {
+        *out = false;
+        return true;
+    }
+    loader_error(ld, ld->name, node_line(value), "%s must be true or false", what);
+    return false;
+}
+
+static void loader_key_shadow(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    loader_bool(ld, value, "shadow", &rule->shadow);
+}
+
+/* `flood: off`, or `flood: {max_share: 0.05, min_posts: 500}` (either key may be left out:
+ * it then keeps the configured value, which the worker fills in; see rules.h). */
+static void loader_key_flood(loader_t *ld, rule_t *rule, const yaml_node_t *value)
+{
+    rule->flood_set = true;
+    rule->flood_max_share = -1; /* -1 / 0: the configured values */
+    rule->flood_min_posts = 0;
+    if (value->type == YAML_SCALAR_NODE) {
+        size_t vlen;
+        const char *v = loader_scalar(ld, value, "flood", &vlen);
+        if (v && strcmp(v, "off") != 0 && strcmp(v, "false") != 0)
+            loader_error(ld, ld->name, node_line(value),
+                         "flood must be off or a mapping with max_share and/or min_posts");
+        rule->flood_max_share = 0;
+        return;
+    }
+    if (value->type != YAML_MAPPING_NODE) {
+        loader_error(ld, ld->name, node_line(value),
+                     "flood must be off or a mapping with max_share and/or min_posts");
+        return;
+    }
+    yaml_node_pair_t *pair = value->data.mapping.pairs.start;
+    yaml_node_t *k, *val;
+    size_t klen, vlen;
+    const char *ks;
+    while ((ks = loader_next_pair(ld, value, &pair, "a flood key", &klen, &k, &val))) {
+        const char *v = loader_scalar(ld, val, ks, &vlen);
+        if (!v)
+            continue;
+        char *end = NULL;
+        if (strcmp(ks, "max_share") == 0) {
+            double share = strtod(v, &end);
+            if (!vlen || *end || !(share >= 0 && share <= 1))
+                loader_error(ld, ld->name, node_line(val),
+                             "flood.max_share must be a share from 0 (never mute) to 1");
+            else
+                rule->flood_max_share = share;
+        } else if (strcmp(ks, "min_posts") == 0) {
+            long n = strtol(v, &end, 10);
+            if (!vlen || *end || n < 1 || n > 1000000000)
+                loader_error(ld, ld->name, node_line(val),
+                             "flood.min_posts must be an integer from 1 to 1000000000");
+            else
+                rule->flood_min_posts = (uint32_t)n;
+        } else {
+            loader_error(ld, ld->name, node_line(k),
+                         "unknown key '%s' in flood (expected max_share or min_posts)", ks);
+        }
+    }
+}
+
 static void loader_key_all(loader_t *ld, rule_t *rule, const yaml_node_t *value)
 {
     if (value->type != YAML_SEQUENCE_NODE) {
@@ -924,6 +1002,8 @@ static const struct {
     {"within", KEY_WITHIN, loader_key_within},
     {"fields", KEY_FIELDS, loader_key_fields},
     {"domains_file", KEY_DOMAINS_FILE, loader_key_domains_file},
+    {"shadow", KEY_SHADOW, loader_key_shadow},
+    {"flood", KEY_FLOOD, loader_key_flood},
 };
 
 /* Appends an empty rule (severity medium) and returns its index, or SIZE_MAX. The rule is
@@ -950,6 +1030,7 @@ static size_t loader_rule_new(loader_t *ld, const yaml_node_t *node)
     rule_t *rule = &rs->rules[rs->nrules++];
     memset(rule, 0, sizeof(*rule));
     rule->severity = RULE_SEVERITY_MEDIUM;
+    rule->shadow = ld->file_shadow;
     rule->file = (char *)ld->name;
     rule->line = line;
     return rs->nrules - 1;
@@ -972,7 +1053,7 @@ static unsigned loader_rule_keys(loader_t *ld, const yaml_node_t *node, size_t i
             loader_error(ld, ld->name, node_line(key),
                          "unknown key '%s' in rule (expected id, category, severity, keywords, "
                          "keywords_file, regex, mode, views, squash, all, except, min_matches, "
-                         "langs, tags, examples, within, fields or domains_file)",
+                         "langs, tags, examples, within, fields, domains_file, shadow or flood)",
                          tw_diag_quote(k, klen, 1, q));
             continue;
         }
@@ -1050,7 +1131,14 @@ static void loader_document(loader_t *ld)
     yaml_node_t *key, *value;
     size_t klen;
     const char *k;
+    /* `shadow:` first, wherever it is written: it is the default of every rule below. */
+    while ((k = loader_next_pair(ld, root, &pair, "a top-level key", &klen, &key, &value)))
+        if (strcmp(k, "shadow") == 0)
+            loader_bool(ld, value, "shadow", &ld->file_shadow);
+    pair = root->data.mapping.pairs.start;
     while ((k = loader_next_pair(ld, root, &pair, "a top-level key", &klen, &key, &value))) {
+        if (strcmp(k, "shadow") == 0)
+            continue;
         if (strcmp(k, "allow") == 0) {
             /* Global allow list: keyword phrases inside which no rule's hit counts. */
             ld->group = RULE_GROUP_ALLOW;
@@ -1060,7 +1148,7 @@ static void loader_document(loader_t *ld)
         }
         if (strcmp(k, "rules") != 0) {
             loader_error(ld, ld->name, node_line(key),
-                         "unknown top-level key '%s' (expected rules or allow)",
+                         "unknown top-level key '%s' (expected rules, allow or shadow)",
                          tw_diag_quote(k, klen, 1, q));
             continue;
         }

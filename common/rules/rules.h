@@ -8,6 +8,7 @@
 #ifndef TW_RULES_H
 #define TW_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,15 @@ typedef struct {
     size_t nfields;
     rule_example_t *examples;
     size_t nexamples;
+    /* `shadow: true` (or a file-level `shadow: true`): matched and counted, published only to
+     * the shadow topic, never as an alert on the output topic. */
+    bool shadow;
+    /* `flood:` of this rule: its own flood-guard limits instead of the configured ones
+     * (`flood: off` = max_share 0, never muted); a max_share below 0 or a min_posts of 0
+     * means that key was left out and the configured value applies. */
+    bool flood_set;
+    double flood_max_share;
+    uint32_t flood_min_posts;
 } rule_t;
 
 typedef enum {

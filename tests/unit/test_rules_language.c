@@ -328,6 +328,12 @@ TW_TEST(test_parse_errors)
         "rules:\n  - {id: a, category: c, all: [x], min_matches: 2}\n",
         "allow: x\nrules:\n  - {id: a, category: c, keywords: [x]}\n",
         "rules:\n  - {id: a, category: c, keywords: [x], langs: {en: 1}}\n",
+        "rules:\n  - {id: a, category: c, keywords: [x], shadow: maybe}\n",
+        "shadow: sometimes\nrules:\n  - {id: a, category: c, keywords: [x]}\n",
+        "rules:\n  - {id: a, category: c, keywords: [x], flood: {max_share: 2}}\n",
+        "rules:\n  - {id: a, category: c, keywords: [x], flood: {min_posts: 0}}\n",
+        "rules:\n  - {id: a, category: c, keywords: [x], flood: {share: 0.1}}\n",
+        "rules:\n  - {id: a, category: c, keywords: [x], flood: sometimes}\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         tw_diag_t diag;
@@ -341,6 +347,39 @@ TW_TEST(test_parse_errors)
         TW_ASSERT(rs == NULL);
         tw_diag_fini(&diag);
     }
+}
+
+TW_TEST(test_shadow_and_flood_keys)
+{
+    const char *yaml = "rules:\n"
+                       "  - {id: live, category: c, keywords: [a]}\n"
+                       "  - {id: trial, category: c, keywords: [b], shadow: true}\n"
+                       "  - {id: quiet, category: c, keywords: [c], flood: off}\n"
+                       "  - {id: own, category: c, keywords: [d], flood: {max_share: 0.25}}\n"
+                       "  - {id: both, category: c, keywords: [e],\n"
+                       "     flood: {max_share: 0.5, min_posts: 20}}\n"
+                       "shadow: false\n";
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    rule_set_t *rs = NULL;
+    TW_ASSERT_INT_EQ(rule_set_load_buffer("mem.yaml", yaml, strlen(yaml), &rs, &diag), 0);
+    TW_ASSERT(!rs->rules[0].shadow && !rs->rules[0].flood_set);
+    TW_ASSERT(rs->rules[1].shadow);
+    TW_ASSERT(rs->rules[2].flood_set && rs->rules[2].flood_max_share == 0);
+    TW_ASSERT(rs->rules[3].flood_set && rs->rules[3].flood_max_share == 0.25 &&
+              rs->rules[3].flood_min_posts == 0);
+    TW_ASSERT(rs->rules[4].flood_max_share == 0.5 && rs->rules[4].flood_min_posts == 20);
+    rule_set_free(rs);
+    /* a whole file in shadow, written after its rules; a rule may still opt out */
+    const char *file = "rules:\n"
+                       "  - {id: a, category: c, keywords: [a]}\n"
+                       "  - {id: b, category: c, keywords: [b], shadow: false}\n"
+                       "shadow: true\n";
+    TW_ASSERT_INT_EQ(rule_set_load_buffer("mem.yaml", file, strlen(file), &rs, &diag), 0);
+    TW_ASSERT(rs->rules[0].shadow);
+    TW_ASSERT(!rs->rules[1].shadow);
+    rule_set_free(rs);
+    tw_diag_fini(&diag);
 }
 
 TW_TEST(test_examples)
@@ -513,5 +552,6 @@ int main(void)
            TW_CASE(test_views_key), TW_CASE(test_modes), TW_CASE(test_all_except_min_langs_allow),
            TW_CASE(test_within), TW_CASE(test_fields), TW_CASE(test_parse_errors),
            TW_CASE(test_examples), TW_CASE(test_cache), TW_CASE(test_cache_refuses_a_shared_dir),
-           TW_CASE(test_unspaced_scripts_need_no_word_boundary));
+           TW_CASE(test_unspaced_scripts_need_no_word_boundary),
+           TW_CASE(test_shadow_and_flood_keys));
 }
