@@ -12,7 +12,8 @@
 /* CONFIG_KAFKA rows describe librdkafka properties (kafka.<property>) that tidewatch does not
  * store itself: they carry the secret flag and their documentation; config_set passes every
  * kafka.* key through, listed or not. */
-typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_ENUM, CONFIG_KAFKA } config_type_t;
+/* CONFIG_SHARE: a fraction from 0 to 1 held in a double (flood.max_share). */
+typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SHARE, CONFIG_ENUM, CONFIG_KAFKA } config_type_t;
 
 /* Masked in `config show`: decided here, by the table, never guessed from the key name. */
 #define CONFIG_SECRET 1u
@@ -61,6 +62,10 @@ static const config_choice_t scan_emit_choices[] = {
 #define INT_ENTRY(key, field, def, min, max, help)                                                 \
     {                                                                                              \
         key, CONFIG_INT, def, offsetof(config_t, field), min, max, NULL, 0, help                   \
+    }
+#define SHARE_ENTRY(key, field, def, help)                                                         \
+    {                                                                                              \
+        key, CONFIG_SHARE, def, offsetof(config_t, field), 0, 1, NULL, 0, help                     \
     }
 #define ENUM_ENTRY(key, field, def, choices, help)                                                 \
     {                                                                                              \
@@ -126,6 +131,20 @@ static const config_entry_t config_table[] = {
     STR_ENTRY("campaign.topic", campaign_topic, "",
               "Topic for campaign records (key campaign:<cluster>:<milestone>); empty = the "
               "output topic"),
+    STR_ENTRY("shadow_topic", shadow_topic, "",
+              "Topic for the hits of shadow rules (and of muted ones), as alerts marked "
+              "\"shadow\": true; empty = shadow hits are only counted "
+              "(tidewatch_rule_hits_total{mode=\"shadow\"})"),
+    SHARE_ENTRY("flood.max_share", flood_max_share, "0",
+                "Flood guard: a live rule hitting more than this share of the posts in the window "
+                "is muted (falls back to shadow) fleet-wide; e.g. 0.02; 0 = off. A rule's own "
+                "`flood:` overrides it (docs/RULES.md)"),
+    INT_ENTRY("flood.min_posts", flood_min_posts, "1000", 1, 1000000000,
+              "Flood guard: posts the window must hold (fleet-wide) before a share counts"),
+    INT_ENTRY("flood.window_s", flood_window_s, "300", 30, 86400,
+              "Flood guard: the sliding window shares are measured over"),
+    INT_ENTRY("flood.cooloff_s", flood_cooloff_s, "3600", 1, 604800,
+              "Flood guard: how long a mute lasts, unless a reload changes the rule first"),
     ENUM_ENTRY("scan.emit", scan_emit, "alerts", scan_emit_choices,
                "scan output: alerts (what run publishes) or all (one record per post with its "
                "cluster, for evaluation)"),
@@ -203,6 +222,15 @@ static int config_set_entry(config_t *cfg, const config_entry_t *e, const char *
     }
     errno = 0;
     char *end = NULL;
+    if (e->type == CONFIG_SHARE) {
+        double share = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !(share >= 0 && share <= 1)) {
+            tw_diag_add(diag, "%s: %s: '%s' is not a share from 0 to 1", origin, e->key, value);
+            return TW_ERR_CONFIG;
+        }
+        *(double *)field = share;
+        return 0;
+    }
     long v = strtol(value, &end, 10);
     if (errno || end == value || *end != '\0') {
         tw_diag_add(diag, "%s: %s: '%s' is not an integer", origin, e->key, value);
@@ -498,6 +526,8 @@ void config_dump_json(const config_t *cfg, FILE *out)
         const void *field = (const char *)cfg + e->offset;
         if (e->type == CONFIG_INT) {
             buf_append_i64(&b, *(const long *)field);
+        } else if (e->type == CONFIG_SHARE) {
+            buf_printf(&b, "%g", *(const double *)field);
         } else if (e->type == CONFIG_ENUM) {
             const char *name = config_enum_name(e->key, *(const int *)field);
             config_dump_value(&b, name ? name : "?", false, &scratch);
@@ -540,6 +570,9 @@ static void config_type_text(const config_entry_t *e, buf_t *out)
         break;
     case CONFIG_STRING:
         buf_append_str(out, "string");
+        break;
+    case CONFIG_SHARE:
+        buf_append_str(out, "share from 0 to 1");
         break;
     case CONFIG_ENUM:
         buf_append_str(out, "one of: ");

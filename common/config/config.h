@@ -58,6 +58,7 @@ typedef struct {
     config_unavailable_t dedup_on_unavailable;
     char *campaign_milestones;
     char *campaign_topic;
+    char *shadow_topic;
     config_scan_emit_t scan_emit;
     long batch_size;
     long batch_timeout_ms;
@@ -71,6 +72,10 @@ typedef struct {
     long shutdown_timeout_s;
     long metrics_max_rule_series;
     long health_max_loop_silence_s;
+    double flood_max_share;
+    long flood_min_posts;
+    long flood_window_s;
+    long flood_cooloff_s;
     config_passthrough_t *kafka;
     size_t nkafka;
 } config_t;

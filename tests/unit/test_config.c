@@ -268,6 +268,26 @@ TW_TEST(docs_list_enum_values_and_secrets)
     free(text);
 }
 
+TW_TEST(shares_are_fractions_from_0_to_1)
+{
+    config_t cfg;
+    TW_ASSERT_INT_EQ(config_init(&cfg), 0);
+    TW_ASSERT(cfg.flood_max_share == 0);
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "flood.max_share", "0.02", "flag", &diag), 0);
+    TW_ASSERT(cfg.flood_max_share == 0.02);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "flood.max_share", "1.5", "flag", &diag), TW_ERR_CONFIG);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "flood.max_share", "-0.1", "flag", &diag), TW_ERR_CONFIG);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "flood.max_share", "nan", "flag", &diag), TW_ERR_CONFIG);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "flood.max_share", "2%", "flag", &diag), TW_ERR_CONFIG);
+    TW_ASSERT(cfg.flood_max_share == 0.02); /* refused values leave the key alone */
+    TW_ASSERT_INT_EQ(diag.count, 4);
+    TW_ASSERT(strstr(diag.lines[0], "flag: flood.max_share: '1.5' is not a share from 0 to 1"));
+    tw_diag_fini(&diag);
+    config_fini(&cfg);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(defaults_are_filled), TW_CASE(file_then_env_then_flags),
@@ -276,5 +296,6 @@ int main(void)
            TW_CASE(enum_values_are_parsed_at_load),
            TW_CASE(bad_enum_value_is_refused_with_the_allowed_list),
            TW_CASE(secrets_are_masked_by_the_table_flag),
-           TW_CASE(docs_list_enum_values_and_secrets));
+           TW_CASE(docs_list_enum_values_and_secrets),
+           TW_CASE(shares_are_fractions_from_0_to_1));
 }
