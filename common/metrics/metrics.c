@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,10 +130,14 @@ struct metrics_rules {
     int refs;        /* under metrics_lock */
     const void *key; /* the rule set these counters belong to (compared, never dereferenced) */
     size_t nrules;
-    size_t nseries;               /* rules with a series of their own: min(nrules, max_series) */
-    char **rule_label;            /* escaped rule id per rule < nseries; owned */
-    uint32_t *rule_category;      /* category index per rule */
-    atomic_uint_fast64_t *hits;   /* per rule */
+    size_t nseries;             /* rules with a series of their own: min(nrules, max_series) */
+    char **rule_label;          /* escaped rule id per rule < nseries; owned */
+    uint32_t *rule_category;    /* category index per rule */
+    atomic_uint_fast64_t *hits; /* per rule: posts it hit as a live rule */
+    atomic_uint_fast64_t *shadow_hits; /* per rule: posts it hit as a shadow or muted rule */
+    /* per rule: 0 never muted, 1 muted now, 2 muted before and live again (a gauge series
+     * appears with the first mute and stays, so an alert on it resolves instead of vanishing) */
+    atomic_uint_fast8_t *muted;
     size_t ncategories;           /* real categories; then "_other" and "_campaign" */
     char **category_label;        /* ncategories + 2, escaped; owned */
     atomic_uint_fast64_t *alerts; /* (ncategories + 2) * SEVERITIES */
@@ -185,6 +190,8 @@ static void rules_free(metrics_rules_t *mr)
     free(mr->rule_category);
     free(mr->rule_severity);
     free(mr->hits);
+    free(mr->shadow_hits);
+    free(mr->muted);
     free(mr->category_label);
     free(mr->alerts);
     free(mr);
@@ -213,8 +220,10 @@ static void rules_carry_over(metrics_rules_t *mr, const metrics_rules_t *prev)
         id_index_t key = {mr->rule_id[i], 0};
         const id_index_t *found =
             bsearch(&key, sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
-        if (found)
+        if (found) {
             atomic_store(&mr->hits[i], atomic_load(&prev->hits[found->index]));
+            atomic_store(&mr->shadow_hits[i], atomic_load(&prev->shadow_hits[found->index]));
+        }
     }
     free(sorted);
     for (size_t c = 0; c < mr->ncategories + 2; c++)
@@ -247,9 +256,11 @@ int metrics_rules_new(const metrics_rule_set_desc_t *rules, size_t max_series,
     mr->rule_category = calloc(n, sizeof(uint32_t));
     mr->rule_severity = calloc(n, 1);
     mr->hits = calloc(n, sizeof(*mr->hits));
+    mr->shadow_hits = calloc(n, sizeof(*mr->shadow_hits));
+    mr->muted = calloc(n, sizeof(*mr->muted));
     mr->category_label = calloc(METRICS_MAX_CATEGORIES + 2, sizeof(char *));
     if (!mr->rule_label || !mr->rule_id || !mr->rule_category || !mr->rule_severity || !mr->hits ||
-        !mr->category_label)
+        !mr->shadow_hits || !mr->muted || !mr->category_label)
         goto nomem;
     for (size_t i = 0; i < rules->nrules; i++) {
         const metrics_rule_desc_t *r = &rules->rules[i];
@@ -363,6 +374,22 @@ void metrics_rules_hit(metrics_rules_t *mr, uint32_t rule_index)
         atomic_fetch_add_explicit(&mr->hits[rule_index], 1, memory_order_relaxed);
 }
 
+void metrics_rules_shadow_hit(metrics_rules_t *mr, uint32_t rule_index)
+{
+    if (mr && rule_index < mr->nrules)
+        atomic_fetch_add_explicit(&mr->shadow_hits[rule_index], 1, memory_order_relaxed);
+}
+
+void metrics_rules_set_muted(metrics_rules_t *mr, uint32_t rule_index, bool muted)
+{
+    if (!mr || rule_index >= mr->nrules)
+        return;
+    if (muted)
+        atomic_store_explicit(&mr->muted[rule_index], 1, memory_order_relaxed);
+    else if (atomic_load_explicit(&mr->muted[rule_index], memory_order_relaxed) == 1)
+        atomic_store_explicit(&mr->muted[rule_index], 2, memory_order_relaxed);
+}
+
 void metrics_rules_alert(metrics_rules_t *mr, uint32_t rule_index)
 {
     if (!mr)
@@ -439,6 +466,27 @@ static void histogram(buf_t *out, const char *name, const char *help, const metr
 
 static const char *const severity_label[SEVERITIES] = {"low", "medium", "high", "critical", "none"};
 
+/* One tidewatch_rule_hits_total series per rule of mode; shadow series only for rules that
+ * have shadow hits (most rule sets have none, and 50,000 idle series cost scrapes). */
+static void render_rule_hits(buf_t *out, const metrics_rules_t *mr,
+                             const atomic_uint_fast64_t *counts, const char *mode, bool always)
+{
+    for (size_t i = 0; i < mr->nseries; i++) {
+        uint64_t n = atomic_load_explicit(&counts[i], memory_order_relaxed);
+        if (n || always)
+            buf_printf(out, "tidewatch_rule_hits_total{rule=\"%s\",mode=\"%s\"} %" PRIu64 "\n",
+                       mr->rule_label[i], mode, n);
+    }
+    if (mr->nseries < mr->nrules) {
+        uint64_t other = 0;
+        for (size_t i = mr->nseries; i < mr->nrules; i++)
+            other += atomic_load_explicit(&counts[i], memory_order_relaxed);
+        if (other || always)
+            buf_printf(out, "tidewatch_rule_hits_total{rule=\"_other\",mode=\"%s\"} %" PRIu64 "\n",
+                       mode, other);
+    }
+}
+
 static void render_rules(buf_t *out, const metrics_rules_t *mr)
 {
     header(out, "tidewatch_rules_info", "gauge", "The loaded rule set; value 1.");
@@ -460,24 +508,23 @@ static void render_rules(buf_t *out, const metrics_rules_t *mr)
           mr && mr->nseries < mr->nrules ? 1 : 0);
 
     header(out, "tidewatch_rule_hits_total", "counter",
-           "Posts that matched each rule (rules beyond metrics.max_rule_series as _other).");
+           "Posts that matched each rule, as a live rule (mode=live) or as a shadow or muted "
+           "one (mode=shadow: counted, never alerting); rules beyond metrics.max_rule_series "
+           "as _other.");
     if (mr) {
-        for (size_t i = 0; i < mr->nseries; i++) {
-            buf_append_str(out, "tidewatch_rule_hits_total{rule=\"");
-            buf_append_str(out, mr->rule_label[i]);
-            buf_append_str(out, "\"} ");
-            buf_append_u64(out, atomic_load_explicit(&mr->hits[i], memory_order_relaxed));
-            buf_append_char(out, '\n');
-        }
-        if (mr->nseries < mr->nrules) {
-            uint64_t other = 0;
-            for (size_t i = mr->nseries; i < mr->nrules; i++)
-                other += atomic_load_explicit(&mr->hits[i], memory_order_relaxed);
-            buf_append_str(out, "tidewatch_rule_hits_total{rule=\"_other\"} ");
-            buf_append_u64(out, other);
-            buf_append_char(out, '\n');
-        }
+        render_rule_hits(out, mr, mr->hits, "live", true);
+        render_rule_hits(out, mr, mr->shadow_hits, "shadow", false);
     }
+    header(out, "tidewatch_rule_muted", "gauge",
+           "1 while the flood guard mutes the rule (its hits go to shadow), 0 once live again; "
+           "rules never muted have no series.");
+    if (mr)
+        for (size_t i = 0; i < mr->nseries; i++) {
+            unsigned m = atomic_load_explicit(&mr->muted[i], memory_order_relaxed);
+            if (m)
+                buf_printf(out, "tidewatch_rule_muted{rule=\"%s\"} %d\n", mr->rule_label[i],
+                           m == 1);
+        }
 
     header(out, "tidewatch_alerts_total", "counter",
            "Alerts produced, by category and severity of the most severe match "

@@ -156,6 +156,10 @@ bool metrics_rules_loaded(void);
 
 /* Per post, lock-free: one hit for each rule index that matched. */
 void metrics_rules_hit(metrics_rules_t *mr, uint32_t rule_index);
+/* Per post: one hit of a shadow rule, or of a live rule the flood guard muted. */
+void metrics_rules_shadow_hit(metrics_rules_t *mr, uint32_t rule_index);
+/* The flood guard's state of a rule (tidewatch_rule_muted). */
+void metrics_rules_set_muted(metrics_rules_t *mr, uint32_t rule_index, bool muted);
 /* One alert whose most severe match is rule_index, or UINT32_MAX for an alert without rule
  * hits (a duplicate campaign): category "_campaign", severity "none". */
 void metrics_rules_alert(metrics_rules_t *mr, uint32_t rule_index);

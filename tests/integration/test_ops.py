@@ -207,8 +207,12 @@ def test_metrics_count_what_was_sent(scraped):
     assert sum(series(s, "tidewatch_decode_failures_total").values()) == len(BAD)
     assert value(s, "tidewatch_dlq_records_total") == len(BAD)
     for rule in RULE_IDS:
-        assert value(s, "tidewatch_rule_hits_total", rule=rule) == EXPECTED_HITS[rule], rule
-    assert ("tidewatch_rule_hits_total", frozenset({("rule", "_other")})) not in s
+        assert value(s, "tidewatch_rule_hits_total", rule=rule, mode="live") == \
+            EXPECTED_HITS[rule], rule
+    assert ("tidewatch_rule_hits_total",
+            frozenset({("rule", "_other"), ("mode", "live")})) not in s
+    # no shadow rule in this set: no shadow series at all
+    assert not [l for l in series(s, "tidewatch_rule_hits_total") if ("mode", "shadow") in l]
     alerts = {(dict(l)["category"], dict(l)["severity"]): v
               for l, v in series(s, "tidewatch_alerts_total").items() if v}
     assert alerts == EXPECTED_ALERTS

@@ -112,15 +112,27 @@ TW_TEST(rule_series_are_capped_and_escaped)
     metrics_rules_alert(got, 0);
     metrics_rules_alert(got, 2);
     metrics_rules_alert(got, UINT32_MAX);
+    metrics_rules_shadow_hit(got, 1);
+    metrics_rules_set_muted(got, 0, true);
+    metrics_rules_set_muted(got, 1, true);
+    metrics_rules_set_muted(got, 1, false);
+    metrics_rules_set_muted(got, 2, false); /* never muted: no series */
     metrics_rules_release(got);
 
     const char *text = render();
     TW_ASSERT(text != NULL);
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"a.one\"} 2\n"));
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"b.two\"} 0\n"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"b.two\",mode=\"shadow\"} 1\n"));
+    TW_ASSERT(!strstr(text, "tidewatch_rule_hits_total{rule=\"a.one\",mode=\"shadow\"}"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_muted{rule=\"a.one\"} 1\n"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_muted{rule=\"b.two\"} 0\n"));
+    TW_ASSERT(!strstr(text, "tidewatch_rule_muted{rule=\"c."));
+    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"a.one\",mode=\"live\"} 2\n"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"b.two\",mode=\"live\"} 0\n"));
     /* the id is c."quoted\\id (two backslashes): each is escaped in the label */
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"c.\\\"quoted\\\\\\\\id\"} 1\n"));
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"_other\"} 2\n")); /* d.four */
+    TW_ASSERT(strstr(
+        text, "tidewatch_rule_hits_total{rule=\"c.\\\"quoted\\\\\\\\id\",mode=\"live\"} 1\n"));
+    TW_ASSERT(
+        strstr(text, "tidewatch_rule_hits_total{rule=\"_other\",mode=\"live\"} 2\n")); /* d.four */
     TW_ASSERT(!strstr(text, "d.four"));
     TW_ASSERT(strstr(text, "tidewatch_rules_series_limit_exceeded 1\n"));
     TW_ASSERT(strstr(text, "tidewatch_alerts_total{category=\"scam\",severity=\"high\"} 1\n"));
@@ -141,8 +153,8 @@ TW_TEST(rule_series_are_capped_and_escaped)
     metrics_rules_release(old);
     TW_ASSERT(metrics_rules_acquire(rs) == NULL); /* the old rule set counts nothing now */
     text = render();
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"a.one\"} 2\n"));
-    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"d.four\"} 2\n"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"a.one\",mode=\"live\"} 2\n"));
+    TW_ASSERT(strstr(text, "tidewatch_rule_hits_total{rule=\"d.four\",mode=\"live\"} 2\n"));
     TW_ASSERT(!strstr(text, "_other\"}"));
     TW_ASSERT(strstr(text, "tidewatch_alerts_total{category=\"_campaign\",severity=\"none\"} 1\n"));
 
