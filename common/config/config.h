@@ -42,6 +42,7 @@ typedef struct {
     char *scan_emit;
     long batch_size;
     long batch_timeout_ms;
+    long threads;
     long max_post_bytes;
     long dlq_max_bytes;
     long dedup_window_s;

@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,38 @@
 
 #include "util/log.h"
 #include "metrics/metrics.h"
+
+/* More workers than this buy nothing but memory (a scratch each) on any machine we know. */
+#define PIPELINE_MAX_WORKERS 256
+
+size_t pipeline_default_threads(void)
+{
+    return pool_cpu_count();
+}
+
+static void pipeline_scratches_free(match_scratch_t **scratches, size_t n)
+{
+    for (size_t i = 0; scratches && i < n; i++)
+        match_scratch_free(scratches[i]);
+    free(scratches);
+}
+
+/* One scratch for db per worker, all or none. */
+static int pipeline_scratches_new(const match_db_t *db, size_t n, match_scratch_t ***out)
+{
+    match_scratch_t **scratches = calloc(n, sizeof(*scratches));
+    if (!scratches)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = match_scratch_new(db, &scratches[i]);
+        if (rc != 0) {
+            pipeline_scratches_free(scratches, i);
+            return rc;
+        }
+    }
+    *out = scratches;
+    return 0;
+}
 
 int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
                   dedup_store_t *dedup)
@@ -20,7 +53,19 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
                                 cfg->field_ts, cfg->field_lang, cfg->field_url};
     buf_init(&p->alerts);
     buf_init(&p->campaign_buf);
-    return match_scratch_new(db, &p->scratch);
+    size_t workers = cfg->threads > 0 ? (size_t)cfg->threads : pipeline_default_threads();
+    if (workers > PIPELINE_MAX_WORKERS)
+        workers = PIPELINE_MAX_WORKERS;
+    int rc = pipeline_scratches_new(db, workers, &p->scratches);
+    if (rc != 0)
+        return rc;
+    p->nworkers = workers;
+    if (workers > 1 && (rc = pool_new(workers, &p->pool)) != 0) {
+        pipeline_scratches_free(p->scratches, p->nworkers);
+        p->scratches = NULL;
+        return rc;
+    }
+    return 0;
 }
 
 static void pipeline_free_arrays(pipeline_t *p)
@@ -53,12 +98,12 @@ static void pipeline_free_arrays(pipeline_t *p)
 
 int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db)
 {
-    match_scratch_t *scratch = NULL;
-    int rc = match_scratch_new(db, &scratch);
+    match_scratch_t **scratches = NULL;
+    int rc = pipeline_scratches_new(db, p->nworkers, &scratches);
     if (rc != 0)
         return rc;
-    match_scratch_free(p->scratch);
-    p->scratch = scratch;
+    pipeline_scratches_free(p->scratches, p->nworkers);
+    p->scratches = scratches;
     p->rules = rules;
     p->db = db;
     return 0;
@@ -67,8 +112,9 @@ int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t 
 void pipeline_fini(pipeline_t *p)
 {
     metrics_rules_release(p->rule_metrics);
+    pool_free(p->pool); /* joins the workers before their scratches go */
     pipeline_free_arrays(p);
-    match_scratch_free(p->scratch);
+    pipeline_scratches_free(p->scratches, p->nworkers);
     buf_fini(&p->alerts);
     buf_fini(&p->campaign_buf);
     memset(p, 0, sizeof(*p));
@@ -140,6 +186,87 @@ static void dead_letter(pipeline_result_t *r, post_reason_t reason)
 {
     r->outcome = PIPELINE_DEAD_LETTER;
     r->reason = reason;
+}
+
+/* The per-post CPU stages for post i: decode, normalize, match, fingerprint. Writes only
+ * slot i of the batch arrays and results[i], so posts run on any worker in any order. Returns
+ * 0 (the post is PASS or a dead letter) or a negative tw_err_t that fails the batch. */
+static int pipeline_analyze_post(pipeline_t *p, match_scratch_t *scratch,
+                                 const pipeline_input_t *in, size_t i, pipeline_result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    post_t *post = &p->posts[i];
+    post_reason_t reason = post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, in->data,
+                                       in->len, post, r->error, sizeof(r->error));
+    if (reason != POST_OK) {
+        dead_letter(r, reason);
+        return 0;
+    }
+    int rc = normalize_text(post->text, post->text_len, &p->norms[i]);
+    if (rc != 0) {
+        /* Jansson already validated the UTF-8, so only size limits can land here */
+        snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
+        dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
+        return 0;
+    }
+    rc = pipeline_match_post(p->db, scratch, post, &p->norms[i], &p->matches[i]);
+    if (rc != 0)
+        return rc;
+    fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
+    r->outcome = PIPELINE_PASS;
+    return 0;
+}
+
+/* Posts are handed out in small chunks from a shared counter: posts differ a lot in cost
+ * (length, hits), so a static split would leave a worker idle while another finishes. */
+typedef struct {
+    pipeline_t *p;
+    const pipeline_input_t *inputs;
+    pipeline_result_t *results;
+    size_t n;
+    size_t chunk;
+    atomic_size_t next;
+    atomic_int error; /* the first failure, 0 while none */
+} pipeline_batch_job_t;
+
+static void pipeline_batch_worker(void *arg, size_t worker)
+{
+    pipeline_batch_job_t *job = arg;
+    match_scratch_t *scratch = job->p->scratches[worker];
+    for (;;) {
+        size_t first = atomic_fetch_add_explicit(&job->next, job->chunk, memory_order_relaxed);
+        if (first >= job->n)
+            return;
+        size_t end = first + job->chunk < job->n ? first + job->chunk : job->n;
+        for (size_t i = first; i < end; i++) {
+            if (atomic_load_explicit(&job->error, memory_order_relaxed) != 0)
+                return; /* the batch fails anyway */
+            int rc = pipeline_analyze_post(job->p, scratch, &job->inputs[i], i, &job->results[i]);
+            if (rc != 0) {
+                int none = 0;
+                atomic_compare_exchange_strong(&job->error, &none, rc);
+                return;
+            }
+        }
+    }
+}
+
+static int pipeline_analyze_batch(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                                  pipeline_result_t *results)
+{
+    pipeline_batch_job_t job = {.p = p, .inputs = inputs, .results = results, .n = n};
+    /* About eight chunks per worker: few enough that the counter is not contended, enough
+     * that the workers finish close together. */
+    job.chunk = n / (p->nworkers * 8);
+    if (job.chunk < 1)
+        job.chunk = 1;
+    atomic_init(&job.next, 0);
+    atomic_init(&job.error, 0);
+    if (p->nworkers == 1 || n == 1)
+        pipeline_batch_worker(&job, 0);
+    else
+        pool_run(p->pool, pipeline_batch_worker, &job);
+    return atomic_load(&job.error);
 }
 
 static double seconds_between(const struct timespec *a, const struct timespec *b)
@@ -240,34 +367,16 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
+    if ((rc = pipeline_analyze_batch(p, inputs, n, results)) != 0)
+        return rc;
+    /* The store's items in input order, whichever worker analysed each post. */
     for (size_t i = 0; i < n; i++) {
-        pipeline_result_t *r = &results[i];
-        memset(r, 0, sizeof(*r));
         p->post_item[i] = SIZE_MAX;
-        post_t *post = &p->posts[i];
-        post_reason_t reason =
-            post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data, inputs[i].len,
-                        post, r->error, sizeof(r->error));
-        if (reason != POST_OK) {
-            dead_letter(r, reason);
-            continue;
-        }
-        rc = normalize_text(post->text, post->text_len, &p->norms[i]);
-        if (rc != 0) {
-            /* Jansson already validated the UTF-8, so only size limits can land here */
-            snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
-            dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
-            continue;
-        }
-        rc = pipeline_match_post(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
-        if (rc != 0)
-            return rc;
-        fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
-        r->outcome = PIPELINE_PASS;
         /* Posts that are only links, mentions or punctuation all share one fingerprint;
          * clustering them would make one giant meaningless campaign. */
-        if (fingerprint_is_empty(&p->fps[i]))
+        if (results[i].outcome != PIPELINE_PASS || fingerprint_is_empty(&p->fps[i]))
             continue;
+        const post_t *post = &p->posts[i];
         dedup_item_t *item = &p->items[nitems];
         item->post_id = post->id;
         item->post_id_len = post->id_len;

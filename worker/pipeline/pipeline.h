@@ -1,8 +1,11 @@
 /* The per-batch pipeline shared by every mode (run, scan, demo): decode -> normalize ->
  * match -> fingerprint -> dedupe (one store round trip per batch) -> decide -> encode.
- * A pipeline_t is owned by one thread: it holds that thread's Hyperscan scratch, duplicate
- * store connection and reusable buffers. The rule set and compiled database are shared and
- * read-only. */
+ * A pipeline_t is owned by one thread, the one that calls pipeline_process. The per-post CPU
+ * stages (decode, normalize, match, fingerprint) run on a pool of cfg->threads workers
+ * (pool.h), each post's state in its own slot of the batch arrays and each worker with its
+ * own Hyperscan scratch; the rule set and compiled database are shared and read-only. The
+ * rest (dedupe, decide, encode, counting) runs on the owner in input order, so results are
+ * the same, byte for byte and in the same order, whatever the number of threads. */
 #ifndef TW_PIPELINE_H
 #define TW_PIPELINE_H
 
@@ -17,6 +20,7 @@
 #include "metrics/metrics.h"
 #include "normalize/normalize.h"
 #include "decode/post.h"
+#include "pipeline/pool.h"
 
 typedef struct {
     const char *data; /* raw message value; not NUL-terminated */
@@ -57,8 +61,10 @@ typedef struct {
     const config_t *cfg;
     const rule_set_t *rules;
     const match_db_t *db;
-    match_scratch_t *scratch;
-    dedup_store_t *dedup; /* borrowed */
+    pool_t *pool;                /* NULL with one worker */
+    size_t nworkers;             /* >= 1 */
+    match_scratch_t **scratches; /* one per worker, for db */
+    dedup_store_t *dedup;        /* borrowed */
     post_fields_t fields;
     size_t cap;
     post_t *posts;
@@ -78,14 +84,17 @@ typedef struct {
     const rule_set_t *rule_metrics_rules;
 } pipeline_t;
 
-/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
+/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline.
+ * cfg->threads workers run the per-post stages (0 = pipeline_default_threads()). */
 int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
                   dedup_store_t *dedup);
 void pipeline_fini(pipeline_t *p);
 
 /* Makes the pipeline use another rule set from the next batch on (hot reload): a scratch for
- * db is allocated first, so on failure (TW_ERR_NOMEM) the pipeline keeps its old rules. The
- * caller frees the old rules and db once this returned 0; rules and db must outlive p. */
+ * db is allocated for every worker first, so on failure (TW_ERR_NOMEM) the pipeline keeps its
+ * old rules. The workers only scan inside pipeline_process, so between batches none of them
+ * holds the old database: the caller frees the old rules and db once this returned 0; rules
+ * and db must outlive p. */
 int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db);
 
 /* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
@@ -95,6 +104,9 @@ int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t 
  * caller retries the same batch later (nothing was published or counted for it). */
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results);
+
+/* The workers a threads setting of 0 means: the CPUs this process may use. */
+size_t pipeline_default_threads(void);
 
 /* The match stage for one decoded post: its normalized text plus whichever fields the rules
  * target (author, url, any top-level string field), and its language for language filters.
