@@ -95,7 +95,10 @@ def main():
         for i, line in enumerate(src):
             if i >= args.posts:
                 break
-            rec = json.dumps({"id": str(i), "text": line.rstrip("\n")}) + "\n"
+            # A fixed ts: posts without one are stamped with the clock, which would make
+            # the outputs of two runs differ in their first_seen fields.
+            rec = json.dumps({"id": str(i), "text": line.rstrip("\n"), "author": "a%d" % (i % 997),
+                              "ts": 1732780800 + i}) + "\n"
             f.write(rec)
             if i < 50:
                 g.write(rec)
@@ -106,7 +109,10 @@ def main():
     settings = [int(t) for t in args.threads.split(",")]
 
     def scan(n, path):
-        return [args.bin, "scan", "--rules", rules, "--threads", str(n), path]
+        # Near-duplicate alerts and campaign records too, so that the serial stages have
+        # their share of work to do.
+        return [args.bin, "scan", "--rules", rules, "--threads", str(n), "-X",
+                "dedup.alert_min_count=3", "-X", "campaign.milestones=3,10", path]
 
     timed(scan(1, small), env, subprocess.DEVNULL)  # compiles the rules into the cache
     outputs = {}

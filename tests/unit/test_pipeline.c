@@ -2,6 +2,7 @@
  * same results, byte for byte and in input order, as one thread, across batches and a rules
  * hot swap between batches; and the worker pool itself. Run under -DSANITIZE=thread too. */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pipeline/pipeline.h"
@@ -120,9 +121,11 @@ static void transcript_batch(buf_t *t, const pipeline_t *p, const pipeline_resul
 
 /* Runs every post through a pipeline of `threads` workers in batches of batch (the last
  * one shorter), swapping to `after`'s rules once swap_at posts were processed; the
- * transcript goes to t. Returns 0 or the first error. */
-static int run_pipeline(long threads, size_t batch, size_t swap_at, const compiled_t *before,
-                        const compiled_t *after, char **posts, buf_t *t)
+ * transcript goes to t. overlap: each batch is submitted before the previous one is finished
+ * (as scan does), else pipeline_process does one batch at a time (as run does). Returns 0 or
+ * the first error. */
+static int run_pipeline(long threads, size_t batch, size_t swap_at, bool overlap,
+                        const compiled_t *before, const compiled_t *after, char **posts, buf_t *t)
 {
     config_t cfg;
     if (config_init(&cfg) != 0)
@@ -136,9 +139,11 @@ static int run_pipeline(long threads, size_t batch, size_t swap_at, const compil
         rc = dedup_memory_new(3600, 1 << 16, &store);
     pipeline_t pipe;
     bool pipe_ready = false;
-    pipeline_input_t *inputs = calloc(batch, sizeof(*inputs));
-    pipeline_result_t *results = calloc(batch, sizeof(*results));
-    if (rc == 0 && (!inputs || !results))
+    pipeline_input_t *inputs[2] = {calloc(batch, sizeof(pipeline_input_t)),
+                                   calloc(batch, sizeof(pipeline_input_t))};
+    pipeline_result_t *results[2] = {calloc(batch, sizeof(pipeline_result_t)),
+                                     calloc(batch, sizeof(pipeline_result_t))};
+    if (rc == 0 && (!inputs[0] || !inputs[1] || !results[0] || !results[1]))
         rc = TW_ERR_NOMEM;
     if (rc == 0) {
         dedup_campaign_set(store, &campaign);
@@ -146,28 +151,57 @@ static int run_pipeline(long threads, size_t batch, size_t swap_at, const compil
         pipe_ready = rc == 0;
     }
     bool swapped = false;
-    for (size_t first = 0; rc == 0 && first < NPOSTS; first += batch) {
+    size_t pending_n = 0, pending_slot = 0; /* the batch submitted and not finished (overlap) */
+    size_t slot = 0;
+    for (size_t first = 0; rc == 0 && first < NPOSTS; first += batch, slot ^= 1) {
         if (!swapped && first >= swap_at) {
+            if (pending_n) { /* rules change only with no batch in flight */
+                if ((rc = pipeline_finish(&pipe)) != 0)
+                    break;
+                transcript_batch(t, &pipe, results[pending_slot], pending_n);
+                pending_n = 0;
+            }
             rc = pipeline_set_rules(&pipe, after->rules, after->db);
             swapped = true;
             buf_append_str(t, "-- swapped\n");
         }
         size_t n = NPOSTS - first < batch ? NPOSTS - first : batch;
         for (size_t i = 0; i < n; i++) {
-            inputs[i].data = posts[first + i];
-            inputs[i].len = strlen(posts[first + i]);
-            inputs[i].source = (alert_source_t){.file = "test", .line = (int64_t)(first + i + 1)};
+            inputs[slot][i].data = posts[first + i];
+            inputs[slot][i].len = strlen(posts[first + i]);
+            inputs[slot][i].source =
+                (alert_source_t){.file = "test", .line = (int64_t)(first + i + 1)};
         }
-        if (rc == 0)
-            rc = pipeline_process(&pipe, inputs, n, results);
-        if (rc == 0)
-            transcript_batch(t, &pipe, results, n);
+        if (rc != 0)
+            break;
+        if (!overlap) {
+            if ((rc = pipeline_process(&pipe, inputs[slot], n, results[slot])) == 0)
+                transcript_batch(t, &pipe, results[slot], n);
+            continue;
+        }
+        if ((rc = pipeline_submit(&pipe, inputs[slot], n, results[slot])) != 0)
+            break;
+        /* A swap now would pull the database from under the batch just submitted. */
+        if (pipeline_set_rules(&pipe, after->rules, after->db) != TW_ERR_INVALID) {
+            fprintf(stderr, "  pipeline_set_rules did not refuse a swap with a batch in flight\n");
+            rc = TW_ERR_INVALID;
+        }
+        if (rc == 0 && pending_n) {
+            if ((rc = pipeline_finish(&pipe)) == 0)
+                transcript_batch(t, &pipe, results[pending_slot], pending_n);
+        }
+        pending_n = n;
+        pending_slot = slot;
     }
+    if (rc == 0 && pending_n && (rc = pipeline_finish(&pipe)) == 0)
+        transcript_batch(t, &pipe, results[pending_slot], pending_n);
     if (pipe_ready)
         pipeline_fini(&pipe);
     dedup_store_free(store);
-    free(inputs);
-    free(results);
+    for (size_t k = 0; k < 2; k++) {
+        free(inputs[k]);
+        free(results[k]);
+    }
     config_fini(&cfg);
     return rc;
 }
@@ -199,7 +233,7 @@ TW_TEST(threads_give_the_same_results_in_the_same_order)
     buf_init(&one);
     buf_init(&many);
     /* Batches of 97: uneven chunks; the swap falls between the 4th and 5th batch. */
-    TW_ASSERT_INT_EQ(run_pipeline(1, 97, 388, &before, &after, posts, &one), 0);
+    TW_ASSERT_INT_EQ(run_pipeline(1, 97, 388, false, &before, &after, posts, &one), 0);
     TW_ASSERT(!one.failed);
     /* Both rule sets answered, and every kind of outcome happened. */
     TW_ASSERT(strstr(one.data, "before.scam") != NULL);
@@ -207,17 +241,22 @@ TW_TEST(threads_give_the_same_results_in_the_same_order)
     TW_ASSERT(strstr(strstr(one.data, "-- swapped"), "before.") == NULL);
     TW_ASSERT(strstr(one.data, "campaign=campaign:") != NULL);
     TW_ASSERT(strstr(one.data, "outcome=2") != NULL);
-    static const long thread_counts[] = {2, 3, 8};
+    static const long thread_counts[] = {1, 2, 3, 8};
     for (size_t k = 0; k < sizeof(thread_counts) / sizeof(thread_counts[0]); k++) {
-        buf_reset(&many);
-        TW_ASSERT_INT_EQ(run_pipeline(thread_counts[k], 97, 388, &before, &after, posts, &many), 0);
-        TW_ASSERT(!many.failed);
-        if (one.len != many.len || memcmp(one.data, many.data, one.len) != 0)
-            TW_FAIL("%ld threads: transcript differs from 1 thread's", thread_counts[k]);
+        for (int overlap = 0; overlap <= 1; overlap++) {
+            long threads = thread_counts[k];
+            buf_reset(&many);
+            TW_ASSERT_INT_EQ(run_pipeline(threads, 97, 388, overlap, &before, &after, posts, &many),
+                             0);
+            TW_ASSERT(!many.failed);
+            if (one.len != many.len || memcmp(one.data, many.data, one.len) != 0)
+                TW_FAIL("%ld threads%s: transcript differs from 1 thread's", threads,
+                        overlap ? ", batches overlapped" : "");
+        }
     }
     /* Batches smaller than the pool, down to one post. */
     buf_reset(&many);
-    TW_ASSERT_INT_EQ(run_pipeline(8, 1, 388, &before, &after, posts, &many), 0);
+    TW_ASSERT_INT_EQ(run_pipeline(8, 1, 388, true, &before, &after, posts, &many), 0);
     TW_ASSERT(strstr(many.data, "after.author") != NULL);
     buf_fini(&one);
     buf_fini(&many);

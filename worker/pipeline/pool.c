@@ -118,12 +118,10 @@ size_t pool_workers(const pool_t *pool)
     return pool ? pool->workers : 1;
 }
 
-void pool_run(pool_t *pool, pool_job_fn job, void *arg)
+void pool_start(pool_t *pool, pool_job_fn job, void *arg)
 {
-    if (!pool || pool->nthreads == 0) {
-        job(arg, 0);
+    if (!pool || pool->nthreads == 0)
         return;
-    }
     pthread_mutex_lock(&pool->lock);
     pool->job = job;
     pool->arg = arg;
@@ -131,11 +129,23 @@ void pool_run(pool_t *pool, pool_job_fn job, void *arg)
     pool->generation++;
     pthread_cond_broadcast(&pool->start);
     pthread_mutex_unlock(&pool->lock);
-    job(arg, 0);
+}
+
+void pool_wait(pool_t *pool)
+{
+    if (!pool || pool->nthreads == 0)
+        return;
     pthread_mutex_lock(&pool->lock);
     while (pool->running > 0)
         pthread_cond_wait(&pool->done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
+}
+
+void pool_run(pool_t *pool, pool_job_fn job, void *arg)
+{
+    pool_start(pool, job, arg);
+    job(arg, 0);
+    pool_wait(pool);
 }
 
 size_t pool_cpu_count(void)

@@ -24,9 +24,16 @@ void pool_free(pool_t *pool);
 size_t pool_workers(const pool_t *pool);
 
 /* Runs job on every worker and returns when all have returned, so whatever the job wrote is
- * visible to the caller afterwards. A NULL pool runs job(arg, 0) on the caller. Not
- * reentrant: one job at a time per pool, started by the thread that owns it. */
+ * visible to the caller afterwards. A NULL pool runs job(arg, 0) on the caller. One job at a
+ * time per pool, started by the thread that owns it. */
 void pool_run(pool_t *pool, pool_job_fn job, void *arg);
+
+/* pool_run in two halves, for a caller with other work meanwhile: pool_start wakes workers
+ * 1.. on job and returns at once; the caller then runs job(arg, 0) itself (now or later) and
+ * pool_wait returns when the threads are done. Each pool_start needs its pool_wait before
+ * the next job. No-ops for a NULL pool. */
+void pool_start(pool_t *pool, pool_job_fn job, void *arg);
+void pool_wait(pool_t *pool);
 
 /* The CPUs this process may run on (sched_getaffinity), at least 1. */
 size_t pool_cpu_count(void);
