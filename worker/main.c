@@ -38,9 +38,10 @@ static const char usage[] =
     "usage:\n"
     "  tidewatch run   [--config FILE] [--brokers H:P,...] [--group G] [--input-topic T]\n"
     "                  [--output-topic T] [--dlq-topic T] [--rules FILE]\n"
-    "                  [--redis redis://H:P/DB] [--http H:P] [-X key=value]...\n"
-    "  tidewatch scan  --rules FILE [--config FILE] [--emit alerts|all] [-X key=value]...\n"
-    "                  [POSTS.jsonl | -]\n"
+    "                  [--redis redis://H:P/DB] [--http H:P] [--threads N]\n"
+    "                  [-X key=value]...\n"
+    "  tidewatch scan  --rules FILE [--config FILE] [--emit alerts|all] [--threads N]\n"
+    "                  [-X key=value]... [POSTS.jsonl | -]\n"
     "  tidewatch rules check FILE\n"
     "  tidewatch rules test  FILE POSTS.jsonl\n"
     "  tidewatch rules diff  OLD.yaml NEW.yaml POSTS.jsonl [--fail-on-loss]\n"
@@ -67,6 +68,7 @@ static const struct {
     {"http", "http"},
     {"log-level", "log_level"},
     {"emit", "scan.emit"},
+    {"threads", "threads"},
 };
 #define NFLAG_KEYS (sizeof(flag_keys) / sizeof(flag_keys[0]))
 

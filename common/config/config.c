@@ -106,6 +106,10 @@ static const config_entry_t config_table[] = {
     INT_ENTRY("batch_size", batch_size, "500", 1, 100000, "Maximum posts per batch"),
     INT_ENTRY("batch_timeout_ms", batch_timeout_ms, "100", 1, 60000,
               "Longest wait to fill a batch"),
+    INT_ENTRY("threads", threads, "0", 0, 1024,
+              "Threads that decode, normalize, match and fingerprint the posts of a batch "
+              "(sharing one compiled rule database); dedup and publishing stay in input order. "
+              "0 = the CPUs this process may use (sched_getaffinity)"),
     INT_ENTRY("max_post_bytes", max_post_bytes, "65536", 64, 16777216,
               "Posts larger than this go to the dead-letter topic as too_large"),
     INT_ENTRY("dlq_max_bytes", dlq_max_bytes, "524288", 1024, 16777216,

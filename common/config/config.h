@@ -62,6 +62,7 @@ typedef struct {
     config_scan_emit_t scan_emit;
     long batch_size;
     long batch_timeout_ms;
+    long threads;
     long max_post_bytes;
     long dlq_max_bytes;
     long dedup_window_s;

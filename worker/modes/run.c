@@ -171,7 +171,7 @@ static void run_check_redis_when_idle(dedup_store_t *store, bool idle, int64_t *
     if (now - *last_ms < RUN_IDLE_REDIS_CHECK_MS)
         return;
     *last_ms = now;
-    if (strncmp(store->ops->name, "redis", 5) != 0) /* also redis-cluster */
+    if (!dedup_store_is_redis(store))
         return;
     atomic_store(&tw_metrics.redis_up, dedup_ping(store) == 0);
 }

@@ -76,6 +76,88 @@ static void emit_post_record(buf_t *b, const pipeline_t *pipe, size_t i, const p
         fwrite(b->data, 1, b->len, stdout);
 }
 
+/* A batch of lines and its pipeline results. scan keeps two, so that the pool analyses one
+ * while this thread reads the next and finishes and prints the one before. */
+typedef struct {
+    line_slot_t *lines;
+    pipeline_input_t *inputs;
+    pipeline_result_t *results;
+    size_t n;
+} scan_batch_t;
+
+static int scan_batch_alloc(scan_batch_t *b, size_t batch)
+{
+    b->lines = calloc(batch, sizeof(*b->lines));
+    b->inputs = calloc(batch, sizeof(*b->inputs));
+    b->results = calloc(batch, sizeof(*b->results));
+    b->n = 0;
+    return b->lines && b->inputs && b->results ? 0 : TW_ERR_NOMEM;
+}
+
+static void scan_batch_free(scan_batch_t *b, size_t batch)
+{
+    for (size_t i = 0; b->lines && i < batch; i++)
+        free(b->lines[i].data);
+    free(b->lines);
+    free(b->inputs);
+    free(b->results);
+}
+
+/* Reads up to batch non-blank lines into b; fewer only at the end of the input. */
+static void scan_read_batch(FILE *in, const char *name, size_t batch, int64_t *lineno,
+                            scan_batch_t *b)
+{
+    b->n = 0;
+    while (b->n < batch) {
+        line_slot_t *line = &b->lines[b->n];
+        ssize_t len = getline(&line->data, &line->cap, in);
+        if (len < 0)
+            return;
+        ++*lineno;
+        while (len > 0 && (line->data[len - 1] == '\n' || line->data[len - 1] == '\r'))
+            len--;
+        if (len == 0)
+            continue; /* blank lines separate nothing in JSONL */
+        b->inputs[b->n].data = line->data;
+        b->inputs[b->n].len = (size_t)len;
+        b->inputs[b->n].source = (alert_source_t){.file = name, .line = *lineno};
+        b->n++;
+    }
+}
+
+typedef struct {
+    size_t posts, alerts, bad, campaigns;
+} scan_counts_t;
+
+/* Prints a finished batch's campaign records, alerts (or --emit all records) and dead letters,
+ * in input order. */
+static void scan_print_batch(const pipeline_t *pipe, const char *name, const scan_batch_t *b,
+                             bool emit_all, buf_t *record, scan_counts_t *counts)
+{
+    counts->posts += b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        const pipeline_result_t *res = &b->results[i];
+        for (size_t k = 0; k < res->ncampaigns; k++) {
+            const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
+            fwrite(pipe->campaign_buf.data + c->value_offset, 1, c->value_len, stdout);
+            fputc('\n', stdout);
+            counts->campaigns++;
+        }
+        if (emit_all && res->outcome != PIPELINE_DEAD_LETTER)
+            emit_post_record(record, pipe, i, &b->inputs[i], res);
+        if (res->outcome == PIPELINE_ALERT) {
+            counts->alerts++;
+            if (emit_all)
+                continue;
+            fwrite(pipe->alerts.data + res->alert_offset, 1, res->alert_len, stdout);
+            fputc('\n', stdout);
+        } else if (res->outcome == PIPELINE_DEAD_LETTER) {
+            report_bad_line(name, b->inputs[i].source.line, res);
+            counts->bad++;
+        }
+    }
+}
+
 int scan_file(const config_t *cfg, const char *path)
 {
     const char *name = path && strcmp(path, "-") != 0 ? path : "-";
@@ -93,69 +175,39 @@ int scan_file(const config_t *cfg, const char *path)
     }
     size_t batch = (size_t)cfg->batch_size;
     pipeline_t pipe;
-    line_slot_t *lines = calloc(batch, sizeof(*lines));
-    pipeline_input_t *inputs = calloc(batch, sizeof(*inputs));
-    pipeline_result_t *results = calloc(batch, sizeof(*results));
-    size_t nposts = 0, nalerts = 0, nbad = 0, ncampaigns = 0;
+    scan_batch_t batches[2] = {{0}, {0}};
+    scan_counts_t counts = {0};
     bool emit_all = cfg->scan_emit == CONFIG_SCAN_EMIT_ALL;
     buf_t record;
     buf_init(&record);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     bool pipe_ready = false;
-    if (!lines || !inputs || !results) {
-        rc = TW_ERR_NOMEM;
+    if ((rc = scan_batch_alloc(&batches[0], batch)) != 0 ||
+        (rc = scan_batch_alloc(&batches[1], batch)) != 0)
         goto out;
-    }
     if ((rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup)) != 0)
         goto out;
     pipe_ready = true;
 
+    /* While the pool analyses batch cur, this thread reads the next one, submits it (helping
+     * to finish cur's analysis first), then finishes and prints cur: the duplicate store,
+     * encoding and output of one batch overlap the analysis of the next. */
     int64_t lineno = 0;
-    bool eof = false;
-    while (!eof) {
-        size_t n = 0;
-        while (n < batch) {
-            ssize_t len = getline(&lines[n].data, &lines[n].cap, in);
-            if (len < 0) {
-                eof = true;
-                break;
-            }
-            lineno++;
-            while (len > 0 && (lines[n].data[len - 1] == '\n' || lines[n].data[len - 1] == '\r'))
-                len--;
-            if (len == 0)
-                continue; /* blank lines separate nothing in JSONL */
-            inputs[n].data = lines[n].data;
-            inputs[n].len = (size_t)len;
-            inputs[n].source = (alert_source_t){.file = name, .line = lineno};
-            n++;
-        }
-        if (!n)
-            continue;
-        if ((rc = pipeline_process(&pipe, inputs, n, results)) != 0)
+    size_t cur = 0;
+    scan_read_batch(in, name, batch, &lineno, &batches[cur]);
+    if (batches[cur].n && (rc = pipeline_submit(&pipe, batches[cur].inputs, batches[cur].n,
+                                                batches[cur].results)) != 0)
+        goto out;
+    while (batches[cur].n) {
+        scan_batch_t *next = &batches[cur ^ 1];
+        scan_read_batch(in, name, batch, &lineno, next);
+        if (next->n && (rc = pipeline_submit(&pipe, next->inputs, next->n, next->results)) != 0)
             goto out;
-        nposts += n;
-        for (size_t i = 0; i < n; i++) {
-            for (size_t k = 0; k < results[i].ncampaigns; k++) {
-                const pipeline_campaign_t *c = &pipe.campaigns[results[i].campaign_first + k];
-                fwrite(pipe.campaign_buf.data + c->value_offset, 1, c->value_len, stdout);
-                fputc('\n', stdout);
-                ncampaigns++;
-            }
-            if (emit_all && results[i].outcome != PIPELINE_DEAD_LETTER)
-                emit_post_record(&record, &pipe, i, &inputs[i], &results[i]);
-            if (results[i].outcome == PIPELINE_ALERT) {
-                nalerts++;
-                if (emit_all)
-                    continue;
-                fwrite(pipe.alerts.data + results[i].alert_offset, 1, results[i].alert_len, stdout);
-                fputc('\n', stdout);
-            } else if (results[i].outcome == PIPELINE_DEAD_LETTER) {
-                report_bad_line(name, inputs[i].source.line, &results[i]);
-                nbad++;
-            }
-        }
+        if ((rc = pipeline_finish(&pipe)) != 0)
+            goto out;
+        scan_print_batch(&pipe, name, &batches[cur], emit_all, &record, &counts);
+        cur ^= 1;
     }
     if (ferror(in)) {
         log_error("%s: read error: %s", name, strerror(errno));
@@ -166,16 +218,14 @@ int scan_file(const config_t *cfg, const char *path)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     log_info("scanned %zu posts in %.3f s (%.0f posts/s): %zu alerts, %zu campaign records, "
              "%zu undecodable",
-             nposts, secs, secs > 0 ? (double)nposts / secs : 0.0, nalerts, ncampaigns, nbad);
+             counts.posts, secs, secs > 0 ? (double)counts.posts / secs : 0.0, counts.alerts,
+             counts.campaigns, counts.bad);
 out:
     buf_fini(&record);
     if (pipe_ready)
-        pipeline_fini(&pipe);
-    for (size_t i = 0; lines && i < batch; i++)
-        free(lines[i].data);
-    free(lines);
-    free(inputs);
-    free(results);
+        pipeline_fini(&pipe); /* waits for a batch still being analysed */
+    scan_batch_free(&batches[0], batch);
+    scan_batch_free(&batches[1], batch);
     engine_close(&engine);
     if (in != stdin)
         fclose(in);

@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,38 @@
 
 #include "util/log.h"
 #include "metrics/metrics.h"
+
+/* More workers than this buy nothing but memory (a scratch each) on any machine we know. */
+#define PIPELINE_MAX_WORKERS 256
+
+size_t pipeline_default_threads(void)
+{
+    return pool_cpu_count();
+}
+
+static void pipeline_scratches_free(match_scratch_t **scratches, size_t n)
+{
+    for (size_t i = 0; scratches && i < n; i++)
+        match_scratch_free(scratches[i]);
+    free(scratches);
+}
+
+/* One scratch for db per worker, all or none. */
+static int pipeline_scratches_new(const match_db_t *db, size_t n, match_scratch_t ***out)
+{
+    match_scratch_t **scratches = calloc(n, sizeof(*scratches));
+    if (!scratches)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = match_scratch_new(db, &scratches[i]);
+        if (rc != 0) {
+            pipeline_scratches_free(scratches, i);
+            return rc;
+        }
+    }
+    *out = scratches;
+    return 0;
+}
 
 int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
                   dedup_store_t *dedup)
@@ -20,84 +53,126 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
                                 cfg->field_ts, cfg->field_lang, cfg->field_url};
     buf_init(&p->alerts);
     buf_init(&p->campaign_buf);
-    return match_scratch_new(db, &p->scratch);
+    size_t workers = cfg->threads > 0 ? (size_t)cfg->threads : pipeline_default_threads();
+    if (workers > PIPELINE_MAX_WORKERS)
+        workers = PIPELINE_MAX_WORKERS;
+    int rc = pipeline_scratches_new(db, workers, &p->scratches);
+    if (rc != 0)
+        return rc;
+    p->nworkers = workers;
+    if (workers > 1 && (rc = pool_new(workers, &p->pool)) != 0) {
+        pipeline_scratches_free(p->scratches, p->nworkers);
+        p->scratches = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static void pipeline_batch_free(pipeline_batch_t *b)
+{
+    for (size_t i = 0; i < b->cap; i++) {
+        post_clear(&b->posts[i]);
+        normalized_fini(&b->norms[i]);
+        match_set_fini(&b->matches[i]);
+    }
+    free(b->posts);
+    free(b->norms);
+    free(b->matches);
+    free(b->fps);
+    b->posts = NULL;
+    b->norms = NULL;
+    b->matches = NULL;
+    b->fps = NULL;
+    b->cap = 0;
+}
+
+static int pipeline_batch_reserve(pipeline_batch_t *b, size_t n)
+{
+    if (n <= b->cap)
+        return 0;
+    pipeline_batch_free(b);
+    b->posts = calloc(n, sizeof(*b->posts));
+    b->norms = calloc(n, sizeof(*b->norms));
+    b->matches = calloc(n, sizeof(*b->matches));
+    b->fps = calloc(n, sizeof(*b->fps));
+    if (!b->posts || !b->norms || !b->matches || !b->fps) {
+        pipeline_batch_free(b); /* cap is 0 here: only the arrays are freed */
+        return TW_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        post_init(&b->posts[i]);
+        normalized_init(&b->norms[i]);
+        match_set_init(&b->matches[i]);
+    }
+    b->cap = n;
+    return 0;
 }
 
 static void pipeline_free_arrays(pipeline_t *p)
 {
-    for (size_t i = 0; i < p->cap; i++) {
-        post_clear(&p->posts[i]);
-        normalized_fini(&p->norms[i]);
-        match_set_fini(&p->matches[i]);
-    }
-    free(p->posts);
-    free(p->norms);
-    free(p->matches);
-    free(p->fps);
     free(p->items);
     free(p->dups);
     free(p->post_item);
-    free(p->campaigns);
-    p->campaigns = NULL;
-    p->campaigns_cap = 0;
-    p->ncampaigns = 0;
-    p->posts = NULL;
-    p->norms = NULL;
-    p->matches = NULL;
-    p->fps = NULL;
     p->items = NULL;
     p->dups = NULL;
     p->post_item = NULL;
     p->cap = 0;
 }
 
-int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db)
-{
-    match_scratch_t *scratch = NULL;
-    int rc = match_scratch_new(db, &scratch);
-    if (rc != 0)
-        return rc;
-    match_scratch_free(p->scratch);
-    p->scratch = scratch;
-    p->rules = rules;
-    p->db = db;
-    return 0;
-}
-
-void pipeline_fini(pipeline_t *p)
-{
-    metrics_rules_release(p->rule_metrics);
-    pipeline_free_arrays(p);
-    match_scratch_free(p->scratch);
-    buf_fini(&p->alerts);
-    buf_fini(&p->campaign_buf);
-    memset(p, 0, sizeof(*p));
-}
-
+/* The arrays of the owner's stages, for a batch of n. */
 static int pipeline_reserve(pipeline_t *p, size_t n)
 {
     if (n <= p->cap)
         return 0;
     pipeline_free_arrays(p);
-    p->posts = calloc(n, sizeof(*p->posts));
-    p->norms = calloc(n, sizeof(*p->norms));
-    p->matches = calloc(n, sizeof(*p->matches));
-    p->fps = calloc(n, sizeof(*p->fps));
     p->items = calloc(n, sizeof(*p->items));
     p->dups = calloc(n, sizeof(*p->dups));
     p->post_item = calloc(n, sizeof(*p->post_item));
-    if (!p->posts || !p->norms || !p->matches || !p->fps || !p->items || !p->dups ||
-        !p->post_item) {
-        pipeline_free_arrays(p); /* cap is 0 here: only the arrays are freed */
+    if (!p->items || !p->dups || !p->post_item) {
+        pipeline_free_arrays(p);
         return TW_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        post_init(&p->posts[i]);
-        normalized_init(&p->norms[i]);
-        match_set_init(&p->matches[i]);
     }
     p->cap = n;
     return 0;
+}
+
+static bool pipeline_idle(const pipeline_t *p)
+{
+    return p->submitted == p->finished;
+}
+
+int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db)
+{
+    if (!pipeline_idle(p))
+        return TW_ERR_INVALID; /* a worker may be scanning with the old database */
+    match_scratch_t **scratches = NULL;
+    int rc = pipeline_scratches_new(db, p->nworkers, &scratches);
+    if (rc != 0)
+        return rc;
+    pipeline_scratches_free(p->scratches, p->nworkers);
+    p->scratches = scratches;
+    p->rules = rules;
+    p->db = db;
+    return 0;
+}
+
+static void pipeline_batch_join(pipeline_t *p, pipeline_batch_t *b);
+
+void pipeline_fini(pipeline_t *p)
+{
+    for (size_t k = 0; k < 2; k++) /* no thread may still write a batch freed below */
+        if (p->batches[k].state == PIPELINE_BATCH_ANALYSING)
+            pipeline_batch_join(p, &p->batches[k]);
+    metrics_rules_release(p->rule_metrics);
+    pool_free(p->pool); /* joins the workers before their scratches go */
+    for (size_t k = 0; k < 2; k++)
+        pipeline_batch_free(&p->batches[k]);
+    pipeline_free_arrays(p);
+    free(p->campaigns);
+    pipeline_scratches_free(p->scratches, p->nworkers);
+    buf_fini(&p->alerts);
+    buf_fini(&p->campaign_buf);
+    memset(p, 0, sizeof(*p));
 }
 
 /* The rule of the most severe match (the first of equals), or UINT32_MAX without matches. */
@@ -145,6 +220,109 @@ static void dead_letter(pipeline_result_t *r, post_reason_t reason)
 static double seconds_between(const struct timespec *a, const struct timespec *b)
 {
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The per-post CPU stages for post i of batch b: decode, normalize, match, fingerprint.
+ * Writes only slot i of the batch arrays and b->results[i], so posts run on any worker in any
+ * order. Returns 0 (the post is PASS or a dead letter) or a negative tw_err_t that fails the
+ * batch. */
+static int pipeline_analyze_post(pipeline_batch_t *b, match_scratch_t *scratch, size_t i)
+{
+    const pipeline_t *p = b->p;
+    const pipeline_input_t *in = &b->inputs[i];
+    pipeline_result_t *r = &b->results[i];
+    memset(r, 0, sizeof(*r));
+    post_t *post = &b->posts[i];
+    post_reason_t reason = post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, in->data,
+                                       in->len, post, r->error, sizeof(r->error));
+    if (reason != POST_OK) {
+        dead_letter(r, reason);
+        return 0;
+    }
+    int rc = normalize_text(post->text, post->text_len, &b->norms[i]);
+    if (rc != 0) {
+        /* Jansson already validated the UTF-8, so only size limits can land here */
+        snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
+        dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
+        return 0;
+    }
+    rc = pipeline_match_post(p->db, scratch, post, &b->norms[i], &b->matches[i]);
+    if (rc != 0)
+        return rc;
+    fingerprint_compute(b->norms[i].text, b->norms[i].len, &b->fps[i]);
+    r->outcome = PIPELINE_PASS;
+    return 0;
+}
+
+/* A worker's share of a batch's analysis. Posts are handed out in small chunks from a shared
+ * counter: posts differ a lot in cost (length, hits), so a static split would leave a worker
+ * idle while another finishes, and the owner can join in whenever it is free. */
+static void pipeline_batch_worker(void *arg, size_t worker)
+{
+    pipeline_batch_t *b = arg;
+    match_scratch_t *scratch = b->p->scratches[worker];
+    for (;;) {
+        size_t first = atomic_fetch_add_explicit(&b->next, b->chunk, memory_order_relaxed);
+        if (first >= b->n)
+            return;
+        size_t end = first + b->chunk < b->n ? first + b->chunk : b->n;
+        for (size_t i = first; i < end; i++) {
+            if (atomic_load_explicit(&b->error, memory_order_relaxed) != 0)
+                return; /* the batch fails anyway */
+            int rc = pipeline_analyze_post(b, scratch, i);
+            if (rc != 0) {
+                int none = 0;
+                atomic_compare_exchange_strong(&b->error, &none, rc);
+                return;
+            }
+        }
+    }
+}
+
+/* The owner helps with the rest of b's analysis (as worker 0) and waits for the others. */
+static void pipeline_batch_join(pipeline_t *p, pipeline_batch_t *b)
+{
+    pipeline_batch_worker(b, 0);
+    pool_wait(p->pool);
+    b->state = PIPELINE_BATCH_ANALYSED;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    b->analysis_seconds = seconds_between(&b->submitted_at, &now);
+}
+
+int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                    pipeline_result_t *results)
+{
+    if (p->submitted - p->finished >= 2)
+        return TW_ERR_INVALID;
+    pipeline_batch_t *b = &p->batches[p->submitted % 2];
+    int rc = pipeline_batch_reserve(b, n);
+    if (rc != 0)
+        return rc;
+    /* The pool runs one job at a time: the batch before this one is analysed first. */
+    if (p->submitted > p->finished) {
+        pipeline_batch_t *prev = &p->batches[(p->submitted - 1) % 2];
+        if (prev->state == PIPELINE_BATCH_ANALYSING)
+            pipeline_batch_join(p, prev);
+    }
+    b->p = p;
+    b->inputs = inputs;
+    b->results = results;
+    b->n = n;
+    /* About eight chunks per worker: few enough that the counter is not contended, enough
+     * that the workers finish close together. */
+    b->chunk = n / (p->nworkers * 8);
+    if (b->chunk < 1)
+        b->chunk = 1;
+    atomic_store(&b->next, 0);
+    atomic_store(&b->error, 0);
+    b->state = PIPELINE_BATCH_ANALYSING;
+    clock_gettime(CLOCK_MONOTONIC, &b->submitted_at);
+    p->submitted++;
+    /* A batch of one is not worth waking anyone: the owner analyses it when it joins. */
+    if (n > 1)
+        pool_start(p->pool, pipeline_batch_worker, b);
+    return 0;
 }
 
 /* Counts a finished batch. Called only once the batch is done, so a batch retried (the pause
@@ -231,43 +409,45 @@ static int pipeline_campaigns(pipeline_t *p, const pipeline_input_t *inputs, siz
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results)
 {
-    int rc = pipeline_reserve(p, n);
+    if (!pipeline_idle(p))
+        return TW_ERR_INVALID;
+    int rc = pipeline_submit(p, inputs, n, results);
+    return rc != 0 ? rc : pipeline_finish(p);
+}
+
+int pipeline_finish(pipeline_t *p)
+{
+    if (pipeline_idle(p))
+        return TW_ERR_INVALID;
+    pipeline_batch_t *b = &p->batches[p->finished % 2];
+    if (b->state == PIPELINE_BATCH_ANALYSING)
+        pipeline_batch_join(p, b);
+    metrics_histogram_observe(&tw_metrics.scan_seconds, b->analysis_seconds);
+    b->state = PIPELINE_BATCH_FREE;
+    p->finished++;
+    const pipeline_input_t *inputs = b->inputs;
+    pipeline_result_t *results = b->results;
+    size_t n = b->n;
+    p->posts = b->posts;
+    p->norms = b->norms;
+    p->matches = b->matches;
+    p->fps = b->fps;
+    int rc = atomic_load(&b->error);
+    if (rc == 0)
+        rc = pipeline_reserve(p, n);
     if (rc != 0)
         return rc;
     buf_reset(&p->alerts);
     int64_t now = (int64_t)time(NULL);
     size_t nitems = 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-
+    /* The store's items in input order, whichever worker analysed each post. */
     for (size_t i = 0; i < n; i++) {
-        pipeline_result_t *r = &results[i];
-        memset(r, 0, sizeof(*r));
         p->post_item[i] = SIZE_MAX;
-        post_t *post = &p->posts[i];
-        post_reason_t reason =
-            post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, inputs[i].data, inputs[i].len,
-                        post, r->error, sizeof(r->error));
-        if (reason != POST_OK) {
-            dead_letter(r, reason);
-            continue;
-        }
-        rc = normalize_text(post->text, post->text_len, &p->norms[i]);
-        if (rc != 0) {
-            /* Jansson already validated the UTF-8, so only size limits can land here */
-            snprintf(r->error, sizeof(r->error), "text cannot be normalized: %s", tw_err_str(rc));
-            dead_letter(r, rc == TW_ERR_UTF8 ? POST_INVALID_UTF8 : POST_TOO_LARGE);
-            continue;
-        }
-        rc = pipeline_match_post(p->db, p->scratch, post, &p->norms[i], &p->matches[i]);
-        if (rc != 0)
-            return rc;
-        fingerprint_compute(p->norms[i].text, p->norms[i].len, &p->fps[i]);
-        r->outcome = PIPELINE_PASS;
         /* Posts that are only links, mentions or punctuation all share one fingerprint;
          * clustering them would make one giant meaningless campaign. */
-        if (fingerprint_is_empty(&p->fps[i]))
+        if (results[i].outcome != PIPELINE_PASS || fingerprint_is_empty(&p->fps[i]))
             continue;
+        const post_t *post = &p->posts[i];
         dedup_item_t *item = &p->items[nitems];
         item->post_id = post->id;
         item->post_id_len = post->id_len;
@@ -277,8 +457,6 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         item->fp = &p->fps[i];
         p->post_item[i] = nitems++;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    metrics_histogram_observe(&tw_metrics.scan_seconds, seconds_between(&t0, &t1));
 
     /* One round trip for the whole batch. A store failure costs duplicate information, not
      * posts: rule alerts still go out, marked as such (fail-open), or, with the pause policy,
@@ -286,6 +464,7 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
     int dedup_rc = 0;
     if (nitems) {
         bool redis = dedup_store_is_redis(p->dedup);
+        struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
         clock_gettime(CLOCK_MONOTONIC, &t1);

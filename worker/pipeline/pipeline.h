@@ -1,12 +1,19 @@
 /* The per-batch pipeline shared by every mode (run, scan, demo): decode -> normalize ->
  * match -> fingerprint -> dedupe (one store round trip per batch) -> decide -> encode.
- * A pipeline_t is owned by one thread: it holds that thread's Hyperscan scratch, duplicate
- * store connection and reusable buffers. The rule set and compiled database are shared and
- * read-only. */
+ * A pipeline_t is owned by one thread, the one that calls its functions. The per-post CPU
+ * stages (decode, normalize, match, fingerprint: "analysis") run on a pool of cfg->threads
+ * workers (pool.h), each post's state in its own slot of the batch arrays and each worker
+ * with its own Hyperscan scratch; the rule set and compiled database are shared and
+ * read-only. The rest (dedupe, decide, encode, counting) runs on the owner in input order, so
+ * results are the same, byte for byte and in the same order, whatever the number of threads.
+ * pipeline_process does one batch start to end; pipeline_submit + pipeline_finish let the
+ * analysis of the next batch run on the pool while the owner finishes the previous one. */
 #ifndef TW_PIPELINE_H
 #define TW_PIPELINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "encode/alert.h"
 #include "util/buf.h"
@@ -17,6 +24,7 @@
 #include "metrics/metrics.h"
 #include "normalize/normalize.h"
 #include "decode/post.h"
+#include "pipeline/pool.h"
 
 typedef struct {
     const char *data; /* raw message value; not NUL-terminated */
@@ -53,18 +61,51 @@ typedef struct {
     size_t value_len;
 } pipeline_campaign_t;
 
-typedef struct {
-    const config_t *cfg;
-    const rule_set_t *rules;
-    const match_db_t *db;
-    match_scratch_t *scratch;
-    dedup_store_t *dedup; /* borrowed */
-    post_fields_t fields;
+/* One batch's per-post state, slot i for input i, and its analysis job. Two of them, so one
+ * batch can be analysed while the previous one is finished. */
+typedef enum {
+    PIPELINE_BATCH_FREE,
+    PIPELINE_BATCH_ANALYSING, /* on the pool; the owner has not joined it yet */
+    PIPELINE_BATCH_ANALYSED,  /* waiting for pipeline_finish */
+} pipeline_batch_state_t;
+
+typedef struct pipeline_batch {
+    struct pipeline *p;
     size_t cap;
     post_t *posts;
     normalized_t *norms;
     match_set_t *matches;
     fingerprint_t *fps;
+    pipeline_batch_state_t state;
+    const pipeline_input_t *inputs;
+    pipeline_result_t *results;
+    size_t n;
+    size_t chunk;       /* posts a worker takes at a time */
+    atomic_size_t next; /* the first post nobody took yet */
+    atomic_int error;   /* the first failure of the analysis, 0 while none */
+    struct timespec submitted_at;
+    double analysis_seconds; /* from submission to the end of the analysis */
+} pipeline_batch_t;
+
+typedef struct pipeline {
+    const config_t *cfg;
+    const rule_set_t *rules;
+    const match_db_t *db;
+    pool_t *pool;                /* NULL with one worker */
+    size_t nworkers;             /* >= 1 */
+    match_scratch_t **scratches; /* one per worker, for db */
+    dedup_store_t *dedup;        /* borrowed */
+    post_fields_t fields;
+    pipeline_batch_t batches[2];
+    unsigned long submitted; /* batches submitted; the newest is batches[(submitted - 1) % 2] */
+    unsigned long finished;  /* batches finished; the oldest pending is batches[finished % 2] */
+    /* The per-post state of the batch finished last, valid until the next pipeline_finish or
+     * pipeline_process: slot i for input i. */
+    post_t *posts;
+    normalized_t *norms;
+    match_set_t *matches;
+    fingerprint_t *fps;
+    size_t cap; /* of items, dups and post_item */
     dedup_item_t *items;
     dedup_result_t *dups;
     size_t *post_item; /* post index -> dedup item, SIZE_MAX when not deduplicated */
@@ -78,14 +119,17 @@ typedef struct {
     const rule_set_t *rule_metrics_rules;
 } pipeline_t;
 
-/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline. */
+/* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline.
+ * cfg->threads workers run the per-post stages (0 = pipeline_default_threads()). */
 int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, const match_db_t *db,
                   dedup_store_t *dedup);
 void pipeline_fini(pipeline_t *p);
 
 /* Makes the pipeline use another rule set from the next batch on (hot reload): a scratch for
- * db is allocated first, so on failure (TW_ERR_NOMEM) the pipeline keeps its old rules. The
- * caller frees the old rules and db once this returned 0; rules and db must outlive p. */
+ * db is allocated for every worker first, so on failure (TW_ERR_NOMEM) the pipeline keeps its
+ * old rules. Only between batches, with none submitted and unfinished (else TW_ERR_INVALID):
+ * then no worker holds the old database, and the caller frees the old rules and db once this
+ * returned 0; rules and db must outlive p. */
 int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t *db);
 
 /* Processes n inputs; results[i] says what to publish for inputs[i]. Keys and alert bytes
@@ -95,6 +139,24 @@ int pipeline_set_rules(pipeline_t *p, const rule_set_t *rules, const match_db_t 
  * caller retries the same batch later (nothing was published or counted for it). */
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results);
+
+/* pipeline_process in two steps, so that a batch is analysed on the pool while the owner
+ * finishes the one before: pipeline_submit first completes the analysis of the batch
+ * submitted before, if any (the owner helps), then starts this one's and returns; at most
+ * two batches are pending (else TW_ERR_INVALID). inputs (and the bytes they point to) and
+ * results must stay untouched until this batch's pipeline_finish. Returns 0 or TW_ERR_NOMEM
+ * (nothing submitted). */
+int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                    pipeline_result_t *results);
+
+/* Finishes the oldest submitted batch (helping with its analysis if still running): dedupe,
+ * decide, encode, count, into the results given to pipeline_submit. Returns what
+ * pipeline_process returns; the batch is no longer pending either way (TW_ERR_INVALID when
+ * none was). */
+int pipeline_finish(pipeline_t *p);
+
+/* The workers a threads setting of 0 means: the CPUs this process may use. */
+size_t pipeline_default_threads(void);
 
 /* The match stage for one decoded post: its normalized text plus whichever fields the rules
  * target (author, url, any top-level string field), and its language for language filters.

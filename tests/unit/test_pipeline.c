@@ -1,0 +1,312 @@
+/* The pipeline over the in-process duplicate store: any number of worker threads gives the
+ * same results, byte for byte and in input order, as one thread, across batches and a rules
+ * hot swap between batches; and the worker pool itself. Run under -DSANITIZE=thread too. */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pipeline/pipeline.h"
+#include "pipeline/pool.h"
+#include "rules/rules.h"
+#include "tw_test.h"
+#include "util/buf.h"
+
+static const char rules_before[] = "rules:\n"
+                                   "  - id: before.scam\n"
+                                   "    category: scam\n"
+                                   "    severity: high\n"
+                                   "    keywords: [\"free giveaway\", \"claim your prize\"]\n"
+                                   "    regex: ['send\\s+\\d+\\s*btc\\b']\n"
+                                   "  - id: before.spam\n"
+                                   "    category: spam\n"
+                                   "    severity: low\n"
+                                   "    keywords: [\"cheap meds\"]\n"
+                                   "    squash: true\n";
+
+static const char rules_after[] = "rules:\n"
+                                  "  - id: after.scam\n"
+                                  "    category: scam\n"
+                                  "    severity: critical\n"
+                                  "    keywords: [\"free giveaway\", \"wire transfer fee\"]\n"
+                                  "  - id: after.author\n"
+                                  "    category: spam\n"
+                                  "    severity: medium\n"
+                                  "    fields: [author]\n"
+                                  "    keywords: [\"spammer\"]\n";
+
+typedef struct {
+    rule_set_t *rules;
+    match_db_t *db;
+} compiled_t;
+
+static int compile_rules(const char *yaml, compiled_t *c)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    int rc = rule_set_load_buffer("inline.yaml", yaml, strlen(yaml), &c->rules, &diag);
+    if (rc == 0)
+        rc = match_db_compile(c->rules, &c->db, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "    diag: %s\n", diag.lines[i]);
+    tw_diag_fini(&diag);
+    return rc;
+}
+
+static void compiled_free(compiled_t *c)
+{
+    match_db_free(c->db);
+    rule_set_free(c->rules);
+}
+
+/* A varied stream: rule hits, near-duplicate waves (clusters, campaigns, alert_min_count),
+ * non-ASCII and obfuscated text, undecodable lines, posts with nothing to fingerprint. */
+#define NPOSTS 1000
+
+static char *make_post(size_t i)
+{
+    static const char *texts[] = {
+        "Lovely sunset at the beach today, number %zu",
+        "FREE GIVEAWAY for everyone who follows, round %zu",
+        "send 3 btc to this wallet now and get double back %zu",
+        "Ch3ap m.e.d.s delivered overnight, order %zu",
+        "Join the crypto club, the same message again and again",
+        "Привет, как дела? Сообщение номер %zu",
+        "مرحبا بالجميع، هذه رسالة رقم %zu",
+        "pay the wire transfer fee and receive the inheritance (%zu)",
+        "https://example.com/%zu",
+        "ｆｒｅｅ ｇｉｖｅａｗａｙ ticket %zu",
+    };
+    char text[256], *out = NULL;
+    size_t kind = (i * 7) % 12;
+    if (kind == 10) {
+        out = strdup("{\"id\": \"broken\", \"text\": ");
+        return out;
+    }
+    if (kind == 11) {
+        if (asprintf(&out, "{\"id\": \"p%zu\", \"text\": 42}", i) < 0)
+            return NULL;
+        return out;
+    }
+    snprintf(text, sizeof(text), texts[kind], i % 5 == 0 ? (size_t)5 : i);
+    const char *author = i % 13 == 0 ? "spammer" : (i % 3 == 0 ? "alice" : "bob");
+    if (asprintf(&out, "{\"id\": \"p%zu\", \"text\": \"%s\", \"author\": \"%s %zu\", \"ts\": %zu}",
+                 i, text, author, i % 4, (size_t)1732780800 + i) < 0)
+        return NULL;
+    return out;
+}
+
+/* Everything the pipeline answered, in order: outcome, reason, key, alert, campaigns. */
+static void transcript_batch(buf_t *t, const pipeline_t *p, const pipeline_result_t *results,
+                             size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pipeline_result_t *r = &results[i];
+        buf_printf(t, "%zu outcome=%d reason=%d key=", i, (int)r->outcome, (int)r->reason);
+        if (r->outcome == PIPELINE_ALERT) {
+            buf_append(t, r->key, r->key_len);
+            buf_append_str(t, " alert=");
+            buf_append(t, p->alerts.data + r->alert_offset, r->alert_len);
+        } else if (r->outcome == PIPELINE_DEAD_LETTER) {
+            buf_append_str(t, r->error);
+        }
+        for (size_t k = 0; k < r->ncampaigns; k++) {
+            const pipeline_campaign_t *c = &p->campaigns[r->campaign_first + k];
+            buf_append_str(t, " campaign=");
+            buf_append(t, p->campaign_buf.data + c->key_offset, c->key_len);
+            buf_append(t, p->campaign_buf.data + c->value_offset, c->value_len);
+        }
+        buf_append_str(t, "\n");
+    }
+}
+
+/* Runs every post through a pipeline of `threads` workers in batches of batch (the last
+ * one shorter), swapping to `after`'s rules once swap_at posts were processed; the
+ * transcript goes to t. overlap: each batch is submitted before the previous one is finished
+ * (as scan does), else pipeline_process does one batch at a time (as run does). Returns 0 or
+ * the first error. */
+static int run_pipeline(long threads, size_t batch, size_t swap_at, bool overlap,
+                        const compiled_t *before, const compiled_t *after, char **posts, buf_t *t)
+{
+    config_t cfg;
+    if (config_init(&cfg) != 0)
+        return TW_ERR_NOMEM;
+    cfg.threads = threads;
+    cfg.dedup_alert_min_count = 4;
+    dedup_store_t *store = NULL;
+    dedup_campaign_t campaign;
+    int rc = dedup_campaign_parse("3,10", 1, &campaign, NULL);
+    if (rc == 0)
+        rc = dedup_memory_new(3600, 1 << 16, &store);
+    pipeline_t pipe;
+    bool pipe_ready = false;
+    pipeline_input_t *inputs[2] = {calloc(batch, sizeof(pipeline_input_t)),
+                                   calloc(batch, sizeof(pipeline_input_t))};
+    pipeline_result_t *results[2] = {calloc(batch, sizeof(pipeline_result_t)),
+                                     calloc(batch, sizeof(pipeline_result_t))};
+    if (rc == 0 && (!inputs[0] || !inputs[1] || !results[0] || !results[1]))
+        rc = TW_ERR_NOMEM;
+    if (rc == 0) {
+        dedup_campaign_set(store, &campaign);
+        rc = pipeline_init(&pipe, &cfg, before->rules, before->db, store);
+        pipe_ready = rc == 0;
+    }
+    bool swapped = false;
+    size_t pending_n = 0, pending_slot = 0; /* the batch submitted and not finished (overlap) */
+    size_t slot = 0;
+    for (size_t first = 0; rc == 0 && first < NPOSTS; first += batch, slot ^= 1) {
+        if (!swapped && first >= swap_at) {
+            if (pending_n) { /* rules change only with no batch in flight */
+                if ((rc = pipeline_finish(&pipe)) != 0)
+                    break;
+                transcript_batch(t, &pipe, results[pending_slot], pending_n);
+                pending_n = 0;
+            }
+            rc = pipeline_set_rules(&pipe, after->rules, after->db);
+            swapped = true;
+            buf_append_str(t, "-- swapped\n");
+        }
+        size_t n = NPOSTS - first < batch ? NPOSTS - first : batch;
+        for (size_t i = 0; i < n; i++) {
+            inputs[slot][i].data = posts[first + i];
+            inputs[slot][i].len = strlen(posts[first + i]);
+            inputs[slot][i].source =
+                (alert_source_t){.file = "test", .line = (int64_t)(first + i + 1)};
+        }
+        if (rc != 0)
+            break;
+        if (!overlap) {
+            if ((rc = pipeline_process(&pipe, inputs[slot], n, results[slot])) == 0)
+                transcript_batch(t, &pipe, results[slot], n);
+            continue;
+        }
+        if ((rc = pipeline_submit(&pipe, inputs[slot], n, results[slot])) != 0)
+            break;
+        /* A swap now would pull the database from under the batch just submitted. */
+        if (pipeline_set_rules(&pipe, after->rules, after->db) != TW_ERR_INVALID) {
+            fprintf(stderr, "  pipeline_set_rules did not refuse a swap with a batch in flight\n");
+            rc = TW_ERR_INVALID;
+        }
+        if (rc == 0 && pending_n) {
+            if ((rc = pipeline_finish(&pipe)) == 0)
+                transcript_batch(t, &pipe, results[pending_slot], pending_n);
+        }
+        pending_n = n;
+        pending_slot = slot;
+    }
+    if (rc == 0 && pending_n && (rc = pipeline_finish(&pipe)) == 0)
+        transcript_batch(t, &pipe, results[pending_slot], pending_n);
+    if (pipe_ready)
+        pipeline_fini(&pipe);
+    dedup_store_free(store);
+    for (size_t k = 0; k < 2; k++) {
+        free(inputs[k]);
+        free(results[k]);
+    }
+    config_fini(&cfg);
+    return rc;
+}
+
+static char **make_posts(void)
+{
+    char **posts = calloc(NPOSTS, sizeof(*posts));
+    for (size_t i = 0; posts && i < NPOSTS; i++)
+        if (!(posts[i] = make_post(i)))
+            return NULL; /* the test fails on it; the leak does not matter then */
+    return posts;
+}
+
+static void free_posts(char **posts)
+{
+    for (size_t i = 0; posts && i < NPOSTS; i++)
+        free(posts[i]);
+    free(posts);
+}
+
+TW_TEST(threads_give_the_same_results_in_the_same_order)
+{
+    compiled_t before = {0}, after = {0};
+    TW_ASSERT_INT_EQ(compile_rules(rules_before, &before), 0);
+    TW_ASSERT_INT_EQ(compile_rules(rules_after, &after), 0);
+    char **posts = make_posts();
+    TW_ASSERT(posts);
+    buf_t one, many;
+    buf_init(&one);
+    buf_init(&many);
+    /* Batches of 97: uneven chunks; the swap falls between the 4th and 5th batch. */
+    TW_ASSERT_INT_EQ(run_pipeline(1, 97, 388, false, &before, &after, posts, &one), 0);
+    TW_ASSERT(!one.failed);
+    /* Both rule sets answered, and every kind of outcome happened. */
+    TW_ASSERT(strstr(one.data, "before.scam") != NULL);
+    TW_ASSERT(strstr(one.data, "after.author") != NULL);
+    TW_ASSERT(strstr(strstr(one.data, "-- swapped"), "before.") == NULL);
+    TW_ASSERT(strstr(one.data, "campaign=campaign:") != NULL);
+    TW_ASSERT(strstr(one.data, "outcome=2") != NULL);
+    static const long thread_counts[] = {1, 2, 3, 8};
+    for (size_t k = 0; k < sizeof(thread_counts) / sizeof(thread_counts[0]); k++) {
+        for (int overlap = 0; overlap <= 1; overlap++) {
+            long threads = thread_counts[k];
+            buf_reset(&many);
+            TW_ASSERT_INT_EQ(run_pipeline(threads, 97, 388, overlap, &before, &after, posts, &many),
+                             0);
+            TW_ASSERT(!many.failed);
+            if (one.len != many.len || memcmp(one.data, many.data, one.len) != 0)
+                TW_FAIL("%ld threads%s: transcript differs from 1 thread's", threads,
+                        overlap ? ", batches overlapped" : "");
+        }
+    }
+    /* Batches smaller than the pool, down to one post. */
+    buf_reset(&many);
+    TW_ASSERT_INT_EQ(run_pipeline(8, 1, 388, true, &before, &after, posts, &many), 0);
+    TW_ASSERT(strstr(many.data, "after.author") != NULL);
+    buf_fini(&one);
+    buf_fini(&many);
+    free_posts(posts);
+    compiled_free(&before);
+    compiled_free(&after);
+}
+
+TW_TEST(default_threads_is_the_usable_cpu_count)
+{
+    TW_ASSERT(pipeline_default_threads() >= 1);
+    TW_ASSERT_INT_EQ(pipeline_default_threads(), pool_cpu_count());
+}
+
+typedef struct {
+    atomic_uint calls[8];
+    atomic_ulong sum;
+} pool_probe_t;
+
+static void pool_probe_job(void *arg, size_t worker)
+{
+    pool_probe_t *probe = arg;
+    atomic_fetch_add(&probe->calls[worker], 1);
+    atomic_fetch_add(&probe->sum, worker + 1);
+}
+
+TW_TEST(pool_runs_each_worker_once_per_job)
+{
+    pool_t *pool = NULL;
+    TW_ASSERT_INT_EQ(pool_new(4, &pool), 0);
+    TW_ASSERT_INT_EQ(pool_workers(pool), 4);
+    pool_probe_t probe;
+    memset(&probe, 0, sizeof(probe));
+    for (int job = 0; job < 200; job++)
+        pool_run(pool, pool_probe_job, &probe);
+    for (size_t w = 0; w < 4; w++)
+        TW_ASSERT_INT_EQ(atomic_load(&probe.calls[w]), 200);
+    TW_ASSERT_INT_EQ(atomic_load(&probe.sum), 200 * (1 + 2 + 3 + 4));
+    pool_free(pool);
+
+    /* No pool is the caller alone. */
+    memset(&probe, 0, sizeof(probe));
+    TW_ASSERT_INT_EQ(pool_workers(NULL), 1);
+    pool_run(NULL, pool_probe_job, &probe);
+    TW_ASSERT_INT_EQ(atomic_load(&probe.calls[0]), 1);
+}
+
+int main(void)
+{
+    TW_RUN(TW_CASE(threads_give_the_same_results_in_the_same_order),
+           TW_CASE(default_threads_is_the_usable_cpu_count),
+           TW_CASE(pool_runs_each_worker_once_per_job));
+}
