@@ -93,11 +93,11 @@ void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t 
     buf_append_char(out, '}');
 }
 
-void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
-                  const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
-                  const alert_source_t *source)
+static void encode_alert(buf_t *out, const post_t *post, const normalized_t *norm,
+                         const match_set_t *matches, const rule_set_t *rules,
+                         const dedup_result_t *dup, const alert_source_t *source, bool shadow)
 {
-    buf_append_str(out, "{\"post_id\":");
+    buf_append_str(out, shadow ? "{\"shadow\":true,\"post_id\":" : "{\"post_id\":");
     buf_append_json_string(out, post->id, post->id_len);
     buf_append_str(out, ",\"ts\":");
     if (post->has_ts)
@@ -154,6 +154,20 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
     buf_append_str(out, "\",\"source\":");
     append_source(out, source);
     buf_append_char(out, '}');
+}
+
+void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
+                  const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
+                  const alert_source_t *source)
+{
+    encode_alert(out, post, norm, matches, rules, dup, source, false);
+}
+
+void alert_encode_shadow(buf_t *out, const post_t *post, const normalized_t *norm,
+                         const match_set_t *matches, const rule_set_t *rules,
+                         const dedup_result_t *dup, const alert_source_t *source)
+{
+    encode_alert(out, post, norm, matches, rules, dup, source, true);
 }
 
 static void append_source(buf_t *out, const alert_source_t *source)

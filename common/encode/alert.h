@@ -33,6 +33,12 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
                   const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
                   const alert_source_t *source);
 
+/* alert_encode for the hits of shadow (and muted) rules: the same object with
+ * "shadow": true first, for the shadow topic. */
+void alert_encode_shadow(buf_t *out, const post_t *post, const normalized_t *norm,
+                         const match_set_t *matches, const rule_set_t *rules,
+                         const dedup_result_t *dup, const alert_source_t *source);
+
 /* Appends one campaign record (no newline): post claimed campaign milestone for dup's
  * cluster (dedup.h, step 5). Schema: docs/campaign.schema.json. */
 void alert_encode_campaign(buf_t *out, const post_t *post, const dedup_result_t *dup,

@@ -229,7 +229,14 @@ static void mute(flood_guard_t *g, flood_rule_t *rule, time_t now, uint64_t hits
 {
     rule->muted_until = now + (time_t)g->defaults.cooloff_s;
     if (on_mute) {
-        flood_mute_t m = {rule->id, (double)hits / (double)posts, hits, posts, fleet, here};
+        flood_mute_t m = {rule->id,
+                          (double)hits / (double)posts,
+                          rule->max_share,
+                          hits,
+                          posts,
+                          fleet,
+                          here,
+                          rule->muted_until};
         on_mute(arg, &m);
     }
 }

@@ -56,9 +56,11 @@ typedef struct flood_guard flood_guard_t;
 typedef struct {
     const char *rule_id;
     double share;
+    double max_share;     /* the rule's limit */
     uint64_t hits, posts; /* in the window the decision was made on */
     bool fleet;           /* decided on the fleet's counts (false: this worker's alone) */
     bool reported_here;   /* this worker made the mute: publish its record and log it */
+    time_t muted_until;
 } flood_mute_t;
 
 /* defaults: the limits of rules without their own; key_prefix names the fleet's keys

@@ -304,9 +304,78 @@ TW_TEST(pool_runs_each_worker_once_per_job)
     TW_ASSERT_INT_EQ(atomic_load(&probe.calls[0]), 1);
 }
 
+/* Shadow rules never alert on the output; with a shadow topic their hits become a shadow
+ * alert. A live rule past the flood guard's share is muted after the tick that sees it: one
+ * rule_muted record, and from the next batch its hits are shadow hits too. */
+TW_TEST(shadow_rules_and_the_flood_guard)
+{
+    static const char yaml[] = "rules:\n"
+                               "  - {id: live.scam, category: scam, severity: high,\n"
+                               "     keywords: [\"claim your prize\"]}\n"
+                               "  - {id: trial.free, category: spam, severity: low,\n"
+                               "     keywords: [free], shadow: true}\n"
+                               "  - {id: broad.today, category: spam, severity: low,\n"
+                               "     keywords: [today]}\n";
+    compiled_t c;
+    TW_ASSERT_INT_EQ(compile_rules(yaml, &c), 0);
+    config_t cfg;
+    TW_ASSERT_INT_EQ(config_init(&cfg), 0);
+    cfg.threads = 1;
+    free(cfg.shadow_topic);
+    cfg.shadow_topic = strdup("alerts.shadow");
+    cfg.flood_max_share = 0.5;
+    cfg.flood_min_posts = 10;
+    dedup_store_t *store = NULL;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1 << 10, &store), 0);
+    pipeline_t pipe;
+    TW_ASSERT_INT_EQ(pipeline_init(&pipe, &cfg, c.rules, c.db, store), 0);
+    flood_limits_t limits = {.max_share = 0.5, .min_posts = 10, .window_s = 300, .cooloff_s = 600};
+    flood_guard_t *guard = flood_guard_new(&limits, "test", NULL);
+    TW_ASSERT(guard && flood_guard_set_rules(guard, c.rules, NULL) == 0);
+    pipeline_set_flood(&pipe, guard);
+
+    char texts[20][96];
+    pipeline_input_t in[20];
+    pipeline_result_t res[20];
+    for (int i = 0; i < 20; i++) {
+        snprintf(texts[i], sizeof texts[i], "{\"id\":\"p%d\",\"text\":\"%s number %d today\"}", i,
+                 i == 0 ? "claim your prize, free" : "nice weather", i);
+        in[i] = (pipeline_input_t){texts[i], strlen(texts[i]), {.file = "t", .line = i + 1}};
+    }
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, 20, res), 0);
+    /* post 0: live.scam alerts, trial.free is a shadow hit, broad.today still live */
+    TW_ASSERT_INT_EQ(res[0].outcome, PIPELINE_ALERT);
+    const char *alert = pipe.alerts.data + res[0].alert_offset;
+    TW_ASSERT(memmem(alert, res[0].alert_len, "live.scam", 9));
+    TW_ASSERT(!memmem(alert, res[0].alert_len, "trial.free", 10));
+    TW_ASSERT_INT_EQ(res[0].nshadow, 1);
+    TW_ASSERT(res[0].shadow_len > 0);
+    const char *shadow = pipe.alerts.data + res[0].shadow_offset;
+    TW_ASSERT(strncmp(shadow, "{\"shadow\":true,\"post_id\":\"p0\"", 29) == 0);
+    TW_ASSERT(memmem(shadow, res[0].shadow_len, "trial.free", 10));
+    /* broad.today hit all 20 posts (100% > 50%): the batch's tick muted it */
+    TW_ASSERT_INT_EQ(pipe.ncontrols, 1);
+    const char *record = pipe.control_buf.data + pipe.controls[0].value_offset;
+    TW_ASSERT(memmem(record, pipe.controls[0].value_len, "\"rule\":\"broad.today\"", 20));
+    TW_ASSERT(flood_guard_muted(guard, 2, time(NULL)));
+    /* next batch: broad.today's hits are shadow hits; no alert for posts without other hits */
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 1, 5, res), 0);
+    TW_ASSERT_INT_EQ(res[0].outcome, PIPELINE_PASS);
+    TW_ASSERT_INT_EQ(res[0].nshadow, 1);
+    TW_ASSERT_STR_EQ(c.rules->rules[pipe.shadow_hits[res[0].shadow_first].rule_index].id,
+                     "broad.today");
+    TW_ASSERT_INT_EQ(pipe.ncontrols, 0); /* reported once */
+    pipeline_fini(&pipe);
+    flood_guard_free(guard);
+    dedup_store_free(store);
+    config_fini(&cfg);
+    compiled_free(&c);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(threads_give_the_same_results_in_the_same_order),
+           TW_CASE(shadow_rules_and_the_flood_guard),
            TW_CASE(default_threads_is_the_usable_cpu_count),
            TW_CASE(pool_runs_each_worker_once_per_job));
 }

@@ -16,6 +16,7 @@ struct kafka_sink {
     char *alerts_topic;
     char *dlq_topic;
     char *campaign_topic;
+    char *shadow_topic; /* NULL: no shadow topic configured */
     size_t dlq_max_bytes;
     kafka_sink_delivery_fn on_delivery;
     void *opaque;
@@ -30,6 +31,9 @@ static void *pack_source(int32_t partition, int64_t offset)
     return (void *)(uintptr_t)(((uint64_t)(uint32_t)partition << SINK_OFFSET_BITS) |
                                ((uint64_t)offset & ((1ULL << SINK_OFFSET_BITS) - 1)));
 }
+
+/* The opaque of a record no input offset waits for (a rule_muted control record). */
+#define SINK_NO_SOURCE ((void *)UINTPTR_MAX)
 
 static void unpack_source(void *opaque, int32_t *partition, int64_t *offset)
 {
@@ -53,9 +57,16 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
     kafka_sink_t *sink = opaque;
     int32_t partition;
     int64_t offset;
-    unpack_source(msg->_private, &partition, &offset);
     if (msg->err)
         atomic_fetch_add(&tw_metrics.produce_errors_total, 1);
+    if (msg->_private == SINK_NO_SOURCE) {
+        if (msg->err)
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.control", 10,
+                            "control record to %s not delivered: %s", rd_kafka_topic_name(msg->rkt),
+                            rd_kafka_err2str(msg->err));
+        return;
+    }
+    unpack_source(msg->_private, &partition, &offset);
     sink->on_delivery(sink->opaque, partition, offset, msg->err ? TW_ERR_KAFKA : 0,
                       msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
@@ -114,6 +125,11 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->campaign_topic = strdup(
         cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
+    if (cfg->shadow_topic && cfg->shadow_topic[0] &&
+        !(sink->shadow_topic = strdup(cfg->shadow_topic))) {
+        kafka_sink_free(sink);
+        return TW_ERR_NOMEM;
+    }
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic ||
         sink_check_dlq_cap(cfg, conf, diag) != 0) {
@@ -154,6 +170,7 @@ void kafka_sink_free(kafka_sink_t *sink)
     free(sink->alerts_topic);
     free(sink->dlq_topic);
     free(sink->campaign_topic);
+    free(sink->shadow_topic);
     free(sink);
 }
 
@@ -175,25 +192,52 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
     }
 }
 
-int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_len,
-                                const char *value, size_t len, int32_t src_partition,
-                                int64_t src_offset)
+/* One record besides the post's alert, with a "type" header: a campaign record, a shadow
+ * alert or a control record. */
+static int sink_produce_typed(kafka_sink_t *sink, const char *topic, const char *type,
+                              const char *key, size_t key_len, const char *value, size_t len,
+                              void *source)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            sink->rk, RD_KAFKA_V_TOPIC(sink->campaign_topic),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADER("type", "campaign", (ssize_t)8),
-            RD_KAFKA_V_OPAQUE(pack_source(src_partition, src_offset)), RD_KAFKA_V_END);
+            sink->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_HEADER("type", type, (ssize_t)strlen(type)), RD_KAFKA_V_OPAQUE(source),
+            RD_KAFKA_V_END);
         if (!err)
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            log_ratelimited(LOG_LEVEL_ERROR, "produce.campaign", 10, "produce campaign: %s",
+            log_ratelimited(LOG_LEVEL_ERROR, "produce.typed", 10, "produce %s record: %s", type,
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
         }
         sink_wait_for_room(sink);
     }
+}
+
+int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_len,
+                                const char *value, size_t len, int32_t src_partition,
+                                int64_t src_offset)
+{
+    return sink_produce_typed(sink, sink->campaign_topic, "campaign", key, key_len, value, len,
+                              pack_source(src_partition, src_offset));
+}
+
+int kafka_sink_produce_shadow(kafka_sink_t *sink, const char *key, size_t key_len,
+                              const char *value, size_t len, int32_t src_partition,
+                              int64_t src_offset)
+{
+    if (!sink->shadow_topic)
+        return TW_ERR_INVALID;
+    return sink_produce_typed(sink, sink->shadow_topic, "shadow", key, key_len, value, len,
+                              pack_source(src_partition, src_offset));
+}
+
+int kafka_sink_produce_control(kafka_sink_t *sink, const char *type, const char *key,
+                               size_t key_len, const char *value, size_t len)
+{
+    return sink_produce_typed(sink, sink->campaign_topic, type, key, key_len, value, len,
+                              SINK_NO_SOURCE);
 }
 
 int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,

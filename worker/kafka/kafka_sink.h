@@ -30,6 +30,19 @@ int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_
                                 const char *value, size_t len, int32_t src_partition,
                                 int64_t src_offset);
 
+/* Queues a shadow alert (copied) to shadow_topic with header type=shadow; delivery is
+ * reported for (src_partition, src_offset) like an alert's. TW_ERR_INVALID without a
+ * shadow topic. */
+int kafka_sink_produce_shadow(kafka_sink_t *sink, const char *key, size_t key_len,
+                              const char *value, size_t len, int32_t src_partition,
+                              int64_t src_offset);
+
+/* Queues a control record (a rule_muted record of the flood guard) to campaign.topic with
+ * header type=<type>. No input offset waits for it: a failed delivery is counted and logged
+ * (the decision stands in Redis either way). */
+int kafka_sink_produce_control(kafka_sink_t *sink, const char *type, const char *key,
+                               size_t key_len, const char *value, size_t len);
+
 /* Queues a dead-letter record: the original key and bytes, with reason, error and source in
  * headers. */
 int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,

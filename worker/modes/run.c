@@ -1,5 +1,7 @@
 #include "modes/run.h"
 
+#include "pipeline/flood_rules.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,6 +92,16 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
         if (rc != 0)
             return rc;
     }
+    /* The shadow alert is one more output the offset waits for, like a campaign record. */
+    if (res->shadow_len) {
+        int rc = offset_tracker_ref(ctx->tracker, rec->partition, rec->offset);
+        if (rc == 0)
+            rc = kafka_sink_produce_shadow(ctx->sink, res->key, res->key_len,
+                                           pipe->alerts.data + res->shadow_offset, res->shadow_len,
+                                           rec->partition, rec->offset);
+        if (rc != 0)
+            return rc;
+    }
     switch (res->outcome) {
     case PIPELINE_PASS:
         offset_tracker_done(ctx->tracker, rec->partition, rec->offset);
@@ -104,6 +116,18 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
                                               ctx->cfg->input_topic, rec->partition, rec->offset);
     }
     return TW_ERR_INVALID;
+}
+
+/* The flood guard's rule_muted records of the batch (this worker made the mutes). No post
+ * waits for them: the mute itself is already in Redis (or in this worker). */
+static void run_publish_controls(run_ctx_t *ctx, const pipeline_t *pipe)
+{
+    for (size_t k = 0; k < pipe->ncontrols; k++) {
+        const pipeline_campaign_t *c = &pipe->controls[k];
+        kafka_sink_produce_control(ctx->sink, "rule_muted", pipe->control_buf.data + c->key_offset,
+                                   c->key_len, pipe->control_buf.data + c->value_offset,
+                                   c->value_len);
+    }
 }
 
 /* dedup.on_unavailable = pause: the batch could not be deduplicated. Fetching stops, the
@@ -214,6 +238,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     bool pipe_ready = false;
     size_t batch = (size_t)cfg->batch_size;
     reload_t *reloader = NULL;
+    flood_guard_t *flood = NULL;
 
     rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup);
     if (rc != 0)
@@ -223,6 +248,9 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     if (reload_start(cfg, engine.rules, &reloader) != 0)
         log_warn("rules hot reload unavailable: out of memory or threads");
     pipe.fallback = engine.fallback;
+    if ((rc = flood_rules_guard_new(cfg, engine.rules, NULL, &flood)) != 0)
+        goto out;
+    pipeline_set_flood(&pipe, flood);
     records = calloc(batch, sizeof(*records));
     inputs = calloc(batch, sizeof(*inputs));
     results = calloc(batch, sizeof(*results));
@@ -243,7 +271,12 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     int64_t last_redis_check_ms = metrics_now_mono_ms();
     while (!atomic_load(opts->stop) && !ctx.failed) {
         metrics_heartbeat();
-        reload_apply(reloader, &engine, &pipe, cfg); /* between batches: one set per batch */
+        /* between batches: one set per batch */
+        if (reload_apply(reloader, &engine, &pipe, cfg) && flood &&
+            flood_rules_guard_update(flood, cfg, pipe.rules) != 0) {
+            log_error("flood guard: out of memory on reload; the guard is off until restart");
+            pipeline_set_flood(&pipe, NULL);
+        }
         size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
         if (n) {
             for (size_t i = 0; i < n; i++) {
@@ -267,6 +300,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
             }
             for (size_t i = 0; i < n && rc == 0; i++)
                 rc = run_publish(&ctx, &pipe, &records[i], &results[i]);
+            run_publish_controls(&ctx, &pipe);
             if (rc != 0) {
                 log_error("publishing failed: %s; stopping without committing the batch",
                           tw_err_str(rc));
@@ -312,6 +346,7 @@ out:
     reload_stop(reloader);
     if (pipe_ready)
         pipeline_fini(&pipe);
+    flood_guard_free(flood);
     engine_close(&engine);
     log_info("stopped");
     return rc;

@@ -53,6 +53,7 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
                                 cfg->field_ts, cfg->field_lang, cfg->field_url};
     buf_init(&p->alerts);
     buf_init(&p->campaign_buf);
+    buf_init(&p->control_buf);
     size_t workers = cfg->threads > 0 ? (size_t)cfg->threads : pipeline_default_threads();
     if (workers > PIPELINE_MAX_WORKERS)
         workers = PIPELINE_MAX_WORKERS;
@@ -169,9 +170,12 @@ void pipeline_fini(pipeline_t *p)
         pipeline_batch_free(&p->batches[k]);
     pipeline_free_arrays(p);
     free(p->campaigns);
+    free(p->shadow_hits);
+    free(p->controls);
     pipeline_scratches_free(p->scratches, p->nworkers);
     buf_fini(&p->alerts);
     buf_fini(&p->campaign_buf);
+    buf_fini(&p->control_buf);
     memset(p, 0, sizeof(*p));
 }
 
@@ -352,6 +356,8 @@ static void pipeline_count_batch(pipeline_t *p, const pipeline_input_t *inputs, 
         const match_set_t *ms = &p->matches[i];
         for (size_t k = 0; rm && k < ms->count; k++)
             metrics_rules_hit(rm, ms->hits[k].rule_index);
+        for (size_t k = 0; rm && k < r->nshadow; k++)
+            metrics_rules_shadow_hit(rm, p->shadow_hits[r->shadow_first + k].rule_index);
         if (r->outcome != PIPELINE_ALERT)
             continue;
         metrics_rules_alert(rm, most_severe_rule(p, ms));
@@ -413,6 +419,109 @@ int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         return TW_ERR_INVALID;
     int rc = pipeline_submit(p, inputs, n, results);
     return rc != 0 ? rc : pipeline_finish(p);
+}
+
+void pipeline_set_flood(pipeline_t *p, flood_guard_t *flood)
+{
+    p->flood = flood;
+}
+
+/* Moves the hits of shadow rules, and of live rules the flood guard mutes now, out of ms into
+ * p->shadow_hits (both keep rule order), and counts the post in the flood guard with the
+ * hits of its non-shadow rules (muted ones too: their share stays measured while muted). */
+static int pipeline_split_shadow(pipeline_t *p, match_set_t *ms, pipeline_result_t *r, time_t now)
+{
+    r->shadow_first = p->nshadow_hits;
+    r->nshadow = 0;
+    uint32_t guarded[MATCH_MAX_RULES_PER_POST];
+    size_t nguarded = 0, kept = 0;
+    for (size_t k = 0; k < ms->count; k++) {
+        const match_rule_hit_t *hit = &ms->hits[k];
+        bool shadow_rule = p->rules->rules[hit->rule_index].shadow;
+        if (!shadow_rule && nguarded < MATCH_MAX_RULES_PER_POST)
+            guarded[nguarded++] = hit->rule_index;
+        if (!shadow_rule && !(p->flood && flood_guard_muted(p->flood, hit->rule_index, now))) {
+            ms->hits[kept++] = *hit;
+            continue;
+        }
+        if (p->nshadow_hits == p->shadow_hits_cap) {
+            size_t cap = p->shadow_hits_cap ? p->shadow_hits_cap * 2 : 64;
+            match_rule_hit_t *grown = realloc(p->shadow_hits, cap * sizeof(*grown));
+            if (!grown)
+                return TW_ERR_NOMEM;
+            p->shadow_hits = grown;
+            p->shadow_hits_cap = cap;
+        }
+        p->shadow_hits[p->nshadow_hits++] = *hit;
+        r->nshadow++;
+    }
+    ms->count = kept;
+    if (p->flood)
+        flood_guard_count(p->flood, guarded, nguarded, now);
+    return 0;
+}
+
+/* A rule the flood guard just muted on this worker's decision: the log line and the
+ * rule_muted record (key "rule_muted:<rule>") for the campaign topic. */
+static void pipeline_on_mute(void *arg, const flood_mute_t *m)
+{
+    pipeline_t *p = arg;
+    log_warn("flood guard: rule %s muted for %lds: it hit %.2f%% of %llu posts in the last %lds "
+             "(%s counts; limit %.2f%%); its hits go to shadow until then or a reload that "
+             "changes it",
+             m->rule_id, (long)(m->muted_until - time(NULL)), m->share * 100,
+             (unsigned long long)m->posts, p->cfg->flood_window_s,
+             m->fleet ? "fleet" : "this worker's", m->max_share * 100);
+    if (!m->reported_here)
+        return;
+    if (p->ncontrols == p->controls_cap) {
+        size_t cap = p->controls_cap ? p->controls_cap * 2 : 4;
+        pipeline_campaign_t *grown = realloc(p->controls, cap * sizeof(*grown));
+        if (!grown) {
+            log_error("flood guard: out of memory; the rule_muted record of %s is lost",
+                      m->rule_id);
+            return;
+        }
+        p->controls = grown;
+        p->controls_cap = cap;
+    }
+    pipeline_campaign_t *c = &p->controls[p->ncontrols++];
+    c->key_offset = p->control_buf.len;
+    buf_append_str(&p->control_buf, "rule_muted:");
+    buf_append_str(&p->control_buf, m->rule_id);
+    c->key_len = p->control_buf.len - c->key_offset;
+    c->value_offset = p->control_buf.len;
+    buf_append_str(&p->control_buf, "{\"type\":\"rule_muted\",\"rule\":");
+    buf_append_json_string(&p->control_buf, m->rule_id, strlen(m->rule_id));
+    buf_printf(&p->control_buf,
+               ",\"share\":%.6f,\"hits\":%llu,\"posts\":%llu,\"window_s\":%ld,"
+               "\"muted_until\":%lld,\"decided_on\":\"%s\",\"rules_version\":\"%s\"}",
+               m->share, (unsigned long long)m->hits, (unsigned long long)m->posts,
+               p->cfg->flood_window_s, (long long)m->muted_until, m->fleet ? "fleet" : "worker",
+               p->rules->version);
+    c->value_len = p->control_buf.len - c->value_offset;
+}
+
+/* About once a second: the flood guard shares counts, refreshes the fleet's mutes and decides;
+ * the per-rule muted gauge follows. */
+static void pipeline_flood_tick(pipeline_t *p, time_t now)
+{
+    p->ncontrols = 0;
+    buf_reset(&p->control_buf);
+    if (!p->flood)
+        return;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int64_t now_ms = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    if (p->flood_tick_ms && now_ms - p->flood_tick_ms < 1000)
+        return;
+    p->flood_tick_ms = now_ms;
+    if (flood_guard_tick(p->flood, now, pipeline_on_mute, p) == TW_ERR_REDIS)
+        log_ratelimited(LOG_LEVEL_WARN, "flood.redis", 60,
+                        "flood guard: Redis unavailable; deciding on this worker's counts");
+    if (p->rule_metrics && p->rule_metrics_rules == p->rules)
+        for (uint32_t r = 0; r < p->rules->nrules; r++)
+            metrics_rules_set_muted(p->rule_metrics, r, flood_guard_muted(p->flood, r, now));
 }
 
 int pipeline_finish(pipeline_t *p)
@@ -491,15 +600,29 @@ int pipeline_finish(pipeline_t *p)
     if ((rc = pipeline_campaigns(p, inputs, n, results)) != 0)
         return rc;
 
+    p->nshadow_hits = 0;
+    time_t now_s = time(NULL);
     for (size_t i = 0; i < n; i++) {
         pipeline_result_t *r = &results[i];
         if (r->outcome != PIPELINE_PASS)
             continue;
         const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
-        const match_set_t *ms = &p->matches[i];
+        match_set_t *ms = &p->matches[i];
+        if ((rc = pipeline_split_shadow(p, ms, r, now_s)) != 0)
+            return rc;
         r->dup = dup;
         if (dup && dup->available && dup->count > 1 && !dup->replay)
             atomic_fetch_add(&tw_metrics.duplicates_total, 1);
+        if (r->nshadow && p->cfg->shadow_topic[0]) {
+            match_set_t shadow = {
+                .hits = p->shadow_hits + r->shadow_first, .count = r->nshadow, .cap = r->nshadow};
+            r->key = p->posts[i].id;
+            r->key_len = p->posts[i].id_len;
+            r->shadow_offset = p->alerts.len;
+            alert_encode_shadow(&p->alerts, &p->posts[i], &p->norms[i], &shadow, p->rules, dup,
+                                &inputs[i].source);
+            r->shadow_len = p->alerts.len - r->shadow_offset;
+        }
         bool campaign = dup && (dup->available || dup->local) &&
                         p->cfg->dedup_alert_min_count > 0 &&
                         dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
@@ -514,6 +637,7 @@ int pipeline_finish(pipeline_t *p)
     }
     if (p->alerts.failed)
         return TW_ERR_NOMEM;
+    pipeline_flood_tick(p, now_s);
     pipeline_count_batch(p, inputs, n, results);
     return 0;
 }

@@ -24,6 +24,7 @@
 #include "metrics/metrics.h"
 #include "normalize/normalize.h"
 #include "decode/post.h"
+#include "flood/flood.h"
 #include "pipeline/pool.h"
 
 typedef struct {
@@ -50,6 +51,13 @@ typedef struct {
                                   (dead letter, or a post with nothing to fingerprint) */
     size_t campaign_first;     /* campaign records claimed by this post: */
     size_t ncampaigns;         /* pipeline_t.campaigns[first, first + n) */
+    /* Hits of shadow rules and of muted ones: pipeline_t.shadow_hits[first, first + n); they
+     * never make the post's alert. With a shadow topic they become a shadow alert (its JSON
+     * in pipeline_t.alerts[shadow_offset, + shadow_len); shadow_len 0 = none). */
+    size_t shadow_first;
+    size_t nshadow;
+    size_t shadow_offset;
+    size_t shadow_len;
 } pipeline_result_t;
 
 /* A campaign record: one per cluster and milestone for the whole fleet (dedup.h, step 5),
@@ -117,6 +125,15 @@ typedef struct pipeline {
     buf_t campaign_buf;
     metrics_rules_t *rule_metrics; /* per-rule counters of rule_metrics_rules (a reference) */
     const rule_set_t *rule_metrics_rules;
+    match_rule_hit_t *shadow_hits; /* the finished batch's shadow hits (results' ranges) */
+    size_t nshadow_hits;
+    size_t shadow_hits_cap;
+    flood_guard_t *flood;          /* borrowed, may be NULL: no flood guard (scan, rules test) */
+    int64_t flood_tick_ms;         /* monotonic time of the guard's last tick */
+    pipeline_campaign_t *controls; /* rule_muted records this batch's tick made (this worker */
+    size_t ncontrols;              /* reports them); key and value in control_buf */
+    size_t controls_cap;
+    buf_t control_buf;
 } pipeline_t;
 
 /* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline.
@@ -154,6 +171,13 @@ int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
  * pipeline_process returns; the batch is no longer pending either way (TW_ERR_INVALID when
  * none was). */
 int pipeline_finish(pipeline_t *p);
+
+/* Attaches a flood guard (flood.h), or detaches it with NULL: from the next batch on, each
+ * post's live hits are counted in it, hits of muted rules go to shadow, and about once a
+ * second pipeline_finish ticks it; the rule_muted records a tick makes are in
+ * p->controls[0, ncontrols) after that pipeline_finish. The guard must have the pipeline's
+ * rule set (flood_guard_set_rules) and outlive its use. */
+void pipeline_set_flood(pipeline_t *p, flood_guard_t *flood);
 
 /* The workers a threads setting of 0 means: the CPUs this process may use. */
 size_t pipeline_default_threads(void);
