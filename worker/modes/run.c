@@ -300,13 +300,14 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
             }
             for (size_t i = 0; i < n && rc == 0; i++)
                 rc = run_publish(&ctx, &pipe, &records[i], &results[i]);
-            run_publish_controls(&ctx, &pipe);
             if (rc != 0) {
                 log_error("publishing failed: %s; stopping without committing the batch",
                           tw_err_str(rc));
                 break;
             }
         }
+        pipeline_flood_tick(&pipe, time(NULL));
+        run_publish_controls(&ctx, &pipe);
         kafka_sink_poll(ctx.sink, 0);
         run_store_finished(&ctx);
         run_check_redis_when_idle(engine.dedup, n == 0, &last_redis_check_ms);

@@ -502,9 +502,7 @@ static void pipeline_on_mute(void *arg, const flood_mute_t *m)
     c->value_len = p->control_buf.len - c->value_offset;
 }
 
-/* About once a second: the flood guard shares counts, refreshes the fleet's mutes and decides;
- * the per-rule muted gauge follows. */
-static void pipeline_flood_tick(pipeline_t *p, time_t now)
+void pipeline_flood_tick(pipeline_t *p, time_t now)
 {
     p->ncontrols = 0;
     buf_reset(&p->control_buf);
@@ -637,7 +635,6 @@ int pipeline_finish(pipeline_t *p)
     }
     if (p->alerts.failed)
         return TW_ERR_NOMEM;
-    pipeline_flood_tick(p, now_s);
     pipeline_count_batch(p, inputs, n, results);
     return 0;
 }

@@ -173,11 +173,15 @@ int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
 int pipeline_finish(pipeline_t *p);
 
 /* Attaches a flood guard (flood.h), or detaches it with NULL: from the next batch on, each
- * post's live hits are counted in it, hits of muted rules go to shadow, and about once a
- * second pipeline_finish ticks it; the rule_muted records a tick makes are in
- * p->controls[0, ncontrols) after that pipeline_finish. The guard must have the pipeline's
- * rule set (flood_guard_set_rules) and outlive its use. */
+ * post's live hits are counted in it and hits of muted rules go to shadow. The guard must have
+ * the pipeline's rule set (flood_guard_set_rules) and outlive its use. */
 void pipeline_set_flood(pipeline_t *p, flood_guard_t *flood);
+
+/* The owner's loop calls this every turn, batches or not (a flood's last batch must still be
+ * decided on): at most once a second it ticks the guard (shares counts with the fleet,
+ * refreshes its mutes, decides) and updates the per-rule muted gauge. The rule_muted records
+ * this worker must publish are then in p->controls[0, ncontrols) until the next call. */
+void pipeline_flood_tick(pipeline_t *p, time_t now);
 
 /* The workers a threads setting of 0 means: the CPUs this process may use. */
 size_t pipeline_default_threads(void);
