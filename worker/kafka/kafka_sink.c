@@ -16,6 +16,7 @@ struct kafka_sink {
     char *alerts_topic;
     char *dlq_topic;
     char *campaign_topic;
+    char *source_topic; /* the input topic, named in dead letters */
     size_t dlq_max_bytes;
     kafka_sink_delivery_fn on_delivery;
     void *opaque;
@@ -47,6 +48,36 @@ static void sink_wait_for_room(kafka_sink_t *sink)
     rd_kafka_poll(sink->rk, 100);
 }
 
+/* Errors that refuse this one record for good (its size, its content), as opposed to the
+ * topic or the cluster (missing, not authorized, unreachable), which stop the worker. */
+static bool sink_record_refused(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD || err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION;
+}
+
+static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len, const void *value,
+                            size_t len, const char *reason, const char *error,
+                            const char *src_topic, int32_t src_partition, int64_t src_offset,
+                            bool may_wait);
+
+/* An alert or campaign record refused for good would stop the worker on the same post after
+ * every restart: it becomes a dead letter instead (reason alert_rejected, the refused record
+ * as value, capped at dlq_max_bytes; the post is at the source headers), and that dead
+ * letter's delivery stands for the record's. Returns 0 when the dead letter was queued. */
+static int sink_divert_refused(kafka_sink_t *sink, rd_kafka_resp_err_t err, const void *key,
+                               size_t key_len, const void *value, size_t len, int32_t src_partition,
+                               int64_t src_offset, bool may_wait)
+{
+    if (!sink_record_refused(err))
+        return TW_ERR_KAFKA;
+    log_warn("%s[%d]@%lld: output refused for good (%s); sent to the dead-letter topic",
+             sink->source_topic, (int)src_partition, (long long)src_offset, rd_kafka_err2str(err));
+    return sink_dead_letter(sink, key, key_len, value, len, "alert_rejected", rd_kafka_err2str(err),
+                            sink->source_topic, src_partition, src_offset, may_wait);
+}
+
 static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
@@ -56,6 +87,10 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
     unpack_source(msg->_private, &partition, &offset);
     if (msg->err)
         atomic_fetch_add(&tw_metrics.produce_errors_total, 1);
+    if (msg->err && strcmp(rd_kafka_topic_name(msg->rkt), sink->dlq_topic) != 0 &&
+        sink_divert_refused(sink, msg->err, msg->key, msg->key_len, msg->payload, msg->len,
+                            partition, offset, false) == 0)
+        return; /* the dead letter's own report finishes the post */
     sink->on_delivery(sink->opaque, partition, offset, msg->err ? TW_ERR_KAFKA : 0,
                       msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
@@ -113,10 +148,11 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->dlq_topic = strdup(cfg->dlq_topic);
     sink->campaign_topic = strdup(
         cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
+    sink->source_topic = strdup(cfg->input_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic ||
-        sink_check_dlq_cap(cfg, conf, diag) != 0) {
+        !sink->source_topic || sink_check_dlq_cap(cfg, conf, diag) != 0) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         kafka_sink_free(sink);
@@ -154,6 +190,7 @@ void kafka_sink_free(kafka_sink_t *sink)
     free(sink->alerts_topic);
     free(sink->dlq_topic);
     free(sink->campaign_topic);
+    free(sink->source_topic);
     free(sink);
 }
 
@@ -167,6 +204,9 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
             return 0;
         rd_kafka_resp_err_t err = rd_kafka_last_error();
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (sink_divert_refused(sink, err, key, key_len, value, len, src_partition, src_offset,
+                                    true) == 0)
+                return 0;
             log_ratelimited(LOG_LEVEL_ERROR, "produce.alert", 10, "produce alert: %s",
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
@@ -188,6 +228,9 @@ int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_
         if (!err)
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (sink_divert_refused(sink, err, key, key_len, value, len, src_partition, src_offset,
+                                    true) == 0)
+                return 0;
             log_ratelimited(LOG_LEVEL_ERROR, "produce.campaign", 10, "produce campaign: %s",
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
@@ -196,10 +239,12 @@ int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_
     }
 }
 
-int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
-                                   const void *value, size_t len, const char *reason,
-                                   const char *error, const char *src_topic, int32_t src_partition,
-                                   int64_t src_offset)
+/* may_wait: serve delivery reports while the local queue is full; false inside a delivery
+ * report callback, which must not poll (a full queue then fails). */
+static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len, const void *value,
+                            size_t len, const char *reason, const char *error,
+                            const char *src_topic, int32_t src_partition, int64_t src_offset,
+                            bool may_wait)
 {
     char partition[16], offset[24], original_len[24];
     snprintf(partition, sizeof(partition), "%d", (int)src_partition);
@@ -230,13 +275,22 @@ int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t k
             return 0;
         }
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || !may_wait) {
             log_ratelimited(LOG_LEVEL_ERROR, "produce.dlq", 10, "produce dead letter: %s",
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
         }
         sink_wait_for_room(sink);
     }
+}
+
+int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
+                                   const void *value, size_t len, const char *reason,
+                                   const char *error, const char *src_topic, int32_t src_partition,
+                                   int64_t src_offset)
+{
+    return sink_dead_letter(sink, key, key_len, value, len, reason, error, src_topic, src_partition,
+                            src_offset, true);
 }
 
 void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms)
