@@ -99,25 +99,36 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
  * error text, source position) and the record framing. */
 #define SINK_DLQ_HEADROOM_BYTES 65536
 
-/* A dead letter is capped at dlq_max_bytes precisely so that it can always be produced; a cap
- * above the producer's own message.max.bytes would have the capped record refused and the
- * worker stop on the same post after every restart. */
-static int sink_check_dlq_cap(const config_t *cfg, const rd_kafka_conf_t *conf, tw_diag_t *diag)
+/* Dead letters and alerts are capped (dlq_max_bytes, alert_max_bytes) precisely so that they
+ * can always be produced; a cap above the producer's own message.max.bytes would have the
+ * capped record refused, and a refused dead letter stop the worker on the same post after
+ * every restart. */
+static int sink_check_caps(const config_t *cfg, const rd_kafka_conf_t *conf, tw_diag_t *diag)
 {
     char value[32];
     size_t size = sizeof(value);
     if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK)
         return 0;
     long max = strtol(value, NULL, 10);
-    if (cfg->dlq_max_bytes + SINK_DLQ_HEADROOM_BYTES <= max)
-        return 0;
-    tw_diag_add(diag,
-                "dlq_max_bytes (%ld) plus %d bytes for the key and headers exceeds the producer's "
-                "message.max.bytes (%ld): a capped dead letter could still be refused; lower "
-                "dlq_max_bytes or raise kafka.message.max.bytes (and the dead-letter topic's "
-                "max.message.bytes)",
-                cfg->dlq_max_bytes, SINK_DLQ_HEADROOM_BYTES, max);
-    return TW_ERR_CONFIG;
+    const struct {
+        const char *key;
+        long bytes;
+        const char *topic;
+    } caps[] = {{"dlq_max_bytes", cfg->dlq_max_bytes, "dead-letter"},
+                {"alert_max_bytes", cfg->alert_max_bytes, "alerts"}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        if (caps[i].bytes + SINK_DLQ_HEADROOM_BYTES <= max)
+            continue;
+        tw_diag_add(diag,
+                    "%s (%ld) plus %d bytes for the key and headers exceeds the producer's "
+                    "message.max.bytes (%ld): a capped record could still be refused; lower %s "
+                    "or raise kafka.message.max.bytes (and the %s topic's max.message.bytes)",
+                    caps[i].key, caps[i].bytes, SINK_DLQ_HEADROOM_BYTES, max, caps[i].key,
+                    caps[i].topic);
+        rc = TW_ERR_CONFIG;
+    }
+    return rc;
 }
 
 int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void *opaque,
@@ -152,7 +163,7 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic ||
-        !sink->source_topic || sink_check_dlq_cap(cfg, conf, diag) != 0) {
+        !sink->source_topic || sink_check_caps(cfg, conf, diag) != 0) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         kafka_sink_free(sink);
