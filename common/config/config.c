@@ -116,6 +116,10 @@ static const config_entry_t config_table[] = {
               "Dead-letter values longer than this keep their first bytes only (header "
               "truncated = original length), so one giant post cannot block a partition; must "
               "stay 64 KiB under kafka.message.max.bytes (checked at startup)"),
+    INT_ENTRY("alert_max_bytes", alert_max_bytes, "262144", 4096, 16777216,
+              "Alerts longer than this keep their first matches only (truncated: true), so a "
+              "post matching thousands of rules still gets an alert the brokers accept; must "
+              "stay 64 KiB under kafka.message.max.bytes (checked at startup)"),
     INT_ENTRY("dedup.window_s", dedup_window_s, "86400", 1, 31536000,
               "How long fingerprints and cluster counters are remembered"),
     INT_ENTRY("dedup.alert_min_count", dedup_alert_min_count, "0", 0, 1000000000,

@@ -65,6 +65,7 @@ typedef struct {
     long threads;
     long max_post_bytes;
     long dlq_max_bytes;
+    long alert_max_bytes;
     long dedup_window_s;
     long dedup_alert_min_count;
     long campaign_min_authors;

@@ -163,11 +163,59 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
     encode_alert(out, post, norm, matches, rules, dup, source, false);
 }
 
-void alert_encode_shadow(buf_t *out, const post_t *post, const normalized_t *norm,
+static void encode_capped(buf_t *out, size_t max_bytes, const post_t *post,
+                          const normalized_t *norm, const match_set_t *matches,
+                          const rule_set_t *rules, const dedup_result_t *dup,
+                          const alert_source_t *source, bool shadow)
+{
+    size_t start = out->len;
+    encode_alert(out, post, norm, matches, rules, dup, source, shadow);
+    if (!max_bytes || !matches || out->len - start <= max_bytes)
+        return;
+    /* Too large: keep fewer matches, halving until it fits (a few re-encodes, once in a
+     * while), then win back what fits one match at a time. */
+    match_set_t kept = *matches;
+    kept.truncated = true;
+    size_t fits = 0, lo_fail = matches->count;
+    for (size_t k = matches->count / 2;; k /= 2) {
+        out->len = start;
+        kept.count = k;
+        encode_alert(out, post, norm, &kept, rules, dup, source, shadow);
+        if (out->len - start <= max_bytes) {
+            fits = k;
+            break;
+        }
+        lo_fail = k;
+        if (k == 0)
+            break;
+    }
+    if (out->len - start > max_bytes)
+        return; /* even without matches: the post's own fields are too large */
+    for (size_t k = fits + 1; k < lo_fail; k++) {
+        out->len = start;
+        kept.count = k;
+        encode_alert(out, post, norm, &kept, rules, dup, source, shadow);
+        if (out->len - start > max_bytes)
+            break;
+        fits = k;
+    }
+    out->len = start;
+    kept.count = fits;
+    encode_alert(out, post, norm, &kept, rules, dup, source, shadow);
+}
+
+void alert_encode_capped(buf_t *out, size_t max_bytes, const post_t *post, const normalized_t *norm,
                          const match_set_t *matches, const rule_set_t *rules,
                          const dedup_result_t *dup, const alert_source_t *source)
 {
-    encode_alert(out, post, norm, matches, rules, dup, source, true);
+    encode_capped(out, max_bytes, post, norm, matches, rules, dup, source, false);
+}
+
+void alert_encode_shadow(buf_t *out, size_t max_bytes, const post_t *post, const normalized_t *norm,
+                         const match_set_t *matches, const rule_set_t *rules,
+                         const dedup_result_t *dup, const alert_source_t *source)
+{
+    encode_capped(out, max_bytes, post, norm, matches, rules, dup, source, true);
 }
 
 static void append_source(buf_t *out, const alert_source_t *source)

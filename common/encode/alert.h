@@ -33,9 +33,17 @@ void alert_encode(buf_t *out, const post_t *post, const normalized_t *norm,
                   const match_set_t *matches, const rule_set_t *rules, const dedup_result_t *dup,
                   const alert_source_t *source);
 
-/* alert_encode for the hits of shadow (and muted) rules: the same object with
+/* alert_encode_capped for the hits of shadow (and muted) rules: the same object with
  * "shadow": true first, for the shadow topic. */
-void alert_encode_shadow(buf_t *out, const post_t *post, const normalized_t *norm,
+void alert_encode_shadow(buf_t *out, size_t max_bytes, const post_t *post, const normalized_t *norm,
+                         const match_set_t *matches, const rule_set_t *rules,
+                         const dedup_result_t *dup, const alert_source_t *source);
+
+/* alert_encode, keeping the alert within max_bytes (0: no limit) so the producer and the
+ * brokers accept it: when the whole alert is larger, matches are dropped from the end (the
+ * first ones in rule order are kept) and "truncated" is true. Post id, author and the other
+ * fields are always kept, so an alert may still exceed max_bytes when they alone do. */
+void alert_encode_capped(buf_t *out, size_t max_bytes, const post_t *post, const normalized_t *norm,
                          const match_set_t *matches, const rule_set_t *rules,
                          const dedup_result_t *dup, const alert_source_t *source);
 

@@ -14,8 +14,10 @@ Readiness semantics are documented in docs/OPERATIONS.md.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
+import string
 import subprocess
 import time
 import urllib.error
@@ -481,4 +483,32 @@ def test_idle_worker_reports_redis_down(kafka, workers, private_redis):
     private_redis.restart()
     wait_until(_ready_is(port, 200), scaled(15), "/readyz 200 once Redis answers again", proc=w)
     assert metric_value(port, "tidewatch_redis_up") == 1
+    assert workers.stop(w) == 0, w.describe()
+
+
+def test_alert_the_broker_refuses_goes_to_dead_letters(kafka, workers):
+    """An alert the broker refuses for good (larger than the alerts topic's max.message.bytes)
+    must not stop the worker on the same post after every restart: it becomes a dead letter
+    with the reason, and the partition moves on (issue #12, item 3)."""
+    topics = SimpleNamespace(input=unique_name("rej-posts"), alerts=unique_name("rej-alerts"),
+                             dlq=unique_name("rej-dlq"))
+    kafka.create_topics([topics.input, topics.dlq], partitions=1)
+    kafka.create_topic(topics.alerts, partitions=1, config={"max.message.bytes": "1500"})
+    group = unique_name("rej-g")
+    w = workers.start(worker_args(kafka.bootstrap, group, topics), name="rej")
+    # the alert carries the id (and is keyed by it): random, so lz4 cannot shrink it under 1500
+    big_id = "".join(random.Random(12).choices(string.ascii_letters + string.digits, k=4000))
+    kafka.produce(topics.input, [_post(big_id, "click here for the first time today")])
+    kafka.wait_for_messages(topics.dlq, 1, timeout=60, proc=w)
+    kafka.produce(topics.input, [_post("small", "click here for the first time today")])
+    kafka.wait_for_messages(topics.alerts, 1, timeout=60, proc=w)
+
+    dead = kafka.consume_all(topics.dlq, 1)[0]
+    assert dead.header("reason") == "alert_rejected", dead.headers
+    assert dead.header("source_offset") == "0", dead.headers
+    assert b"too large" in dead.headers.get("error", b"").lower(), dead.headers
+    assert [r.json()["post_id"] for r in kafka.consume_all(topics.alerts, 1)] == ["small"]
+    wait_until(lambda: kafka.committed_offsets(group, topics.input) == {0: 2}, scaled(30),
+               "commits past the refused alert", proc=w)
+    assert w.poll() is None, w.describe()
     assert workers.stop(w) == 0, w.describe()

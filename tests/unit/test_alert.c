@@ -283,6 +283,46 @@ TW_TEST(truncated_match_sets_say_so)
     fixture_close(&fx);
 }
 
+/* An alert over its cap (thousands of rules matching one post) would be refused by the
+ * brokers: matches are dropped from the end until it fits, and it says so. */
+TW_TEST(alert_over_its_cap_keeps_the_first_matches_and_says_so)
+{
+    fixture_t fx;
+    TW_ASSERT_INT_EQ(fixture_open(&fx, "{\"id\":\"c\",\"text\":\"free giveaway, visit\"}"), 0);
+    TW_ASSERT_INT_EQ(fixture_hit(&fx, 0, "free giveaway"), 0);
+    TW_ASSERT_INT_EQ(fixture_hit(&fx, 1, "visit"), 0);
+    alert_source_t file = {.file = "posts.jsonl", .line = 1};
+    TW_ASSERT(fixture_encode(&fx, NULL, &file) != NULL);
+    size_t whole = fx.out.len;
+    TW_ASSERT_INT_EQ(json_array_size(json_object_get(fx.doc, "matches")), 2);
+
+    buf_reset(&fx.out);
+    buf_append_str(&fx.out, "prefix"); /* appended after what the buffer holds */
+    alert_encode_capped(&fx.out, whole - 1, &fx.post, &fx.norm, &fx.matches, fx.rules, NULL, &file);
+    TW_ASSERT(fx.out.len - 6 <= whole - 1);
+    TW_ASSERT_MEM_EQ(fx.out.data, 6, "prefix", 6);
+    json_error_t error;
+    json_t *doc = json_loadb(fx.out.data + 6, fx.out.len - 6, 0, &error);
+    TW_ASSERT(doc != NULL);
+    json_t *matches = json_object_get(doc, "matches");
+    size_t kept = json_array_size(matches);
+    const char *first = json_string_value(json_object_get(json_array_get(matches, 0), "rule"));
+    char rule[64];
+    snprintf(rule, sizeof(rule), "%s", first ? first : "");
+    bool truncated = json_is_true(json_object_get(doc, "truncated"));
+    json_decref(doc);
+    TW_ASSERT_INT_EQ(kept, 1);
+    TW_ASSERT_STR_EQ(rule, "scam.giveaway");
+    TW_ASSERT(truncated);
+    TW_ASSERT(!fx.matches.truncated); /* the caller's match set is left alone */
+
+    /* no cap, or one the whole alert fits: unchanged */
+    buf_reset(&fx.out);
+    alert_encode_capped(&fx.out, whole, &fx.post, &fx.norm, &fx.matches, fx.rules, NULL, &file);
+    TW_ASSERT_INT_EQ(fx.out.len, whole);
+    fixture_close(&fx);
+}
+
 TW_TEST(spans_of_fullwidth_text_point_at_the_original_bytes)
 {
     fixture_t fx;
@@ -406,6 +446,7 @@ int main(void)
 {
     TW_RUN(TW_CASE(alert_with_matches_and_a_duplicate_has_every_promised_field),
            TW_CASE(duplicate_is_null_unavailable_or_a_replay), TW_CASE(truncated_match_sets_say_so),
+           TW_CASE(alert_over_its_cap_keeps_the_first_matches_and_says_so),
            TW_CASE(spans_of_fullwidth_text_point_at_the_original_bytes),
            TW_CASE(snippets_are_cut_on_character_boundaries),
            TW_CASE(odd_text_is_escaped_and_round_trips),

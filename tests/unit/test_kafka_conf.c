@@ -118,7 +118,7 @@ static void ignore_delivery(void *opaque, int32_t partition, int64_t offset, int
 /* A dead letter is cut to dlq_max_bytes so that it can always be produced; a cap the producer
  * itself would refuse (message.max.bytes) defeats that, and the refused dead letter stopped
  * the worker on the same post after every restart. Refused at startup instead. */
-TW_TEST(dlq_cap_must_fit_the_producer_limit)
+TW_TEST(record_caps_must_fit_the_producer_limit)
 {
     config_t cfg;
     TW_ASSERT_INT_EQ(config_init(&cfg), 0);
@@ -136,6 +136,19 @@ TW_TEST(dlq_cap_must_fit_the_producer_limit)
         TW_FAIL("dlq_max_bytes 1000000 over the default message.max.bytes: rc %d, named %d", rc,
                 named);
     }
+    /* the alert cap likewise */
+    tw_diag_init(&diag);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "dlq_max_bytes", "524288", "flag", &diag), 0);
+    TW_ASSERT_INT_EQ(config_set(&cfg, "alert_max_bytes", "990000", "flag", &diag), 0);
+    rc = kafka_sink_new(&cfg, ignore_delivery, NULL, &sink, &diag);
+    kafka_sink_free(sink);
+    sink = NULL;
+    named = diag_has(&diag, "alert_max_bytes (990000)");
+    tw_diag_fini(&diag);
+    if (rc != TW_ERR_CONFIG || !named) {
+        config_fini(&cfg);
+        TW_FAIL("alert_max_bytes over the default message.max.bytes: rc %d, named %d", rc, named);
+    }
     /* raising the producer's limit makes room */
     tw_diag_init(&diag);
     TW_ASSERT_INT_EQ(config_set(&cfg, "kafka.message.max.bytes", "2000000", "flag", &diag), 0);
@@ -152,5 +165,5 @@ int main(void)
 {
     TW_RUN(TW_CASE(safe_properties_pass_through),
            TW_CASE(properties_correctness_rests_on_are_refused),
-           TW_CASE(dlq_cap_must_fit_the_producer_limit));
+           TW_CASE(record_caps_must_fit_the_producer_limit));
 }

@@ -16,6 +16,7 @@ struct kafka_sink {
     char *alerts_topic;
     char *dlq_topic;
     char *campaign_topic;
+    char *source_topic; /* the input topic, named in dead letters */
     char *shadow_topic; /* NULL: no shadow topic configured */
     size_t dlq_max_bytes;
     kafka_sink_delivery_fn on_delivery;
@@ -51,6 +52,36 @@ static void sink_wait_for_room(kafka_sink_t *sink)
     rd_kafka_poll(sink->rk, 100);
 }
 
+/* Errors that refuse this one record for good (its size, its content), as opposed to the
+ * topic or the cluster (missing, not authorized, unreachable), which stop the worker. */
+static bool sink_record_refused(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD || err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION;
+}
+
+static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len, const void *value,
+                            size_t len, const char *reason, const char *error,
+                            const char *src_topic, int32_t src_partition, int64_t src_offset,
+                            bool may_wait);
+
+/* An alert or campaign record refused for good would stop the worker on the same post after
+ * every restart: it becomes a dead letter instead (reason alert_rejected, the refused record
+ * as value, capped at dlq_max_bytes; the post is at the source headers), and that dead
+ * letter's delivery stands for the record's. Returns 0 when the dead letter was queued. */
+static int sink_divert_refused(kafka_sink_t *sink, rd_kafka_resp_err_t err, const void *key,
+                               size_t key_len, const void *value, size_t len, int32_t src_partition,
+                               int64_t src_offset, bool may_wait)
+{
+    if (!sink_record_refused(err))
+        return TW_ERR_KAFKA;
+    log_warn("%s[%d]@%lld: output refused for good (%s); sent to the dead-letter topic",
+             sink->source_topic, (int)src_partition, (long long)src_offset, rd_kafka_err2str(err));
+    return sink_dead_letter(sink, key, key_len, value, len, "alert_rejected", rd_kafka_err2str(err),
+                            sink->source_topic, src_partition, src_offset, may_wait);
+}
+
 static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
@@ -67,6 +98,10 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
         return;
     }
     unpack_source(msg->_private, &partition, &offset);
+    if (msg->err && strcmp(rd_kafka_topic_name(msg->rkt), sink->dlq_topic) != 0 &&
+        sink_divert_refused(sink, msg->err, msg->key, msg->key_len, msg->payload, msg->len,
+                            partition, offset, false) == 0)
+        return; /* the dead letter's own report finishes the post */
     sink->on_delivery(sink->opaque, partition, offset, msg->err ? TW_ERR_KAFKA : 0,
                       msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
@@ -75,25 +110,36 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
  * error text, source position) and the record framing. */
 #define SINK_DLQ_HEADROOM_BYTES 65536
 
-/* A dead letter is capped at dlq_max_bytes precisely so that it can always be produced; a cap
- * above the producer's own message.max.bytes would have the capped record refused and the
- * worker stop on the same post after every restart. */
-static int sink_check_dlq_cap(const config_t *cfg, const rd_kafka_conf_t *conf, tw_diag_t *diag)
+/* Dead letters and alerts are capped (dlq_max_bytes, alert_max_bytes) precisely so that they
+ * can always be produced; a cap above the producer's own message.max.bytes would have the
+ * capped record refused, and a refused dead letter stop the worker on the same post after
+ * every restart. */
+static int sink_check_caps(const config_t *cfg, const rd_kafka_conf_t *conf, tw_diag_t *diag)
 {
     char value[32];
     size_t size = sizeof(value);
     if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK)
         return 0;
     long max = strtol(value, NULL, 10);
-    if (cfg->dlq_max_bytes + SINK_DLQ_HEADROOM_BYTES <= max)
-        return 0;
-    tw_diag_add(diag,
-                "dlq_max_bytes (%ld) plus %d bytes for the key and headers exceeds the producer's "
-                "message.max.bytes (%ld): a capped dead letter could still be refused; lower "
-                "dlq_max_bytes or raise kafka.message.max.bytes (and the dead-letter topic's "
-                "max.message.bytes)",
-                cfg->dlq_max_bytes, SINK_DLQ_HEADROOM_BYTES, max);
-    return TW_ERR_CONFIG;
+    const struct {
+        const char *key;
+        long bytes;
+        const char *topic;
+    } caps[] = {{"dlq_max_bytes", cfg->dlq_max_bytes, "dead-letter"},
+                {"alert_max_bytes", cfg->alert_max_bytes, "alerts"}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        if (caps[i].bytes + SINK_DLQ_HEADROOM_BYTES <= max)
+            continue;
+        tw_diag_add(diag,
+                    "%s (%ld) plus %d bytes for the key and headers exceeds the producer's "
+                    "message.max.bytes (%ld): a capped record could still be refused; lower %s "
+                    "or raise kafka.message.max.bytes (and the %s topic's max.message.bytes)",
+                    caps[i].key, caps[i].bytes, SINK_DLQ_HEADROOM_BYTES, max, caps[i].key,
+                    caps[i].topic);
+        rc = TW_ERR_CONFIG;
+    }
+    return rc;
 }
 
 int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void *opaque,
@@ -124,6 +170,7 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     sink->dlq_topic = strdup(cfg->dlq_topic);
     sink->campaign_topic = strdup(
         cfg->campaign_topic && cfg->campaign_topic[0] ? cfg->campaign_topic : cfg->output_topic);
+    sink->source_topic = strdup(cfg->input_topic);
     sink->dlq_max_bytes = (size_t)cfg->dlq_max_bytes;
     if (cfg->shadow_topic && cfg->shadow_topic[0] &&
         !(sink->shadow_topic = strdup(cfg->shadow_topic))) {
@@ -132,7 +179,7 @@ int kafka_sink_new(const config_t *cfg, kafka_sink_delivery_fn on_delivery, void
     }
     rd_kafka_conf_t *conf = kafka_conf_build(cfg, defaults, diag);
     if (!conf || !sink->alerts_topic || !sink->dlq_topic || !sink->campaign_topic ||
-        sink_check_dlq_cap(cfg, conf, diag) != 0) {
+        !sink->source_topic || sink_check_caps(cfg, conf, diag) != 0) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         kafka_sink_free(sink);
@@ -170,6 +217,7 @@ void kafka_sink_free(kafka_sink_t *sink)
     free(sink->alerts_topic);
     free(sink->dlq_topic);
     free(sink->campaign_topic);
+    free(sink->source_topic);
     free(sink->shadow_topic);
     free(sink);
 }
@@ -184,6 +232,9 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
             return 0;
         rd_kafka_resp_err_t err = rd_kafka_last_error();
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (sink_divert_refused(sink, err, key, key_len, value, len, src_partition, src_offset,
+                                    true) == 0)
+                return 0;
             log_ratelimited(LOG_LEVEL_ERROR, "produce.alert", 10, "produce alert: %s",
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
@@ -193,11 +244,13 @@ int kafka_sink_produce_alert(kafka_sink_t *sink, const char *key, size_t key_len
 }
 
 /* One record besides the post's alert, with a "type" header: a campaign record, a shadow
- * alert or a control record. */
+ * alert or a control record. One the brokers refuse for good goes to the dead-letter topic
+ * (alert_rejected) so the partition moves on; a control record has no post to stand for. */
 static int sink_produce_typed(kafka_sink_t *sink, const char *topic, const char *type,
                               const char *key, size_t key_len, const char *value, size_t len,
-                              void *source)
+                              int32_t src_partition, int64_t src_offset, bool has_source)
 {
+    void *source = has_source ? pack_source(src_partition, src_offset) : SINK_NO_SOURCE;
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             sink->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -207,6 +260,9 @@ static int sink_produce_typed(kafka_sink_t *sink, const char *topic, const char 
         if (!err)
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (has_source && sink_divert_refused(sink, err, key, key_len, value, len,
+                                                  src_partition, src_offset, true) == 0)
+                return 0;
             log_ratelimited(LOG_LEVEL_ERROR, "produce.typed", 10, "produce %s record: %s", type,
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
@@ -220,7 +276,7 @@ int kafka_sink_produce_campaign(kafka_sink_t *sink, const char *key, size_t key_
                                 int64_t src_offset)
 {
     return sink_produce_typed(sink, sink->campaign_topic, "campaign", key, key_len, value, len,
-                              pack_source(src_partition, src_offset));
+                              src_partition, src_offset, true);
 }
 
 int kafka_sink_produce_shadow(kafka_sink_t *sink, const char *key, size_t key_len,
@@ -230,20 +286,22 @@ int kafka_sink_produce_shadow(kafka_sink_t *sink, const char *key, size_t key_le
     if (!sink->shadow_topic)
         return TW_ERR_INVALID;
     return sink_produce_typed(sink, sink->shadow_topic, "shadow", key, key_len, value, len,
-                              pack_source(src_partition, src_offset));
+                              src_partition, src_offset, true);
 }
 
 int kafka_sink_produce_control(kafka_sink_t *sink, const char *type, const char *key,
                                size_t key_len, const char *value, size_t len)
 {
-    return sink_produce_typed(sink, sink->campaign_topic, type, key, key_len, value, len,
-                              SINK_NO_SOURCE);
+    return sink_produce_typed(sink, sink->campaign_topic, type, key, key_len, value, len, 0, 0,
+                              false);
 }
 
-int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
-                                   const void *value, size_t len, const char *reason,
-                                   const char *error, const char *src_topic, int32_t src_partition,
-                                   int64_t src_offset)
+/* may_wait: serve delivery reports while the local queue is full; false inside a delivery
+ * report callback, which must not poll (a full queue then fails). */
+static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len, const void *value,
+                            size_t len, const char *reason, const char *error,
+                            const char *src_topic, int32_t src_partition, int64_t src_offset,
+                            bool may_wait)
 {
     char partition[16], offset[24], original_len[24];
     snprintf(partition, sizeof(partition), "%d", (int)src_partition);
@@ -274,13 +332,22 @@ int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t k
             return 0;
         }
         rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || !may_wait) {
             log_ratelimited(LOG_LEVEL_ERROR, "produce.dlq", 10, "produce dead letter: %s",
                             rd_kafka_err2str(err));
             return TW_ERR_KAFKA;
         }
         sink_wait_for_room(sink);
     }
+}
+
+int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
+                                   const void *value, size_t len, const char *reason,
+                                   const char *error, const char *src_topic, int32_t src_partition,
+                                   int64_t src_offset)
+{
+    return sink_dead_letter(sink, key, key_len, value, len, reason, error, src_topic, src_partition,
+                            src_offset, true);
 }
 
 void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms)

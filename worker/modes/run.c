@@ -33,9 +33,10 @@ static void run_on_delivery(void *opaque, int32_t partition, int64_t offset, int
 {
     run_ctx_t *ctx = opaque;
     if (err) {
-        /* With an infinite message timeout only permanent errors get here (topic missing,
-         * not authorized, record too large): stopping keeps the post uncommitted, so a
-         * restart after the operator's fix re-reads it. */
+        /* With an infinite message timeout only permanent errors get here, and records
+         * refused for their own size or content were dead-lettered by the sink: what is left
+         * is the topic's (missing, not authorized). Stopping keeps the post uncommitted, so
+         * a restart after the operator's fix re-reads it. */
         log_error("delivery for %s[%d]@%lld failed: %s; stopping without committing it",
                   ctx->cfg->input_topic, (int)partition, (long long)offset, errstr);
         ctx->failed = 1;

@@ -617,8 +617,8 @@ int pipeline_finish(pipeline_t *p)
             r->key = p->posts[i].id;
             r->key_len = p->posts[i].id_len;
             r->shadow_offset = p->alerts.len;
-            alert_encode_shadow(&p->alerts, &p->posts[i], &p->norms[i], &shadow, p->rules, dup,
-                                &inputs[i].source);
+            alert_encode_shadow(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i],
+                                &p->norms[i], &shadow, p->rules, dup, &inputs[i].source);
             r->shadow_len = p->alerts.len - r->shadow_offset;
         }
         bool campaign = dup && (dup->available || dup->local) &&
@@ -630,7 +630,8 @@ int pipeline_finish(pipeline_t *p)
         r->key = p->posts[i].id;
         r->key_len = p->posts[i].id_len;
         r->alert_offset = p->alerts.len;
-        alert_encode(&p->alerts, &p->posts[i], &p->norms[i], ms, p->rules, dup, &inputs[i].source);
+        alert_encode_capped(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i], &p->norms[i],
+                            ms, p->rules, dup, &inputs[i].source);
         r->alert_len = p->alerts.len - r->alert_offset;
     }
     if (p->alerts.failed)
