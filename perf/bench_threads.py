@@ -16,7 +16,7 @@ changes during the run hurts every setting alike; the fastest wall time of each 
 with its CPU time (user + sys of the child). A 50-post run at each setting measures the fixed
 cost (start-up, loading the cached database) which is subtracted: `per_post_us` and `speedup`
 are about the posts. The load average before and after is recorded, since on a shared machine
-other processes take cores too; so is the run's nice value and scheduler autogroup (on a
+other processes take cores too; so are the run's nice value and scheduler autogroup (on a
 loaded machine, run it as `echo -20 > /proc/self/autogroup; nice -n -20 perf/bench_threads.py`
 to measure the program rather than the neighbours). Skips cleanly (exit 0, saying so) when the
 data is absent.

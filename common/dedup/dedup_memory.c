@@ -4,11 +4,130 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "util/buf.h"
 #include "util/hashmap.h"
 #include "dedup/dedup.h"
+
+/* The exact and band keys: key -> (cluster id, expiry), both in the key's slot, so a lookup
+ * touches one cache line instead of four (keys and values of two u64maps): these tables hold
+ * ~21 keys per post in the window, far more than the caches, and are read and written 42
+ * times per post. Open addressing as in util/hashmap.h (key 0 is U64MAP_ZERO_KEY). */
+typedef struct {
+    uint64_t key;
+    uint64_t cluster;
+    int64_t expires;
+} keyslot_t;
+
+typedef struct {
+    keyslot_t *slots;
+    size_t cap; /* power of two */
+    size_t count;
+} keymap_t;
+
+/* Tables this large go on transparent huge pages where the kernel allows (madvise mode):
+ * growing one doubles it, and faulting it in 4 KiB at a time was a sixth of scan's time. */
+#define KEYMAP_HUGE_BYTES ((size_t)2 << 20)
+
+static keyslot_t *keymap_alloc(size_t cap)
+{
+    size_t bytes = cap * sizeof(keyslot_t);
+    if (bytes < KEYMAP_HUGE_BYTES)
+        return calloc(cap, sizeof(keyslot_t));
+    bytes = (bytes + KEYMAP_HUGE_BYTES - 1) & ~(KEYMAP_HUGE_BYTES - 1);
+    keyslot_t *slots = aligned_alloc(KEYMAP_HUGE_BYTES, bytes);
+    if (slots) {
+        madvise(slots, bytes, MADV_HUGEPAGE); /* advice only: without it, small pages */
+        memset(slots, 0, bytes);
+    }
+    return slots;
+}
+
+static int keymap_init(keymap_t *m, size_t cap)
+{
+    m->slots = keymap_alloc(cap);
+    m->cap = cap;
+    m->count = 0;
+    if (!m->slots) {
+        memset(m, 0, sizeof(*m));
+        return TW_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void keymap_fini(keymap_t *m)
+{
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static uint64_t keymap_nonzero_key(uint64_t key)
+{
+    return key ? key : U64MAP_ZERO_KEY;
+}
+
+static size_t keymap_home(const keymap_t *m, uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 17) & (m->cap - 1);
+}
+
+static size_t keymap_slot(const keymap_t *m, uint64_t key)
+{
+    size_t i = keymap_home(m, key);
+    while (m->slots[i].key && m->slots[i].key != key)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static const keyslot_t *keymap_get(const keymap_t *m, uint64_t key)
+{
+    if (!m->cap)
+        return NULL;
+    const keyslot_t *slot = &m->slots[keymap_slot(m, keymap_nonzero_key(key))];
+    return slot->key ? slot : NULL;
+}
+
+/* Starts loading key's home slot into the cache: a post's keys are far apart in the table,
+ * and their misses overlap when prefetched together. */
+static void keymap_prefetch(const keymap_t *m, uint64_t key)
+{
+    if (m->cap)
+        __builtin_prefetch(&m->slots[keymap_home(m, keymap_nonzero_key(key))]);
+}
+
+static int keymap_grow(keymap_t *m)
+{
+    keymap_t bigger;
+    if (keymap_init(&bigger, m->cap ? m->cap * 2 : 16) != 0)
+        return TW_ERR_NOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key) {
+            bigger.slots[keymap_slot(&bigger, m->slots[i].key)] = m->slots[i];
+            bigger.count++;
+        }
+    }
+    keymap_fini(m);
+    *m = bigger;
+    return 0;
+}
+
+/* Finds key's slot or makes one (cluster and expires 0); NULL when growing ran out of
+ * memory. Load factor at most 3/4, as u64map. */
+static keyslot_t *keymap_put(keymap_t *m, uint64_t key, bool *inserted)
+{
+    key = keymap_nonzero_key(key);
+    if ((m->count + 1) * 4 > m->cap * 3 && keymap_grow(m) != 0)
+        return NULL;
+    keyslot_t *slot = &m->slots[keymap_slot(m, key)];
+    *inserted = !slot->key;
+    if (*inserted) {
+        slot->key = key;
+        m->count++;
+    }
+    return slot;
+}
 
 typedef struct {
     uint64_t id;
@@ -30,8 +149,7 @@ typedef struct {
     dedup_store_t base;
     int64_t window_s;
     size_t max_clusters;
-    u64map_t keys; /* exact or band key -> cluster id; value's expiry in key_expiry */
-    u64map_t key_expiry;
+    keymap_t keys;     /* exact or band key -> cluster id and the key's expiry */
     u64map_t clusters; /* cluster id -> index + 1 into cluster_list */
     cluster_t *cluster_list;
     size_t ncluster_list;
@@ -126,31 +244,23 @@ static int dedup_memory_sweep(dedup_memory_t *m, int64_t now)
         kept++;
     }
     m->ncluster_list = kept;
-    u64map_t keys, expiry;
-    if (u64map_init(&keys, 16) != 0)
+    keymap_t keys;
+    if (keymap_init(&keys, 16) != 0)
         return TW_ERR_NOMEM;
-    if (u64map_init(&expiry, 16) != 0) {
-        u64map_fini(&keys);
-        return TW_ERR_NOMEM;
-    }
     for (size_t i = 0; i < m->keys.cap; i++) {
-        if (!m->keys.keys[i])
-            continue;
-        uint64_t *exp = u64map_get(&m->key_expiry, m->keys.keys[i]);
-        if (!exp || (int64_t)*exp <= cutoff || !u64map_get(&m->clusters, m->keys.values[i]))
+        const keyslot_t *slot = &m->keys.slots[i];
+        if (!slot->key || slot->expires <= cutoff || !u64map_get(&m->clusters, slot->cluster))
             continue;
         bool inserted;
-        if (!u64map_put(&keys, m->keys.keys[i], m->keys.values[i], &inserted) ||
-            !u64map_put(&expiry, m->keys.keys[i], *exp, &inserted)) {
-            u64map_fini(&keys);
-            u64map_fini(&expiry);
+        keyslot_t *copy = keymap_put(&keys, slot->key, &inserted);
+        if (!copy) {
+            keymap_fini(&keys);
             return TW_ERR_NOMEM;
         }
+        *copy = *slot;
     }
-    u64map_fini(&m->keys);
-    u64map_fini(&m->key_expiry);
+    keymap_fini(&m->keys);
     m->keys = keys;
-    m->key_expiry = expiry;
     return 0;
 }
 
@@ -190,10 +300,9 @@ static cluster_t *dedup_memory_cluster(dedup_memory_t *m, uint64_t id, int64_t n
 
 static int dedup_memory_lookup_key(dedup_memory_t *m, uint64_t key, int64_t now, uint64_t *id)
 {
-    uint64_t *cluster = u64map_get(&m->keys, key);
-    uint64_t *exp = u64map_get(&m->key_expiry, key);
-    if (cluster && exp && (int64_t)*exp > now) {
-        *id = *cluster;
+    const keyslot_t *slot = keymap_get(&m->keys, key);
+    if (slot && slot->expires > now) {
+        *id = slot->cluster;
         return 1;
     }
     return 0;
@@ -217,30 +326,28 @@ static bool dedup_memory_verified(dedup_memory_t *m, uint64_t id, const fingerpr
 static int dedup_memory_set_key(dedup_memory_t *m, uint64_t key, uint64_t id, int64_t expires)
 {
     bool inserted;
-    uint64_t *exp = u64map_put(&m->key_expiry, key, (uint64_t)expires, &inserted);
-    if (!exp)
+    keyslot_t *slot = keymap_put(&m->keys, key, &inserted);
+    if (!slot)
         return TW_ERR_NOMEM;
-    bool was_live = !inserted && (int64_t)*exp > expires - m->window_s;
-    *exp = (uint64_t)expires;
-    uint64_t *cluster = u64map_put(&m->keys, key, id, &inserted);
-    if (!cluster)
-        return TW_ERR_NOMEM;
+    bool was_live = !inserted && slot->expires > expires - m->window_s;
+    slot->expires = expires;
     if (!was_live)
-        *cluster = id; /* a live key keeps its cluster (SET NX); an expired one is replaced */
+        slot->cluster = id; /* a live key keeps its cluster (SET NX); an expired one is replaced */
     return 0;
 }
 
 /* The cluster a post joins: the one its exact key names, else the first whose band key it
  * shares and whose signature verifies, else a new one named by its exact hash. */
 static uint64_t dedup_memory_find_cluster(dedup_memory_t *m, const dedup_item_t *it,
-                                          uint64_t exact_key, int64_t now)
+                                          uint64_t exact_key, const uint64_t *band_keys,
+                                          uint32_t nbands, int64_t now)
 {
     uint64_t id = it->fp->exact;
     if (dedup_memory_lookup_key(m, exact_key, now, &id))
         return id;
-    for (uint32_t b = 0; b < it->fp->nbands; b++) {
+    for (uint32_t b = 0; b < nbands; b++) {
         uint64_t cand;
-        if (dedup_memory_lookup_key(m, key_for_band(b, it->fp->bands[b]), now, &cand) &&
+        if (dedup_memory_lookup_key(m, band_keys[b], now, &cand) &&
             dedup_memory_verified(m, cand, it->fp, now))
             return cand;
     }
@@ -287,8 +394,17 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
         const dedup_item_t *it = &items[i];
         dedup_result_t *r = &results[i];
         memset(r, 0, sizeof(*r));
+        /* The post's keys, hashed once for the lookups and the sets, their slots fetched
+         * together. */
         uint64_t exact_key = key_for_exact(it->fp->exact);
-        uint64_t id = dedup_memory_find_cluster(m, it, exact_key, now);
+        uint64_t band_keys[FINGERPRINT_BANDS];
+        uint32_t nbands = it->fp->nbands < FINGERPRINT_BANDS ? it->fp->nbands : FINGERPRINT_BANDS;
+        keymap_prefetch(&m->keys, exact_key);
+        for (uint32_t b = 0; b < nbands; b++) {
+            band_keys[b] = key_for_band(b, it->fp->bands[b]);
+            keymap_prefetch(&m->keys, band_keys[b]);
+        }
+        uint64_t id = dedup_memory_find_cluster(m, it, exact_key, band_keys, nbands, now);
         cluster_t *c = dedup_memory_cluster(m, id, now);
         if (!c)
             goto nomem;
@@ -308,8 +424,8 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
             dedup_memory_milestones(m, c, member, !r->replay, r, offs[i]);
         if (dedup_memory_set_key(m, exact_key, id, expires) != 0)
             goto nomem;
-        for (uint32_t b = 0; b < it->fp->nbands; b++)
-            if (dedup_memory_set_key(m, key_for_band(b, it->fp->bands[b]), id, expires) != 0)
+        for (uint32_t b = 0; b < nbands; b++)
+            if (dedup_memory_set_key(m, band_keys[b], id, expires) != 0)
                 goto nomem;
         r->cluster = id;
         r->count = c->count;
@@ -336,8 +452,7 @@ static void dedup_memory_free(dedup_store_t *store)
     for (size_t i = 0; i < m->ncluster_list; i++)
         cluster_fini(&m->cluster_list[i]);
     free(m->cluster_list);
-    u64map_fini(&m->keys);
-    u64map_fini(&m->key_expiry);
+    keymap_fini(&m->keys);
     u64map_fini(&m->clusters);
     buf_fini(&m->samples);
     free(m);
@@ -359,8 +474,7 @@ int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out)
     m->window_s = window_s;
     m->max_clusters = max_clusters ? max_clusters : 1;
     buf_init(&m->samples);
-    if (u64map_init(&m->keys, 1024) || u64map_init(&m->key_expiry, 1024) ||
-        u64map_init(&m->clusters, 256)) {
+    if (keymap_init(&m->keys, 1024) || u64map_init(&m->clusters, 256)) {
         dedup_memory_free(&m->base);
         return TW_ERR_NOMEM;
     }
