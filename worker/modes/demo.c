@@ -187,6 +187,12 @@ typedef struct {
     demo_tally_t reasons[DEMO_CATEGORIES];
     size_t nreasons;
     int ndead;
+    demo_tally_t shadow_rules[DEMO_CATEGORIES]; /* shadow hits by rule */
+    size_t nshadow_rules;
+    int nshadow;
+    demo_tally_t muted_rules[DEMO_CATEGORIES];
+    size_t nmuted_rules;
+    int nmuted;
 } demo_stats_t;
 
 static void on_alert(void *ctx, const rd_kafka_message_t *msg)
@@ -209,6 +215,41 @@ static void on_dead_letter(void *ctx, const rd_kafka_message_t *msg)
         snprintf(name, sizeof(name), "%.*s", (int)len, (const char *)reason);
     st->ndead++;
     tally_add(st->reasons, &st->nreasons, name);
+}
+
+/* A shadow alert: the hits of shadow rules (and of muted ones), never on the alert topic. */
+static void on_shadow(void *ctx, const rd_kafka_message_t *msg)
+{
+    demo_stats_t *st = ctx;
+    json_t *alert = json_loadb(msg->payload, msg->len, 0, NULL);
+    json_t *matches = json_object_get(alert, "matches");
+    printf("SHADOW %-8s", json_string_value(json_object_get(alert, "post_id")));
+    for (size_t i = 0; i < json_array_size(matches); i++) {
+        const char *rule = json_string_value(json_object_get(json_array_get(matches, i), "rule"));
+        printf(" %s", rule ? rule : "?");
+        tally_add(st->shadow_rules, &st->nshadow_rules, rule ? rule : "?");
+        st->nshadow++;
+    }
+    printf("\n");
+    json_decref(alert);
+}
+
+/* A rule_muted record of the flood guard. */
+static void on_control(void *ctx, const rd_kafka_message_t *msg)
+{
+    demo_stats_t *st = ctx;
+    json_t *rec = json_loadb(msg->payload, msg->len, 0, NULL);
+    const char *rule = json_string_value(json_object_get(rec, "rule"));
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    if (rule && type && strcmp(type, "rule_muted") == 0) {
+        printf("MUTED  %s: hit %.0f%% of %lld posts; its hits go to shadow until the cool-off "
+               "ends or a reload changes it\n",
+               rule, json_real_value(json_object_get(rec, "share")) * 100,
+               (long long)json_integer_value(json_object_get(rec, "posts")));
+        st->nmuted++;
+        tally_add(st->muted_rules, &st->nmuted_rules, rule);
+    }
+    json_decref(rec);
 }
 
 static void print_tally(const demo_tally_t *t, size_t n)
@@ -240,6 +281,8 @@ int demo_main(config_t *cfg, atomic_int *stop)
     rd_kafka_mock_topic_create(mock, "posts", 3, 1);
     rd_kafka_mock_topic_create(mock, "alerts", 1, 1);
     rd_kafka_mock_topic_create(mock, "posts.dlq", 1, 1);
+    rd_kafka_mock_topic_create(mock, "alerts.shadow", 1, 1);
+    rd_kafka_mock_topic_create(mock, "control", 1, 1);
 
     tw_diag_t diag;
     tw_diag_init(&diag);
@@ -248,6 +291,8 @@ int demo_main(config_t *cfg, atomic_int *stop)
     config_set(cfg, "input_topic", "posts", "demo", &diag);
     config_set(cfg, "output_topic", "alerts", "demo", &diag);
     config_set(cfg, "dlq_topic", "posts.dlq", "demo", &diag);
+    config_set(cfg, "shadow_topic", "alerts.shadow", "demo", &diag);
+    config_set(cfg, "campaign.topic", "control", "demo", &diag);
     if (!cfg->rules_path[0])
         config_set(cfg, "rules", rules, "demo", &diag);
     /* show the rule-less copy-paste campaign in the sample too */
@@ -270,6 +315,8 @@ int demo_main(config_t *cfg, atomic_int *stop)
         demo_read_topic(bootstraps, "alerts", &worker, on_alert, &stats);
         pthread_join(tid, NULL);
         demo_read_topic(bootstraps, "posts.dlq", &worker, on_dead_letter, &stats);
+        demo_read_topic(bootstraps, "alerts.shadow", &worker, on_shadow, &stats);
+        demo_read_topic(bootstraps, "control", &worker, on_control, &stats);
         rc = worker.rc;
         printf("\nSummary\n");
         printf("  posts consumed    %d\n", nposts);
@@ -279,6 +326,10 @@ int demo_main(config_t *cfg, atomic_int *stop)
                stats.max_dup_authors);
         printf("  dead letters      %d", stats.ndead);
         print_tally(stats.reasons, stats.nreasons);
+        printf("  shadow hits       %d", stats.nshadow);
+        print_tally(stats.shadow_rules, stats.nshadow_rules);
+        printf("  muted rules       %d", stats.nmuted);
+        print_tally(stats.muted_rules, stats.nmuted_rules);
         double pipeline_s = metrics_histogram_sum(&tw_metrics.scan_seconds);
         printf("  worker time       %.2f s, of which %.1f ms decoding, normalizing, matching "
                "and fingerprinting (%.0f posts/s);\n"

@@ -325,6 +325,12 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     /* Drain: everything fetched was processed above; wait for its acknowledgements, store
      * and commit what they cover, then leave the group. Not ready from here on. */
     atomic_store(&tw_metrics.draining, 1);
+    /* The last counts decide too (a short flood may end between two ticks). */
+    if (pipe_ready) {
+        pipe.flood_tick_ms = 0;
+        pipeline_flood_tick(&pipe, time(NULL));
+        run_publish_controls(&ctx, &pipe);
+    }
     log_info("draining: %zu post(s) awaiting acknowledgement", offset_tracker_pending(ctx.tracker));
     int left = kafka_sink_flush(ctx.sink, (int)cfg->shutdown_timeout_s * 1000 / 2);
     if (left)
