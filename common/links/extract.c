@@ -30,14 +30,10 @@ static size_t next_cp(const char *text, size_t len, size_t i, int32_t *cp)
     return (size_t)step;
 }
 
-/* Bytes of the label character at text[i] (letters, digits, marks, '-', '_'), or 0. */
-static size_t label_char_len(const char *text, size_t len, size_t i)
+bool links_is_label_cp(int32_t cp)
 {
-    unsigned char c = (unsigned char)text[i];
-    if (c < 0x80)
-        return is_ascii_alnum(c) || c == '-' || c == '_' ? 1 : 0;
-    int32_t cp;
-    size_t step = next_cp(text, len, i, &cp);
+    if (cp < 0x80)
+        return is_ascii_alnum((unsigned char)cp) || cp == '-' || cp == '_';
     switch (utf8proc_category(cp)) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:
@@ -47,10 +43,18 @@ static size_t label_char_len(const char *text, size_t len, size_t i)
     case UTF8PROC_CATEGORY_MN:
     case UTF8PROC_CATEGORY_MC:
     case UTF8PROC_CATEGORY_ND:
-        return cp >= 0 ? step : 0;
+        return true;
     default:
-        return 0;
+        return false;
     }
+}
+
+/* Bytes of the label character at text[i], or 0. */
+static size_t label_char_len(const char *text, size_t len, size_t i)
+{
+    int32_t cp;
+    size_t step = next_cp(text, len, i, &cp);
+    return cp >= 0 && links_is_label_cp(cp) ? step : 0;
 }
 
 static bool has_prefix(const char *text, size_t len, size_t i, const char *prefix)

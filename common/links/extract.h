@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "links/host.h"
 
@@ -24,6 +25,10 @@ typedef struct {
     size_t host_len;
     bool has_scheme; /* written after http://, https://, hxxp:// or hxxps:// */
 } link_host_t;
+
+/* A character a host label holds: ASCII letters, digits, '-' and '_', and any letter, mark or
+ * decimal digit of another script (IDNA decides later which of those a registry allows). */
+bool links_is_label_cp(int32_t cp);
 
 /* Finds the next host in text[0, len) that starts at or after *pos. Returns true, fills out
  * and moves *pos past it; false at the end of the text. text must be valid UTF-8. */

@@ -1,6 +1,8 @@
 /* Host canonicalization: see host.h for the two keys and why both exist. */
 #include "links/host.h"
 
+#include "links/extract.h"
+
 #include <idn2.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,23 +25,6 @@ static bool is_full_stop(int32_t cp)
 static bool is_host_ascii(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-static bool is_host_unicode(int32_t cp)
-{
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC:
-    case UTF8PROC_CATEGORY_ND:
-        return true;
-    default:
-        return false;
-    }
 }
 
 /* Copies raw into out with separators made '.', ASCII lowercased and the trailing dot
@@ -69,7 +54,7 @@ static int host_unify(const char *raw, size_t len, char *out, size_t cap, size_t
                 return TW_ERR_INVALID;
             out[n++] = (char)c;
         } else {
-            if (!is_host_unicode(cp) || n + (size_t)step >= cap)
+            if (!links_is_label_cp(cp) || n + (size_t)step >= cap)
                 return TW_ERR_INVALID;
             memcpy(out + n, p + at, (size_t)step);
             n += (size_t)step;

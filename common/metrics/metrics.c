@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include "util/str_index.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -197,35 +199,19 @@ static void rules_free(metrics_rules_t *mr)
     free(mr);
 }
 
-typedef struct {
-    const char *id;
-    size_t index;
-} id_index_t;
-
-static int id_index_cmp(const void *a, const void *b)
-{
-    return strcmp(((const id_index_t *)a)->id, ((const id_index_t *)b)->id);
-}
-
-/* Carries the counts of rules (by id) and categories (by name) of prev over to mr. */
 static void rules_carry_over(metrics_rules_t *mr, const metrics_rules_t *prev)
 {
-    id_index_t *sorted = malloc((prev->nrules ? prev->nrules : 1) * sizeof(*sorted));
-    if (!sorted)
+    str_index_t by_id;
+    if (str_index_build(&by_id, (const char *const *)prev->rule_id, prev->nrules) != 0)
         return; /* counters restart from zero: a counter reset, which Prometheus tolerates */
-    for (size_t i = 0; i < prev->nrules; i++)
-        sorted[i] = (id_index_t){prev->rule_id[i], i};
-    qsort(sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
     for (size_t i = 0; i < mr->nrules; i++) {
-        id_index_t key = {mr->rule_id[i], 0};
-        const id_index_t *found =
-            bsearch(&key, sorted, prev->nrules, sizeof(*sorted), id_index_cmp);
-        if (found) {
-            atomic_store(&mr->hits[i], atomic_load(&prev->hits[found->index]));
-            atomic_store(&mr->shadow_hits[i], atomic_load(&prev->shadow_hits[found->index]));
+        size_t found = str_index_find(&by_id, mr->rule_id[i]);
+        if (found != SIZE_MAX) {
+            atomic_store(&mr->hits[i], atomic_load(&prev->hits[found]));
+            atomic_store(&mr->shadow_hits[i], atomic_load(&prev->shadow_hits[found]));
         }
     }
-    free(sorted);
+    str_index_fini(&by_id);
     for (size_t c = 0; c < mr->ncategories + 2; c++)
         for (size_t pc = 0; pc < prev->ncategories + 2; pc++)
             if (strcmp(mr->category_label[c], prev->category_label[pc]) == 0)

@@ -18,6 +18,7 @@
 #include "normalize/normalize.h"
 #include "pipeline/engine.h"
 #include "pipeline/pipeline.h"
+#include "util/str_index.h"
 
 typedef struct {
     const char *id;
@@ -31,16 +32,6 @@ typedef struct {
     match_scratch_t *scratch;
     match_set_t set;
 } diff_side_t;
-
-typedef struct {
-    const char *id;
-    size_t index;
-} id_index_t;
-
-static int id_index_cmp(const void *a, const void *b)
-{
-    return strcmp(((const id_index_t *)a)->id, ((const id_index_t *)b)->id);
-}
 
 static int diff_side_open(diff_side_t *side, const char *path)
 {
@@ -70,30 +61,29 @@ static void diff_side_close(diff_side_t *side)
 static diff_row_t *diff_rows(const rule_set_t *old_rs, const rule_set_t *new_rs, size_t *new_row,
                              size_t *nrows)
 {
-    id_index_t *by_id = malloc((old_rs->nrules + 1) * sizeof *by_id);
-    diff_row_t *rows = calloc(old_rs->nrules + new_rs->nrules + 1, sizeof *rows);
-    if (!by_id || !rows) {
-        free(by_id);
-        free(rows);
-        return NULL;
-    }
-    for (size_t i = 0; i < old_rs->nrules; i++) {
-        by_id[i] = (id_index_t){old_rs->rules[i].id, i};
+    const char **old_ids = malloc((old_rs->nrules + 1) * sizeof(*old_ids));
+    diff_row_t *rows = calloc(old_rs->nrules + new_rs->nrules + 1, sizeof(*rows));
+    str_index_t by_id = {0};
+    bool ok = old_ids && rows;
+    for (size_t i = 0; ok && i < old_rs->nrules; i++) {
+        old_ids[i] = old_rs->rules[i].id;
         rows[i] = (diff_row_t){.id = old_rs->rules[i].id, .in_old = true};
     }
-    qsort(by_id, old_rs->nrules, sizeof *by_id, id_index_cmp);
+    ok = ok && str_index_build(&by_id, old_ids, old_rs->nrules) == 0;
     size_t n = old_rs->nrules;
-    for (size_t i = 0; i < new_rs->nrules; i++) {
-        id_index_t key = {new_rs->rules[i].id, 0};
-        const id_index_t *found =
-            old_rs->nrules ? bsearch(&key, by_id, old_rs->nrules, sizeof *by_id, id_index_cmp)
-                           : NULL;
-        new_row[i] = found ? found->index : n;
-        if (!found)
+    for (size_t i = 0; ok && i < new_rs->nrules; i++) {
+        size_t found = str_index_find(&by_id, new_rs->rules[i].id);
+        new_row[i] = found != SIZE_MAX ? found : n;
+        if (found == SIZE_MAX)
             rows[n++] = (diff_row_t){.id = new_rs->rules[i].id};
         rows[new_row[i]].in_new = true;
     }
-    free(by_id);
+    str_index_fini(&by_id);
+    free(old_ids);
+    if (!ok) {
+        free(rows);
+        return NULL;
+    }
     *nrows = n;
     return rows;
 }
