@@ -347,20 +347,32 @@ out:
     return err;
 }
 
-static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+/* The path of a list file named in the rules (keywords_file, domains_file): relative ones
+ * are relative to the rules file's directory. NULL after reporting an empty name, or out of
+ * memory. */
+static char *loader_list_path(loader_t *ld, const char *what, const char *rel, size_t rel_len,
+                              int line)
 {
-    char q[TW_DIAG_QUOTE_SIZE];
     if (rel_len == 0) {
-        loader_error(ld, ld->name, line, "keywords_file is empty");
-        return;
+        loader_error(ld, ld->name, line, "%s is empty", what);
+        return NULL;
     }
     char *path = NULL;
     int n = (rel[0] == '/' || !ld->dir) ? asprintf(&path, "%s", rel)
                                         : asprintf(&path, "%s/%s", ld->dir, rel);
     if (n < 0) {
         ld->nomem = true;
-        return;
+        return NULL;
     }
+    return path;
+}
+
+static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+{
+    char q[TW_DIAG_QUOTE_SIZE];
+    char *path = loader_list_path(ld, "keywords_file", rel, rel_len, line);
+    if (!path)
+        return;
     char *data = NULL;
     size_t len = 0;
     const char *why = "";
@@ -484,17 +496,9 @@ static long loader_domain_set(loader_t *ld, const char *path, int line)
 static void loader_domains_file(loader_t *ld, const char *rel, size_t rel_len, int line)
 {
     ld->attempts++; /* a rule of domains alone has patterns too */
-    if (rel_len == 0) {
-        loader_error(ld, ld->name, line, "domains_file is empty");
+    char *path = loader_list_path(ld, "domains_file", rel, rel_len, line);
+    if (!path)
         return;
-    }
-    char *path = NULL;
-    int n = (rel[0] == '/' || !ld->dir) ? asprintf(&path, "%s", rel)
-                                        : asprintf(&path, "%s/%s", ld->dir, rel);
-    if (n < 0) {
-        ld->nomem = true;
-        return;
-    }
     long set = loader_domain_set(ld, path, line);
     rule_pattern_t *pat = set >= 0 ? loader_pattern_add(ld, ld->name, line) : NULL;
     if (!pat) {

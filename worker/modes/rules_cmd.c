@@ -99,6 +99,26 @@ static void rules_cmd_print_hits(const char *posts_path, size_t lineno, const ru
     }
 }
 
+int rules_cmd_next_post(FILE *f, const char *path, char **line, size_t *line_cap, size_t *lineno,
+                        post_t *post)
+{
+    static const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};
+    ssize_t n;
+    while ((n = getline(line, line_cap, f)) >= 0) {
+        (*lineno)++;
+        while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
+            n--;
+        if (n == 0)
+            continue;
+        char err[200];
+        if (post_decode(&fields, 16u << 20, *line, (size_t)n, post, err, sizeof(err)) == POST_OK)
+            return 1;
+        fprintf(stderr, "%s:%zu: %s\n", path, *lineno, err);
+        return 0;
+    }
+    return -1;
+}
+
 int rules_cmd_test(const char *rules_path, const char *posts_path)
 {
     tw_diag_t diag;
@@ -132,20 +152,12 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
     counts = calloc(rules->nrules ? rules->nrules : 1, sizeof(*counts));
     if (!counts || match_scratch_new(db, &scratch) != 0)
         goto out;
-    const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};
     size_t nposts = 0, nhit = 0, nbad = 0, lineno = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ssize_t n;
-    while ((n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            n--;
-        if (n == 0)
-            continue;
-        char err[200];
-        if (post_decode(&fields, 16u << 20, line, (size_t)n, &post, err, sizeof(err)) != POST_OK) {
-            fprintf(stderr, "%s:%zu: %s\n", posts_path, lineno, err);
+    int got;
+    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &post)) >= 0) {
+        if (got == 0) {
             nbad++;
             continue;
         }

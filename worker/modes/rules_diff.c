@@ -207,18 +207,10 @@ int rules_diff(const char *old_path, const char *new_path, const char *posts_pat
         perror(posts_path);
         goto out;
     }
-    const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};
     size_t lineno = 0;
-    ssize_t n;
-    while ((n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            n--;
-        if (n == 0)
-            continue;
-        char err[200];
-        if (post_decode(&fields, 16u << 20, line, (size_t)n, &post, err, sizeof(err)) != POST_OK) {
-            fprintf(stderr, "%s:%zu: %s\n", posts_path, lineno, err);
+    int got;
+    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &post)) >= 0) {
+        if (got == 0) {
             totals.undecodable++;
             continue;
         }
