@@ -367,6 +367,105 @@ static void apply_fleet_mutes(flood_guard_t *g, const redisReply *all, time_t no
     }
 }
 
+/* One tick's round trips: the commands, their number strings and keys, and where each
+ * group of replies starts. */
+typedef struct {
+    flood_guard_t *g;
+    time_t now;
+    uint32_t cand[FLOOD_MAX_CANDIDATES];
+    size_t ncand;
+    flood_batch_t batch;
+    size_t first_total; /* replies[first_total + k]: HMGET of the bucket k before now */
+    size_t mutes_cmd;   /* replies[mutes_cmd]: HGETALL of the mutes */
+    char nums[FLOOD_MAX_CANDIDATES + 1][24];
+    char keys[FLOOD_BUCKETS + 1][160];
+    char mutes_key[128];
+    char expire_s[24];
+} flood_tick_t;
+
+/* The first round trip: this worker's counts into the current bucket, the fleet's totals over
+ * the window for the candidates, and the fleet's mutes. False when a command did not fit. */
+static bool tick_build_exchange(flood_tick_t *t)
+{
+    flood_guard_t *g = t->g;
+    flood_batch_t *batch = &t->batch;
+    bool ok = true;
+    if (g->pending_posts) {
+        char *key = t->keys[FLOOD_BUCKETS];
+        bucket_key(g, g->pending_bucket, key, sizeof t->keys[0]);
+        snprintf(t->nums[t->ncand], sizeof t->nums[0], "%u", g->pending_posts);
+        ok &= batch_add(batch, 4, (const char *[]){"HINCRBY", key, "_posts", t->nums[t->ncand]});
+        for (size_t i = 0; i < t->ncand; i++) {
+            const flood_rule_t *rule = &g->rules[t->cand[i]];
+            if (rule->pending == 0)
+                continue;
+            snprintf(t->nums[i], sizeof t->nums[0], "%u", rule->pending);
+            ok &= batch_add(batch, 4, (const char *[]){"HINCRBY", key, rule->field, t->nums[i]});
+        }
+        ok &= batch_add(batch, 3, (const char *[]){"EXPIRE", key, t->expire_s});
+    }
+    t->first_total = batch->ncmds;
+    int64_t b = (int64_t)t->now / g->bucket_s;
+    for (int64_t k = 0; t->ncand && k < FLOOD_BUCKETS; k++) {
+        bucket_key(g, b - k, t->keys[k], sizeof t->keys[0]);
+        const char *argv[FLOOD_MAX_CANDIDATES + 3] = {"HMGET", t->keys[k], "_posts"};
+        for (size_t i = 0; i < t->ncand; i++)
+            argv[3 + i] = g->rules[t->cand[i]].field;
+        ok &= batch_add(batch, (int)(3 + t->ncand), argv);
+    }
+    t->mutes_cmd = batch->ncmds;
+    ok &= batch_add(batch, 2, (const char *[]){"HGETALL", t->mutes_key});
+    return ok;
+}
+
+/* The second round trip, when needed: a claim (HSETNX) per candidate over its limit on the
+ * fleet's totals, so one worker reports each mute; expired mutes removed. */
+static void tick_claim_mutes(flood_tick_t *t, const char **expired, size_t nexpired,
+                             void (*on_mute)(void *arg, const flood_mute_t *mute), void *arg)
+{
+    flood_guard_t *g = t->g;
+    flood_batch_t *claims = calloc(1, sizeof(*claims));
+    if (!claims)
+        return;
+    char until_s[24], keep_s[24];
+    snprintf(until_s, sizeof until_s, "%lld", (long long)t->now + g->defaults.cooloff_s);
+    snprintf(keep_s, sizeof keep_s, "%u", 2 * g->defaults.cooloff_s + 60);
+    uint32_t tripped[FLOOD_MAX_CANDIDATES];
+    uint64_t hits_of[FLOOD_MAX_CANDIDATES], posts_of[FLOOD_MAX_CANDIDATES];
+    size_t ntripped = 0;
+    for (size_t i = 0; i < t->ncand; i++) {
+        flood_rule_t *rule = &g->rules[t->cand[i]];
+        if (rule->muted_until > t->now)
+            continue; /* muted by the fleet meanwhile */
+        uint64_t hits = 0, posts = 0;
+        for (size_t k = 0; k < FLOOD_BUCKETS; k++) {
+            const redisReply *r = t->batch.replies[t->first_total + k];
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != t->ncand + 1)
+                continue;
+            posts += (uint64_t)reply_int(r->element[0]);
+            hits += (uint64_t)reply_int(r->element[1 + i]);
+        }
+        if (over_limit(rule, hits, posts) &&
+            batch_add(claims, 4, (const char *[]){"HSETNX", t->mutes_key, rule->field, until_s})) {
+            tripped[ntripped] = t->cand[i];
+            hits_of[ntripped] = hits;
+            posts_of[ntripped++] = posts;
+        }
+    }
+    if (ntripped || nexpired) {
+        for (size_t i = 0; i < nexpired; i++)
+            batch_add(claims, 3, (const char *[]){"HDEL", t->mutes_key, expired[i]});
+        batch_add(claims, 3, (const char *[]){"EXPIRE", t->mutes_key, keep_s});
+        bool sent = batch_exec(g, claims) == 0;
+        /* Unsent claims: decided here, so reported here (the fleet will learn next tick). */
+        for (size_t i = 0; i < ntripped; i++)
+            mute(g, &g->rules[tripped[i]], t->now, hits_of[i], posts_of[i], sent,
+                 !sent || reply_int(claims->replies[i]) == 1, on_mute, arg);
+        batch_free(claims, sent);
+    }
+    free(claims);
+}
+
 int flood_guard_tick(flood_guard_t *g, time_t now,
                      void (*on_mute)(void *arg, const flood_mute_t *mute), void *arg)
 {
@@ -374,114 +473,32 @@ int flood_guard_tick(flood_guard_t *g, time_t now,
         decide_locally(g, now, on_mute, arg);
         return 0;
     }
-    uint32_t cand[FLOOD_MAX_CANDIDATES];
-    size_t ncand = pick_candidates(g, now, cand);
-    flood_batch_t *batch = calloc(1, sizeof *batch);
-    char(*nums)[24] = calloc(ncand + 2, sizeof *nums);
-    char(*keys)[160] = calloc(FLOOD_BUCKETS + 1, sizeof *keys);
-    if (!batch || !nums || !keys) {
-        free(batch), free(nums), free(keys);
+    flood_tick_t *t = calloc(1, sizeof(*t));
+    if (!t) {
         decide_locally(g, now, on_mute, arg);
         return TW_ERR_NOMEM;
     }
-    char mutes_key[128], expire_s[24], until_s[24];
-    snprintf(mutes_key, sizeof mutes_key, "%s:mutes", g->prefix);
-    snprintf(expire_s, sizeof expire_s, "%u", g->defaults.window_s + 2 * g->bucket_s);
-    snprintf(until_s, sizeof until_s, "%lld", (long long)now + g->defaults.cooloff_s);
-    bool ok = true;
-
-    /* 1. this worker's counts into the current bucket */
-    if (g->pending_posts) {
-        bucket_key(g, g->pending_bucket, keys[FLOOD_BUCKETS], sizeof keys[0]);
-        snprintf(nums[ncand], sizeof nums[0], "%u", g->pending_posts);
-        ok &= batch_add(batch, 4,
-                        (const char *[]){"HINCRBY", keys[FLOOD_BUCKETS], "_posts", nums[ncand]});
-        for (size_t i = 0; i < ncand; i++) {
-            if (g->rules[cand[i]].pending == 0)
-                continue;
-            snprintf(nums[i], sizeof nums[0], "%u", g->rules[cand[i]].pending);
-            ok &= batch_add(
-                batch, 4,
-                (const char *[]){"HINCRBY", keys[FLOOD_BUCKETS], g->rules[cand[i]].field, nums[i]});
-        }
-        ok &= batch_add(batch, 3, (const char *[]){"EXPIRE", keys[FLOOD_BUCKETS], expire_s});
-    }
-    /* 2. the fleet's totals over the window, for the candidates */
-    size_t first_total = batch->ncmds;
-    int64_t b = (int64_t)now / g->bucket_s;
-    if (ncand) {
-        for (int64_t k = 0; k < FLOOD_BUCKETS; k++) {
-            bucket_key(g, b - k, keys[k], sizeof keys[0]);
-            const char *argv[FLOOD_MAX_CANDIDATES + 3];
-            argv[0] = "HMGET";
-            argv[1] = keys[k];
-            argv[2] = "_posts";
-            for (size_t i = 0; i < ncand; i++)
-                argv[3 + i] = g->rules[cand[i]].field;
-            ok &= batch_add(batch, (int)(3 + ncand), argv);
-        }
-    }
-    /* 3. the fleet's mutes */
-    size_t mutes_cmd = batch->ncmds;
-    ok &= batch_add(batch, 2, (const char *[]){"HGETALL", mutes_key});
-
-    int rc = ok && batch_exec(g, batch) == 0 ? 0 : TW_ERR_REDIS;
-    if (rc != 0) {
-        batch_free(batch, false);
-        free(batch), free(nums), free(keys);
+    t->g = g;
+    t->now = now;
+    t->ncand = pick_candidates(g, now, t->cand);
+    snprintf(t->mutes_key, sizeof t->mutes_key, "%s:mutes", g->prefix);
+    snprintf(t->expire_s, sizeof t->expire_s, "%u", g->defaults.window_s + 2 * g->bucket_s);
+    if (!tick_build_exchange(t) || batch_exec(g, &t->batch) != 0) {
+        batch_free(&t->batch, false);
+        free(t);
         decide_locally(g, now, on_mute, arg);
-        return rc;
+        return TW_ERR_REDIS;
     }
+    /* The counts are in the fleet's buckets: start counting afresh. */
     for (size_t i = 0; i < g->ntouched; i++)
         g->rules[g->touched[i]].pending = 0;
     g->ntouched = 0;
     g->pending_posts = 0;
-
     const char *expired[FLOOD_MAX_CANDIDATES];
     size_t nexpired = 0;
-    apply_fleet_mutes(g, batch->replies[mutes_cmd], now, expired, &nexpired);
-
-    /* 4. decide on the fleet's totals; HSETNX makes one worker the reporter of a mute */
-    flood_batch_t *claims = calloc(1, sizeof *claims);
-    uint32_t tripped[FLOOD_MAX_CANDIDATES];
-    uint64_t tripped_hits[FLOOD_MAX_CANDIDATES], tripped_posts[FLOOD_MAX_CANDIDATES];
-    size_t ntripped = 0;
-    for (size_t i = 0; claims && i < ncand; i++) {
-        flood_rule_t *rule = &g->rules[cand[i]];
-        if (rule->muted_until > now)
-            continue; /* muted by the fleet meanwhile */
-        uint64_t hits = 0, posts = 0;
-        for (size_t k = 0; k < FLOOD_BUCKETS; k++) {
-            const redisReply *r = batch->replies[first_total + k];
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != ncand + 1)
-                continue;
-            posts += (uint64_t)reply_int(r->element[0]);
-            hits += (uint64_t)reply_int(r->element[1 + i]);
-        }
-        if (!over_limit(rule, hits, posts))
-            continue;
-        if (batch_add(claims, 4, (const char *[]){"HSETNX", mutes_key, rule->field, until_s})) {
-            tripped[ntripped] = cand[i];
-            tripped_hits[ntripped] = hits;
-            tripped_posts[ntripped++] = posts;
-        }
-    }
-    if (claims && (ntripped || nexpired)) {
-        for (size_t i = 0; i < nexpired; i++)
-            batch_add(claims, 3, (const char *[]){"HDEL", mutes_key, expired[i]});
-        char keep_s[24];
-        snprintf(keep_s, sizeof keep_s, "%u", 2 * g->defaults.cooloff_s + 60);
-        batch_add(claims, 3, (const char *[]){"EXPIRE", mutes_key, keep_s});
-        bool sent = batch_exec(g, claims) == 0;
-        for (size_t i = 0; i < ntripped; i++) {
-            bool here = !sent || reply_int(claims->replies[i]) == 1;
-            mute(g, &g->rules[tripped[i]], now, tripped_hits[i], tripped_posts[i], sent, here,
-                 on_mute, arg);
-        }
-        batch_free(claims, sent);
-    }
-    free(claims);
-    batch_free(batch, true);
-    free(batch), free(nums), free(keys);
+    apply_fleet_mutes(g, t->batch.replies[t->mutes_cmd], now, expired, &nexpired);
+    tick_claim_mutes(t, expired, nexpired, on_mute, arg);
+    batch_free(&t->batch, true);
+    free(t);
     return 0;
 }
