@@ -315,6 +315,8 @@ def main():
 
 
 def markdown(result):
+    """One table (kinds, scripts, the 15 blocks worst in the default views, totals), then the
+    recall of each kind within each script."""
     views = list(VIEWS)
     rec = result["recall"]
 
@@ -323,16 +325,16 @@ def markdown(result):
         return "| %s | %d | %s |\n" % (name, posts, " | ".join("%.3f" % r[v]["recall"] for v in views))
 
     head = "| %s | posts | %s |\n|---|---:|%s\n" % ("%s", " | ".join(views), "---:|" * len(views))
-    out = head % "kind" + "".join(row(k, r) for k, r in sorted(rec["kind"].items()))
-    out += "\n" + head % "script" + "".join(row(k, r) for k, r in sorted(rec["script"].items()))
-    out += "\n" + head % "script/kind" + "".join(row(k, r) for k, r in sorted(rec["script_kind"].items()))
+    out = head % "variants"
+    out += "".join(row("kind `%s`" % k, r) for k, r in sorted(rec["kind"].items()))
+    out += "".join(row("script %s" % k, r) for k, r in sorted(rec["script"].items()))
     worst = sorted(rec["block"].items(), key=lambda kv: (kv[1]["default"]["recall"], -kv[1]["default"]["posts"]))
-    out += "\n" + head % "Unicode block (worst 15 in default)"
-    out += "".join(row(k, r) for k, r in worst[:15])
+    out += "".join(row("block %s" % k, r) for k, r in worst[:15])
     out += row("**assigned code points**", rec["assigned"])
     out += row("**all, %d blocks**" % len(worst), rec["all"])
     out += "\nreal posts hit (of %d): %s\n" % (result["real_posts"], ", ".join(
         "%s %d" % (v, result["real_posts_hit"][v]) for v in views))
+    out += "\n" + head % "script/kind" + "".join(row(k, r) for k, r in sorted(rec["script_kind"].items()))
     return out
 
 
