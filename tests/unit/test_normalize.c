@@ -17,7 +17,8 @@
 #define REF_OPTIONS                                                                                \
     ((utf8proc_option_t)(UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE | UTF8PROC_IGNORE))
 
-/* Whole-string reference: U+FFF9..FFFB dropped like the default-ignorables, utf8proc_map()
+/* Whole-string reference: every format character (gc=Cf) and the unassigned default-ignorables
+ * (U+2065, U+FFF0..FFF8, U+E0000..E0FFF) dropped like the assigned ones, utf8proc_map()
  * for the text, then whitespace (Zs, Zl, Zp, Cc) collapsed and trimmed, as the module
  * documents. Returns a malloc'ed string; *out_len its length. */
 static char *ref_normalize(const char *src, size_t len, size_t *out_len)
@@ -31,13 +32,21 @@ static char *ref_normalize(const char *src, size_t len, size_t *out_len)
         free(in);
         return NULL;
     }
-    for (size_t i = 0; i < len; i++) {
-        if (i + 2 < len && memcmp(src + i, "\xEF\xBF", 2) == 0 &&
-            (unsigned char)src[i + 2] >= 0xB9 && (unsigned char)src[i + 2] <= 0xBB) {
-            i += 2;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)src + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0) { /* invalid: let utf8proc_map() below refuse it */
+            in[in_len++] = src[i++];
             continue;
         }
-        in[in_len++] = src[i];
+        bool drop = utf8proc_category(cp) == UTF8PROC_CATEGORY_CF || cp == 0x2065 ||
+                    (cp >= 0xFFF0 && cp <= 0xFFF8) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+        if (!drop) {
+            memcpy(in + in_len, src + i, (size_t)k);
+            in_len += (size_t)k;
+        }
+        i += (size_t)k;
     }
     if (in_len == 0) {
         free(in);

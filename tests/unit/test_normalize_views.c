@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "normalize/confusables_table.h"
 #include "tw_test.h"
+#include "util/utf8.h"
 
 /* view text of src, with the map composed into src's bytes */
 static char *view_of(const char *src, normalize_view_t view, normalized_t *out)
@@ -194,10 +197,58 @@ TW_TEST(test_views_random)
     normalized_fini(&v);
 }
 
+/* Default-ignorable code points that utf8proc does not drop (the unassigned ones) and format
+ * characters (gc=Cf) that are not default-ignorable (Arabic number signs, Egyptian hieroglyph
+ * format controls...): put between the letters of a word, each must leave the word whole in
+ * every view, as a zero-width space does (perf/evasion_unicode.py, kind "ignorable"). */
+static bool is_unassigned_default_ignorable(int32_t cp)
+{
+    return cp == 0x2065 || (cp >= 0xFFF0 && cp <= 0xFFF8) ||
+           (cp >= 0xE0000 && cp <= 0xE0FFF && utf8proc_category(cp) == UTF8PROC_CATEGORY_CN);
+}
+
+TW_TEST(test_format_and_unassigned_ignorables_dropped)
+{
+    normalized_t v;
+    normalized_init(&v);
+    size_t checked = 0;
+    for (int32_t cp = 0x80; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        if (utf8proc_category(cp) != UTF8PROC_CATEGORY_CF && !is_unassigned_default_ignorable(cp))
+            continue;
+        unsigned char c[4];
+        size_t n = utf8_encode(cp, c);
+        char text[32];
+        size_t o = 0;
+        const char *word = "word";
+        for (size_t i = 0; word[i]; i++) {
+            if (i) {
+                memcpy(text + o, c, n);
+                o += n;
+            }
+            text[o++] = word[i];
+        }
+        text[o] = '\0';
+        for (int view = 0; view < NORM_VIEW_COUNT; view++) {
+            const char *got = view_of(text, (normalize_view_t)view, &v);
+            if (strcmp(got, "word") != 0)
+                TW_FAIL("U+%04X between letters, view %s: \"%s\"", (unsigned)cp,
+                        normalize_view_name((normalize_view_t)view), got);
+        }
+        checked++;
+    }
+    /* 170 format characters, U+2065, U+FFF0-FFF8 and the ~3,760 unassigned code points of
+     * U+E0000-E0FFF */
+    TW_ASSERT(checked > 3900);
+    normalized_fini(&v);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(test_skeleton_strips_marks), TW_CASE(test_skeleton_confusables),
            TW_CASE(test_skeleton_arabic), TW_CASE(test_skeleton_offsets_point_at_original),
            TW_CASE(test_skeleton_same_flag), TW_CASE(test_squash), TW_CASE(test_squash_offsets),
-           TW_CASE(test_view_names), TW_CASE(test_views_random));
+           TW_CASE(test_view_names), TW_CASE(test_views_random),
+           TW_CASE(test_format_and_unassigned_ignorables_dropped));
 }
