@@ -167,6 +167,58 @@ static int norm_skel_emit(normalized_t *out, int32_t cp, uint32_t start, uint32_
     return norm_push(out, (const char *)bytes, n, start, end);
 }
 
+/* True when the punctuation or space at folded byte at is one that NFKC spelled around the
+ * letters of a single original character: U+249C is "(a)", U+013F "l" + middle dot, U+037A
+ * " " + iota. Those are the folded bytes that all map to the same original range
+ * (longer than one byte: an ASCII original maps to itself); the group must hold a letter or
+ * digit and no combining mark ("(" + U+0301 is typed punctuation carrying an accent). The
+ * skeleton drops such punctuation, so "f\u24b0ck" reads as the word it draws. The letters of
+ * the group are recorded in info as changed. */
+static bool norm_skel_added_punct(const normalized_t *folded, size_t at,
+                                  normalize_skeleton_info_t *info)
+{
+    uint32_t a = folded->src_start[at], b = folded->src_end[at];
+    if (b - a <= 1)
+        return false;
+    size_t gs = at, ge = at + 1;
+    while (gs > 0 && folded->src_start[gs - 1] == a && folded->src_end[gs - 1] == b)
+        gs--;
+    while (ge < folded->len && folded->src_start[ge] == a && folded->src_end[ge] == b)
+        ge++;
+    const unsigned char *s = (const unsigned char *)folded->text;
+    unsigned runs = 0; /* runs of letters and digits */
+    bool in_run = false;
+    for (size_t k = gs; k < ge;) {
+        size_t n;
+        int32_t cp = utf8_decode(s + k, s + ge, &n);
+        utf8proc_category_t cat = utf8proc_category(cp);
+        if (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME)
+            return false;
+        bool alnum = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                     (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+        runs += alnum && !in_run;
+        in_run = alnum;
+        k += n;
+    }
+    /* One run: "(a)", "10.". Punctuation between letters ("c/o" U+2105, "a.m." U+33C2, the
+     * spaces of the Arabic phrase U+FDFD) separates words and stays. */
+    if (runs != 1)
+        return false;
+    info->same = false;
+    for (size_t k = gs; k < ge; k++) {
+        if (s[k] >= 0x80)
+            info->other = true;
+        else if ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= '0' && s[k] <= '9'))
+            norm_info_ascii(info, s[k]);
+    }
+    return true;
+}
+
+static bool norm_is_ascii_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
 int normalize_skeleton(const normalized_t *folded, normalized_t *out, bool *same)
 {
     normalize_skeleton_info_t info;
@@ -189,14 +241,17 @@ int normalize_skeleton_ex(const normalized_t *folded, normalized_t *out,
     size_t i = 0;
     while (i < len) {
         if (s[i] < 0x80) {
-            /* ASCII runs are copied with an identity map. */
+            /* ASCII runs are copied with an identity map, less the punctuation NFKC added. */
             size_t j = i;
             while (j < len && s[j] < 0x80)
                 j++;
             if ((rc = norm_reserve(out, out->len + (j - i) + 2)) != 0)
                 goto fail;
-            memcpy(out->text + out->len, s + i, j - i);
             for (size_t k = i; k < j; k++) {
+                if (folded->src_end[k] - folded->src_start[k] > 1 && !norm_is_ascii_alnum(s[k]) &&
+                    norm_skel_added_punct(folded, k, info))
+                    continue;
+                out->text[out->len] = (char)s[k];
                 out->src_start[out->len] = (uint32_t)k;
                 out->src_end[out->len] = (uint32_t)k + 1;
                 out->len++;
@@ -208,6 +263,13 @@ int normalize_skeleton_ex(const normalized_t *folded, normalized_t *out,
         int32_t cp = utf8_decode(s + i, s + len, &n);
         uint32_t start = (uint32_t)i, end = (uint32_t)(i + n);
         const utf8proc_property_t *prop = utf8proc_get_property(cp);
+        bool punct_or_space =
+            (prop->category >= UTF8PROC_CATEGORY_PC && prop->category <= UTF8PROC_CATEGORY_PO) ||
+            (prop->category >= UTF8PROC_CATEGORY_ZS && prop->category <= UTF8PROC_CATEGORY_ZP);
+        if (punct_or_space && norm_skel_added_punct(folded, i, info)) {
+            i += n; /* non-ASCII punctuation NFKC added: the middle dot of U+013F */
+            continue;
+        }
         bool hangul = cp >= 0xAC00 && cp <= 0xD7A3;
         /* Spanish ñ is a letter of its own, not an accented n: "año" (year) is not "ano". */
         bool keep = cp == 0x00F1;

@@ -197,6 +197,43 @@ TW_TEST(test_views_random)
     normalized_fini(&v);
 }
 
+/* NFKC spells some single characters as a letter with punctuation around it: U+249C and
+ * U+1F110 are "(a)", U+013F "l" + middle dot. The skeleton keeps the letter of such a
+ * character and drops the punctuation that came with it, so "f\u24b0ck" reads as a word;
+ * punctuation typed as such, next to a combining mark, or between two letters of one
+ * character (U+2105 "c/o") stays. */
+TW_TEST(test_skeleton_drops_punctuation_added_by_nfkc)
+{
+    normalized_t v;
+    normalized_init(&v);
+    TW_ASSERT_STR_EQ(view_of("f\u24b0ck", NORM_VIEW_FOLDED, &v), "f(u)ck");
+    TW_ASSERT_STR_EQ(view_of("f\u24b0ck", NORM_VIEW_SKELETON, &v), "fuck");
+    TW_ASSERT_STR_EQ(view_of("\U0001F110\U0001F111c", NORM_VIEW_SKELETON, &v), "abc");
+    TW_ASSERT_STR_EQ(view_of("\u2105 \u013Fo\u0140", NORM_VIEW_SKELETON, &v), "c/o lol");
+    TW_ASSERT_STR_EQ(view_of("f\u24b0ck", NORM_VIEW_SQUASH, &v), "fuck");
+    /* typed punctuation, and punctuation carrying a mark, are not NFKC's */
+    TW_ASSERT_STR_EQ(view_of("(a) c/o x(\u0301y", NORM_VIEW_SKELETON, &v), "(a) c/o x(y");
+    /* a character that NFKC turns into punctuation alone keeps it (fullwidth parenthesis) */
+    TW_ASSERT_STR_EQ(view_of("\uff08a\uff09", NORM_VIEW_SKELETON, &v), "(a)");
+    /* the letter kept maps to the whole original character */
+    const char *src = "x \u24b0";
+    TW_ASSERT_STR_EQ(view_of(src, NORM_VIEW_SKELETON, &v), "x u");
+    TW_ASSERT_INT_EQ(v.src_start[2], 2);
+    TW_ASSERT_INT_EQ(v.src_end[2], 5);
+    /* the skeleton is not the folded text, and says the letter changed */
+    normalized_t folded, skel;
+    normalized_init(&folded);
+    normalized_init(&skel);
+    normalize_skeleton_info_t info;
+    TW_ASSERT_INT_EQ(normalize_text("f\u24b0ck", strlen("f\u24b0ck"), &folded), 0);
+    TW_ASSERT_INT_EQ(normalize_skeleton_ex(&folded, &skel, &info), 0);
+    TW_ASSERT(!info.same);
+    TW_ASSERT(info.ascii['u' >> 5] & (1u << ('u' & 31)));
+    normalized_fini(&folded);
+    normalized_fini(&skel);
+    normalized_fini(&v);
+}
+
 /* Default-ignorable code points that utf8proc does not drop (the unassigned ones) and format
  * characters (gc=Cf) that are not default-ignorable (Arabic number signs, Egyptian hieroglyph
  * format controls...): put between the letters of a word, each must leave the word whole in
@@ -250,5 +287,6 @@ int main(void)
            TW_CASE(test_skeleton_arabic), TW_CASE(test_skeleton_offsets_point_at_original),
            TW_CASE(test_skeleton_same_flag), TW_CASE(test_squash), TW_CASE(test_squash_offsets),
            TW_CASE(test_view_names), TW_CASE(test_views_random),
-           TW_CASE(test_format_and_unassigned_ignorables_dropped));
+           TW_CASE(test_format_and_unassigned_ignorables_dropped),
+           TW_CASE(test_skeleton_drops_punctuation_added_by_nfkc));
 }
