@@ -56,6 +56,23 @@ TW_TEST(test_skeleton_confusables)
     normalized_fini(&v);
 }
 
+/* Small capitals read as their letters (the "small caps" text generators' output), and so do
+ * capitals that case folding turns into one (U+01A6 becomes U+0280). */
+TW_TEST(test_skeleton_small_capitals)
+{
+    normalized_t v;
+    normalized_init(&v);
+    TW_ASSERT_STR_EQ(
+        view_of("\ua731\u1d0d\u1d00\u029f\u029f \u1d04\u1d00\u1d18\ua731", NORM_VIEW_SKELETON, &v),
+        "small caps");
+    TW_ASSERT_STR_EQ(view_of("\u1d04\u1d0f\u1d1c\u0274\u1d1b \u1d21\u1d0f\u0280\u1d05 "
+                             "\u029c\u026a \u1d22\u1d07\u0280\u1d0f \u028f\u1d07\u1d1b",
+                             NORM_VIEW_SKELETON, &v),
+                     "count word hi zero yet");
+    TW_ASSERT_STR_EQ(view_of("\u01a6", NORM_VIEW_SKELETON, &v), "r");
+    normalized_fini(&v);
+}
+
 TW_TEST(test_skeleton_arabic)
 {
     normalized_t v, w;
@@ -288,5 +305,6 @@ int main(void)
            TW_CASE(test_skeleton_same_flag), TW_CASE(test_squash), TW_CASE(test_squash_offsets),
            TW_CASE(test_view_names), TW_CASE(test_views_random),
            TW_CASE(test_format_and_unassigned_ignorables_dropped),
-           TW_CASE(test_skeleton_drops_punctuation_added_by_nfkc));
+           TW_CASE(test_skeleton_drops_punctuation_added_by_nfkc),
+           TW_CASE(test_skeleton_small_capitals));
 }
