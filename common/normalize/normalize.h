@@ -1,8 +1,9 @@
 /* Text normalization: the text rules and fingerprints see.
  *
  * Produces NFKC + full case folded UTF-8 with default-ignorable code points (zero-width,
- * bidi controls, soft hyphen...) removed and whitespace runs collapsed to one ASCII space,
- * and a byte-offset map back to the original so spans in alerts point at original bytes. */
+ * bidi controls, soft hyphen..., assigned or not) and the other format characters removed,
+ * whitespace runs collapsed to one ASCII space, and a byte-offset map back to the original so
+ * spans in alerts point at original bytes. */
 #ifndef TW_NORMALIZE_H
 #define TW_NORMALIZE_H
 
@@ -44,11 +45,14 @@ void normalized_span_to_source(const normalized_t *norm, size_t start, size_t en
 
 /* Views: the same post seen three ways, each scanned by the patterns that opted into it.
  * - folded:   normalize_text() output above (NFKC + case fold + invisibles + whitespace).
- * - skeleton: folded, then canonically decomposed with Latin/Greek/Cyrillic/Hebrew/Arabic
- *             combining marks dropped (gi\u1ea3 -> gia, caf\u00e9 -> cafe, Arabic tashkeel), Arabic
- *             tatweel removed and alef/yeh/teh marbuta forms unified, and every non-ASCII code
- *             point that Unicode's confusables.txt says looks like ASCII text replaced by that
- *             ASCII (Cyrillic \u0430 -> a, Greek \u03bf -> o, ...; common/confusables_table.c).
+ * - skeleton: folded, less the punctuation NFKC spelled around the letter of one character
+ *             (U+249C is "(a)" in folded, "a" here), then canonically decomposed with
+ *             Latin/Greek/Cyrillic/Hebrew/Arabic combining marks dropped (gi\u1ea3 -> gia,
+ *             caf\u00e9 -> cafe, Arabic tashkeel), Arabic tatweel removed and alef/yeh/teh
+ *             marbuta forms (and the Urdu/Persian heh, kaf and yeh forms) unified, and every
+ *             non-ASCII code point that Unicode's confusables.txt says looks like ASCII text
+ *             replaced by that ASCII (Cyrillic \u0430 -> a, Greek \u03bf -> o, ...;
+ *             common/normalize/confusables_table.c).
  *             ASCII is never changed, so the skeleton of ASCII text is the text itself.
  * - squash:   skeleton, then leetspeak digits and symbols read as letters (0->o 1->i 3->e 4->a
  *             5->s 7->t 8->b 9->g @->a $->s !->i |->l +->t), separators between single letters
