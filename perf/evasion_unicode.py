@@ -374,7 +374,7 @@ def markdown(result):
         changed = [(k, r) for k, r in rec["block"].items() if k in base["block"] and
                    abs(r["default"]["recall"] - base["block"][k]["default"]["recall"]) >= 0.05]
         changed.sort(key=lambda kv: -kv[1]["default"]["posts"])
-        out += rows("block", "block %s (changed)", changed)
+        out += rows("block", "block %s (changed)", changed[:12])
     out += row("**assigned code points**", rec["assigned"], (base or {}).get("assigned"))
     out += row("**all, %d blocks**" % len(worst), rec["all"], (base or {}).get("all"))
     out += "\nreal posts hit (of %d): %s\n" % (result["real_posts"], ", ".join(

@@ -17,6 +17,13 @@ enum {
     PAT_DOMAINS,   /* never compiled: a domains_file pattern, looked up per host */
 };
 
+/* Which script check a hit of a derived-view keyword must pass (match_scan.c). */
+typedef enum {
+    MATCH_GUARD_NONE,
+    MATCH_GUARD_LATIN, /* Latin keyword: not ordinary text of another script */
+    MATCH_GUARD_MIXED, /* Cyrillic or Greek keyword: only a span mixing Latin letters in */
+} match_guard_t;
+
 /* One compiled expression: a rule pattern in one view. Hyperscan ids index db->pats. Plain
  * data with fixed-size fields: the on-disk cache stores the array as it is. */
 typedef struct {
@@ -28,7 +35,7 @@ typedef struct {
     uint8_t bound_right; /* keyword ends with a word character: check the one after */
     uint8_t view;        /* normalize_view_t scanned */
     uint8_t group;       /* rule_group_t */
-    uint8_t guard;       /* Latin keyword in a derived view: check the span's scripts */
+    uint8_t guard;       /* match_guard_t: check the span's scripts (keyword in a derived view) */
     uint8_t all_index;
     uint8_t pad;
 } match_pat_t;
@@ -143,6 +150,7 @@ int32_t match_cp_at(const unsigned char *text, size_t pos, size_t len);
 bool match_cp_is_latin(int32_t cp);
 bool match_cp_is_letter(int32_t cp);
 bool match_keyword_derivable(const char *kw, bool *latin);
+bool match_keyword_cyrillic_or_greek(const char *kw);
 
 /* match_regex.c */
 match_regex_traits_t match_regex_traits(const char *re);

@@ -90,11 +90,15 @@ static void match_count_scripts(const unsigned char *text, size_t start, size_t 
  * (Russian "сор" reads as "cop") must not count, so such a hit counts only when the
  * span mixes Latin with other letters, or when the post as a whole is mostly Latin (a Cyrillic word
  * standing for an English one in English text). Spans that are all Latin (accents, leetspeak)
- * always count. */
-static bool match_guard_ok(match_ctx_t *ctx, size_t fstart, size_t fend)
+ * always count. A Cyrillic or Greek keyword's hit in the skeleton (MATCH_GUARD_MIXED) counts
+ * only when the span mixes Latin with other letters: all Latin is the English look-alike or
+ * a transliteration, all Cyrillic is folded's business. */
+static bool match_guard_ok(match_ctx_t *ctx, const match_pat_t *pat, size_t fstart, size_t fend)
 {
     size_t latin = 0, other = 0;
     match_count_scripts(ctx->folded, fstart, fend, &latin, &other);
+    if (pat->guard == MATCH_GUARD_MIXED)
+        return latin > 0 && other > 0; /* see match_keyword_collect */
     if (other == 0 || latin > 0)
         return true;
     if (ctx->latin_post < 0) {
@@ -172,7 +176,7 @@ static bool match_hit_span(match_ctx_t *ctx, const match_pat_t *pat, unsigned lo
         /* A derived view: spans are reported in folded coordinates. */
         size_t fs, fe;
         normalized_span_to_source(ctx->view, start, end, &fs, &fe);
-        if (pat->guard && !match_guard_ok(ctx, fs, fe))
+        if (pat->guard != MATCH_GUARD_NONE && !match_guard_ok(ctx, pat, fs, fe))
             return false;
         if (pat->view == NORM_VIEW_SQUASH && pat->kind == PAT_KEYWORD &&
             !match_span_obfuscated(ctx->folded, fs, fe))

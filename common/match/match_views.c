@@ -29,13 +29,13 @@ int match_items_add(match_items_t *list, char *expr, unsigned flags, const match
 
 /* Adds the keyword text kw (already in view's form) as a literal of the view. */
 static int match_keyword_add(match_items_t *list, const char *kw, size_t len, rule_mode_t mode,
-                             normalize_view_t view, bool guard, match_pat_t base)
+                             normalize_view_t view, match_guard_t guard, match_pat_t base)
 {
     const unsigned char *p = (const unsigned char *)kw;
     base.kind = PAT_KEYWORD;
     base.len = (uint32_t)len;
     base.view = (uint8_t)view;
-    base.guard = guard;
+    base.guard = (uint8_t)guard;
     base.bound_left = (mode == RULE_MODE_WORD || mode == RULE_MODE_PREFIX) &&
                       match_cp_is_word(match_cp_at(p, 0, len));
     base.bound_right = (mode == RULE_MODE_WORD || mode == RULE_MODE_SUFFIX) &&
@@ -83,27 +83,40 @@ int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[],
             derivable = false;
     }
     unsigned views = match_pattern_views(rs, rp, derivable);
+    match_guard_t guard = latin ? MATCH_GUARD_LATIN : MATCH_GUARD_NONE;
     if (views & RULE_VIEW_FOLDED)
         rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], rp->text, kwlen, mode, NORM_VIEW_FOLDED,
-                               false, base);
+                               MATCH_GUARD_NONE, base);
     if (rc == 0 && (views & RULE_VIEW_SKELETON)) {
         rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SKELETON, tmp);
         if (rc == 0 && tmp->len) {
             rc = match_keyword_add(&lists[NORM_VIEW_SKELETON], tmp->text, tmp->len, mode,
-                                   NORM_VIEW_SKELETON, latin, base);
+                                   NORM_VIEW_SKELETON, guard, base);
             /* Posts whose skeleton is their folded text (most: plain ASCII) skip the skeleton
              * scan, so a keyword whose skeleton differs (Arabic "مدرسة" -> "مدرسه") is looked
              * for in folded text as well. */
             if (rc == 0 && (tmp->len != kwlen || memcmp(tmp->text, rp->text, kwlen) != 0))
                 rc = match_keyword_add(&lists[NORM_VIEW_FOLDED], tmp->text, tmp->len, mode,
-                                       NORM_VIEW_FOLDED, false, base);
+                                       NORM_VIEW_FOLDED, MATCH_GUARD_NONE, base);
         }
+    }
+    if (rc == 0 && !derivable && match_keyword_cyrillic_or_greek(rp->text) &&
+        (match_pattern_views(rs, rp, true) & RULE_VIEW_SKELETON)) {
+        /* A Cyrillic or Greek keyword stays in folded, so that it never fires on the English
+         * word its look-alikes spell ("\u0441\u0443\u043a\u0430" reads "cyka"), but it is also
+         * looked for in the skeleton where the span mixes Latin letters with others
+         * ("c\u0443\u043aa" with Latin c and a): that is how such a word is written past a filter.
+         * Only in the skeleton database: the skeleton of a plain Latin post is not scanned. */
+        rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SKELETON, tmp);
+        if (rc == 0 && tmp->len && (tmp->len != kwlen || memcmp(tmp->text, rp->text, kwlen) != 0))
+            rc = match_keyword_add(&lists[NORM_VIEW_SKELETON], tmp->text, tmp->len, mode,
+                                   NORM_VIEW_SKELETON, MATCH_GUARD_MIXED, base);
     }
     if (rc == 0 && (views & RULE_VIEW_SQUASH)) {
         rc = normalize_text_view(rp->text, kwlen, NORM_VIEW_SQUASH, tmp);
         if (rc == 0 && tmp->len)
             rc = match_keyword_add(&lists[NORM_VIEW_SQUASH], tmp->text, tmp->len, mode,
-                                   NORM_VIEW_SQUASH, latin, base);
+                                   NORM_VIEW_SQUASH, guard, base);
         /* "f r e e m o n e y" squashes to one word, "fremoney": a phrase is also looked for
          * with its spaces taken out. */
         if (rc == 0 && tmp->len && memchr(tmp->text, ' ', tmp->len)) {
@@ -115,7 +128,7 @@ int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[],
             tmp->text[o] = '\0';
             if (o)
                 rc = match_keyword_add(&lists[NORM_VIEW_SQUASH], tmp->text, o, mode,
-                                       NORM_VIEW_SQUASH, latin, base);
+                                       NORM_VIEW_SQUASH, guard, base);
         }
     }
     return rc;

@@ -84,3 +84,36 @@ bool match_keyword_derivable(const char *kw, bool *latin)
     *latin = nlatin > 0;
     return nother == 0 && !(nlatin && narabic);
 }
+
+static bool match_cp_is_cyrillic(int32_t cp)
+{
+    return (cp >= 0x0400 && cp <= 0x052F) || (cp >= 0x1C80 && cp <= 0x1C8F) ||
+           (cp >= 0x2DE0 && cp <= 0x2DFF) || (cp >= 0xA640 && cp <= 0xA69F);
+}
+
+static bool match_cp_is_greek(int32_t cp)
+{
+    return (cp >= 0x0370 && cp <= 0x03FF) || (cp >= 0x1F00 && cp <= 0x1FFF);
+}
+
+/* A keyword whose letters are all Cyrillic or all Greek: Latin letters that look like some of
+ * them (c for \u0441, o for \u043e or \u03bf) are the usual way to write it past a filter. */
+bool match_keyword_cyrillic_or_greek(const char *kw)
+{
+    size_t ncyrillic = 0, ngreek = 0, nother = 0;
+    const unsigned char *p = (const unsigned char *)kw;
+    size_t len = strlen(kw);
+    for (size_t i = 0; i < len;) {
+        int32_t cp = match_cp_at(p, i, len);
+        i += p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
+        if (cp < 0 || !match_cp_is_letter(cp))
+            continue;
+        if (match_cp_is_cyrillic(cp))
+            ncyrillic++;
+        else if (match_cp_is_greek(cp))
+            ngreek++;
+        else
+            nother++;
+    }
+    return nother == 0 && ((ncyrillic > 0) != (ngreek > 0));
+}
