@@ -21,7 +21,7 @@ enum {
 typedef enum {
     MATCH_GUARD_NONE,
     MATCH_GUARD_LATIN, /* Latin keyword: not ordinary text of another script */
-    MATCH_GUARD_MIXED, /* Cyrillic or Greek keyword: only a span mixing Latin letters in */
+    MATCH_GUARD_MIXED, /* Cyrillic or Greek keyword: only a span mixing scripts */
 } match_guard_t;
 
 /* One compiled expression: a rule pattern in one view. Hyperscan ids index db->pats. Plain
@@ -150,6 +150,8 @@ int32_t match_cp_at(const unsigned char *text, size_t pos, size_t len);
 bool match_cp_is_latin(int32_t cp);
 bool match_cp_is_letter(int32_t cp);
 bool match_keyword_derivable(const char *kw, bool *latin);
+bool match_cp_is_cyrillic(int32_t cp);
+bool match_cp_is_greek(int32_t cp);
 bool match_keyword_cyrillic_or_greek(const char *kw);
 
 /* match_regex.c */

@@ -85,20 +85,41 @@ static void match_count_scripts(const unsigned char *text, size_t start, size_t 
     }
 }
 
+/* True when the letters of text[start, end) belong to two or more of Latin, Cyrillic, Greek
+ * and the other scripts. */
+static bool match_span_mixes_scripts(const unsigned char *text, size_t start, size_t end)
+{
+    unsigned seen = 0;
+    for (size_t i = start; i < end;) {
+        int32_t cp = match_cp_at(text, i, end);
+        i += text[i] < 0x80 ? 1 : text[i] < 0xE0 ? 2 : text[i] < 0xF0 ? 3 : 4;
+        if (cp < 0 || !match_cp_is_letter(cp))
+            continue;
+        unsigned script = match_cp_is_latin(cp)      ? 1u
+                          : match_cp_is_cyrillic(cp) ? 2u
+                          : match_cp_is_greek(cp)    ? 4u
+                                                     : 8u;
+        seen |= script;
+        if (seen & (seen - 1))
+            return true;
+    }
+    return false;
+}
+
 /* The guard for a Latin keyword found in a derived view: the original may have reached the
  * keyword's letters through other scripts' look-alikes. Ordinary Cyrillic or Greek words
  * (Russian "сор" reads as "cop") must not count, so such a hit counts only when the
  * span mixes Latin with other letters, or when the post as a whole is mostly Latin (a Cyrillic word
  * standing for an English one in English text). Spans that are all Latin (accents, leetspeak)
  * always count. A Cyrillic or Greek keyword's hit in the skeleton (MATCH_GUARD_MIXED) counts
- * only when the span mixes Latin with other letters: all Latin is the English look-alike or
- * a transliteration, all Cyrillic is folded's business. */
+ * only when the span mixes scripts (Latin, Greek or other look-alikes among its letters): all
+ * Latin is the English look-alike or a transliteration, all Cyrillic is folded's business. */
 static bool match_guard_ok(match_ctx_t *ctx, const match_pat_t *pat, size_t fstart, size_t fend)
 {
+    if (pat->guard == MATCH_GUARD_MIXED)
+        return match_span_mixes_scripts(ctx->folded, fstart, fend);
     size_t latin = 0, other = 0;
     match_count_scripts(ctx->folded, fstart, fend, &latin, &other);
-    if (pat->guard == MATCH_GUARD_MIXED)
-        return latin > 0 && other > 0; /* see match_keyword_collect */
     if (other == 0 || latin > 0)
         return true;
     if (ctx->latin_post < 0) {

@@ -85,13 +85,13 @@ bool match_keyword_derivable(const char *kw, bool *latin)
     return nother == 0 && !(nlatin && narabic);
 }
 
-static bool match_cp_is_cyrillic(int32_t cp)
+bool match_cp_is_cyrillic(int32_t cp)
 {
     return (cp >= 0x0400 && cp <= 0x052F) || (cp >= 0x1C80 && cp <= 0x1C8F) ||
            (cp >= 0x2DE0 && cp <= 0x2DFF) || (cp >= 0xA640 && cp <= 0xA69F);
 }
 
-static bool match_cp_is_greek(int32_t cp)
+bool match_cp_is_greek(int32_t cp)
 {
     return (cp >= 0x0370 && cp <= 0x03FF) || (cp >= 0x1F00 && cp <= 0x1FFF);
 }

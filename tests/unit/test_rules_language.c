@@ -145,6 +145,10 @@ TW_TEST(test_cyrillic_greek_keywords_see_latin_lookalikes)
     TW_ASSERT_STR_EQ(fx_hits(&fx, "well cуkа really", NULL, out), "ru");
     /* the transliteration, all Latin, is another matter */
     TW_ASSERT_STR_EQ(fx_hits(&fx, "cyka blyat, это да", NULL, out), "");
+    /* look-alikes of a third script: Greek alpha in the Russian word; a word all of Greek
+     * letters (lunate sigma, gamma, kappa, alpha read "cyka" too) is Greek text */
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "это сукα да", NULL, out), "ru");
+    TW_ASSERT_STR_EQ(fx_hits(&fx, "это ϲγκα да", NULL, out), "");
     /* Greek with Latin o/k/a, accents or not */
     TW_ASSERT_STR_EQ(fx_hits(&fx, "είναι μaλάkες ναι", NULL, out), "el");
     TW_ASSERT_STR_EQ(fx_hits(&fx, "είναι μαλάκες ναι", NULL, out), "el");
