@@ -200,6 +200,53 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* `tidewatch rules check|test|diff ...`; returns the exit code. */
+static int main_rules(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[2], "test") == 0)
+        return rules_cmd_test(argv[3], argv[4]);
+    if (argc >= 6 && argc <= 7 && strcmp(argv[2], "diff") == 0) {
+        bool fail_on_loss = argc == 7 && strcmp(argv[6], "--fail-on-loss") == 0;
+        if (argc == 7 && !fail_on_loss) {
+            fprintf(stderr, "tidewatch rules diff: unknown option '%s'\n\n%s", argv[6], usage);
+            return 2;
+        }
+        return rules_diff(argv[3], argv[4], argv[5], fail_on_loss);
+    }
+    if (argc != 4 || strcmp(argv[2], "check") != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return rules_cmd_check(argv[3]);
+}
+
+/* The commands that take a configuration: config show, scan, demo, run. */
+static int main_configured(const char *cmd, bool show_config, config_t *cfg, const cli_args_t *args)
+{
+    if (show_config) {
+        config_dump_json(cfg, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "scan") == 0) {
+        if (args->npositional > 1) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        return scan_file(cfg, args->npositional ? args->positional[0] : "-") == 0 ? 0 : 1;
+    }
+    pthread_t tid;
+    long watchdog_s = cfg->shutdown_timeout_s;
+    pthread_create(&tid, NULL, watchdog_thread, &watchdog_s);
+    pthread_detach(tid);
+    if (strcmp(cmd, "demo") == 0) {
+        if (!getenv("TIDEWATCH_LOG_LEVEL") && log_threshold < LOG_LEVEL_WARN)
+            log_threshold = LOG_LEVEL_WARN; /* the demo's screen is the alerts */
+        return demo_main(cfg, &stop_requested) == 0 ? 0 : 1;
+    }
+    run_options_t opts = {.stop = &stop_requested};
+    return run_worker(cfg, &opts) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -216,23 +263,8 @@ int main(int argc, char **argv)
         printf("tidewatch %s\n", TIDEWATCH_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "rules") == 0) {
-        if (argc == 5 && strcmp(argv[2], "test") == 0)
-            return rules_cmd_test(argv[3], argv[4]);
-        if (argc >= 6 && argc <= 7 && strcmp(argv[2], "diff") == 0) {
-            bool fail_on_loss = argc == 7 && strcmp(argv[6], "--fail-on-loss") == 0;
-            if (argc == 7 && !fail_on_loss) {
-                fprintf(stderr, "tidewatch rules diff: unknown option '%s'\n\n%s", argv[6], usage);
-                return 2;
-            }
-            return rules_diff(argv[3], argv[4], argv[5], fail_on_loss);
-        }
-        if (argc != 4 || strcmp(argv[2], "check") != 0) {
-            fputs(usage, stderr);
-            return 2;
-        }
-        return rules_cmd_check(argv[3]);
-    }
+    if (strcmp(cmd, "rules") == 0)
+        return main_rules(argc, argv);
     if (strcmp(cmd, "config") == 0 && argc == 3 && strcmp(argv[2], "docs") == 0) {
         config_write_docs(stdout);
         return 0;
@@ -260,29 +292,7 @@ int main(int argc, char **argv)
         config_fini(&cfg);
         return rc;
     }
-    if (show_config) {
-        config_dump_json(&cfg, stdout);
-    } else if (strcmp(cmd, "scan") == 0) {
-        if (args.npositional > 1) {
-            fputs(usage, stderr);
-            rc = 2;
-        } else {
-            rc = scan_file(&cfg, args.npositional ? args.positional[0] : "-") == 0 ? 0 : 1;
-        }
-    } else {
-        pthread_t tid;
-        long watchdog_s = cfg.shutdown_timeout_s;
-        pthread_create(&tid, NULL, watchdog_thread, &watchdog_s);
-        pthread_detach(tid);
-        if (strcmp(cmd, "demo") == 0) {
-            if (!getenv("TIDEWATCH_LOG_LEVEL") && log_threshold < LOG_LEVEL_WARN)
-                log_threshold = LOG_LEVEL_WARN; /* the demo's screen is the alerts */
-            rc = demo_main(&cfg, &stop_requested) == 0 ? 0 : 1;
-        } else {
-            run_options_t opts = {.stop = &stop_requested};
-            rc = run_worker(&cfg, &opts) == 0 ? 0 : 1;
-        }
-    }
+    rc = main_configured(cmd, show_config, &cfg, &args);
     cli_args_fini(&args);
     config_fini(&cfg);
     return rc;

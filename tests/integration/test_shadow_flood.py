@@ -108,3 +108,48 @@ def test_shadow_rule_and_a_muted_flood_rule(kafka, workers, tmp_path):
     assert metric(text, "tidewatch_rule_hits_total", rule="broad.today", mode="shadow") >= 10
     assert metric(text, "tidewatch_rule_hits_total", rule="trial.free", mode="live") == 0
     assert workers.stop(w) == 0
+
+
+def test_fleet_wide_mute_seen_by_two_workers(kafka, redis_clean, workers, tmp_path):
+    """Two workers of one group sharing Redis: neither alone sees flood.min_posts posts, the
+    fleet does; the rule is muted once (one rule_muted record, decided on the fleet's counts)
+    and both workers apply the mute (their gauges say 1, later hits go to shadow)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    t = topics(kafka, "fleet", 4)
+    group = unique_name("fleet-g")
+    ports = [free_port(), free_port()]
+    url = redis_clean.url_for(6)
+    ws = [workers.start(worker_args(kafka, group, t, rules, ports[i], min_posts=30,
+                                    extra=("--redis", url)), name=f"fleet{i}")
+          for i in range(2)]
+
+    def both_assigned():
+        return all(any(r.get("msg", "").startswith("assigned ") and
+                       not r["msg"].startswith("assigned 0") for r in w.log_records())
+                   for w in ws)
+
+    wait_until(both_assigned, scaled(60), "both workers to own partitions", proc=ws[0])
+    # 40 posts over 4 partitions: about 20 per worker, below min_posts 30 alone
+    kafka.produce(t["in"], posts("f", 40, 4))
+    muted = kafka.consume_all(t["ctl"], expected_count=1, timeout=90)
+    assert len(muted) == 1, [m.value for m in muted]
+    record = muted[0].json()
+    assert record["rule"] == "broad.today" and record["decided_on"] == "fleet"
+    assert record["posts"] >= 30
+
+    def both_muted():
+        return all(metric(metrics(p), "tidewatch_rule_muted", rule="broad.today") == 1
+                   for p in ports)
+
+    wait_until(both_muted, scaled(30), "both workers to apply the mute", proc=ws[1])
+    kafka.produce(t["in"], posts("g", 8, 4))
+    wait_until(lambda: kafka.committed_offsets(group, t["in"]) == kafka.high_watermarks(t["in"]),
+               scaled(60), "all posts committed", proc=ws[0])
+    alerts = {a.key.decode() for a in kafka.consume_all(t["al"])}
+    assert not [k for k in alerts if k.startswith("g")], alerts
+    shadow = {s.key.decode() for s in kafka.consume_all(t["shadow"])}
+    assert {f"g{i}" for i in range(8)} <= shadow
+    assert len(kafka.consume_all(t["ctl"])) == 1  # still one record for the fleet
+    for w in ws:
+        assert workers.stop(w) == 0
