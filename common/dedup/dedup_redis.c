@@ -32,155 +32,7 @@
 #include "dedup/dedup.h"
 #include "util/log.h"
 #include "dedup/redis_cluster.h"
-
-/* Shared by both scripts: step 2, 3 and 5 of dedup.h for one post joining the cluster whose
- * hash is ckey (members ckey:m, authors ckey:a). One HMGET reads everything the post needs
- * (count, first/last, the cached author count, the signature, the five sample ids, the
- * milestone holders) and one HSET writes what changed, so a new post costs SADD, HMGET, PFADD,
- * HSET (+ PFCOUNT only when PFADD changed the HyperLogLog, + HGET-free milestone claims).
- * Expects window, min_authors, nms, ms and sigcache (cluster -> signature or false) in scope.
- * Returns {count, authors, first, last, replay, claimed, samples}. */
-#define DEDUP_LUA_UPDATE                                                                           \
-    "local fields = {'count', 'first', 'last', 'na', 'sig', 's1', 's2', 's3', 's4', 's5'}\n"       \
-    "for k = 1, nms do fields[10 + k] = 'm:' .. ms[k] end\n"                                       \
-    "local function update(ckey, cluster, pid, author, ts, sig)\n"                                 \
-    "  local added = redis.call('SADD', ckey .. ':m', pid)\n"                                      \
-    "  local h = redis.call('HMGET', ckey, unpack(fields))\n"                                      \
-    "  local count, first, last = tonumber(h[1]) or 0, tonumber(h[2]), tonumber(h[3])\n"           \
-    "  local na = tonumber(h[4])\n"                                                                \
-    "  local set = {}\n"                                                                           \
-    "  if h[5] then sigcache[cluster] = h[5]\n"                                                    \
-    "  elseif sig ~= '' then\n"                                                                    \
-    "    set[#set + 1] = 'sig' set[#set + 1] = sig sigcache[cluster] = sig\n"                      \
-    "  end\n"                                                                                      \
-    "  if added == 1 then\n"                                                                       \
-    "    count = count + 1\n"                                                                      \
-    "    set[#set + 1] = 'count' set[#set + 1] = count\n"                                          \
-    "    if count <= 5 then\n"                                                                     \
-    "      set[#set + 1] = 's' .. count set[#set + 1] = pid h[5 + count] = pid\n"                  \
-    "    end\n"                                                                                    \
-    "    -- PFADD answers 1 when the estimate may have changed: only then is it counted again\n"   \
-    "    if author ~= '' and redis.call('PFADD', ckey .. ':a', author) == 1 then na = nil end\n"   \
-    "    if count == 1 or first == nil or ts < first then\n"                                       \
-    "      first = ts set[#set + 1] = 'first' set[#set + 1] = ts\n"                                \
-    "    end\n"                                                                                    \
-    "    if count == 1 or last == nil or ts > last then\n"                                         \
-    "      last = ts set[#set + 1] = 'last' set[#set + 1] = ts\n"                                  \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "  if na == nil then\n"                                                                        \
-    "    na = redis.call('PFCOUNT', ckey .. ':a')\n"                                               \
-    "    set[#set + 1] = 'na' set[#set + 1] = na\n"                                                \
-    "  end\n"                                                                                      \
-    "  -- milestone k is claimed once, atomically (this script), by the post id stored in\n"       \
-    "  -- m:<k>; a replay of that post finds its own id there and claims it again\n"               \
-    "  local claimed, bit = 0, 1\n"                                                                \
-    "  for k = 1, nms do\n"                                                                        \
-    "    if count < ms[k] then break end\n"                                                        \
-    "    local holder = h[10 + k]\n"                                                               \
-    "    if added == 1 then\n"                                                                     \
-    "      if na >= min_authors and not holder then\n"                                             \
-    "        set[#set + 1] = fields[10 + k] set[#set + 1] = pid claimed = claimed + bit\n"         \
-    "      end\n"                                                                                  \
-    "    elseif holder == pid then claimed = claimed + bit end\n"                                  \
-    "    bit = bit * 2\n"                                                                          \
-    "  end\n"                                                                                      \
-    "  if #set > 0 then redis.call('HSET', ckey, unpack(set)) end\n"                               \
-    "  local samples = {}\n"                                                                       \
-    "  if claimed > 0 then\n"                                                                      \
-    "    for j = 1, 5 do\n"                                                                        \
-    "      if not h[5 + j] then break end\n"                                                       \
-    "      samples[j] = h[5 + j]\n"                                                                \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "  return {count, na, first or 0, last or 0, 1 - added, claimed, samples}\n"                   \
-    "end\n"
-
-/* Single server: the whole batch, one EVALSHA, atomic. Per post one MGET of the exact and band
- * keys; each key of the batch is written once (SET EX when absent, else EXPIRE: an existing key
- * keeps its cluster) and each cluster's three keys get one EXPIRE each per batch. */
-static const char dedup_script[] =
-    "-- ARGV: prefix window n min_authors verify nms milestone_1..milestone_nms, then per post:\n"
-    "-- post_id author ts exact nbands sig exact_key band_key_0..band_key_{nbands-1}\n"
-    "-- (key names are built by the caller: no string work here)\n"
-    "local prefix, window, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local min_authors, verify, nms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local ms, sigcache = {}, {}\n"
-    "for k = 1, nms do ms[k] = tonumber(ARGV[6 + k]) end\n" DEDUP_LUA_UPDATE
-    "-- equal 16-bit entries of two signatures\n"
-    "local function agree(a, b)\n"
-    "  local eq = 0\n"
-    "  for k = 1, #a - 1, 2 do\n"
-    "    local x1, x2 = string.byte(a, k, k + 1)\n"
-    "    local y1, y2 = string.byte(b, k, k + 1)\n"
-    "    if x1 == y1 and x2 == y2 then eq = eq + 1 end\n"
-    "  end\n"
-    "  return eq\n"
-    "end\n"
-    "local out, touched, seen, ckeys, i = {}, {}, {}, {}, 7 + nms\n"
-    "for p = 1, n do\n"
-    "  local pid, author, ts, exact = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]\n"
-    "  local nb, sig = tonumber(ARGV[i+4]), ARGV[i+5]\n"
-    "  local k0 = i + 6\n"
-    "  i = k0 + 1 + nb\n"
-    "  local vals = redis.call('MGET', unpack(ARGV, k0, k0 + nb))\n"
-    "  local cluster = vals[1]\n"
-    "  if not cluster then\n"
-    "    for b = 2, nb + 1 do\n"
-    "      local cand = vals[b]\n"
-    "      if cand then\n"
-    "        local ok = verify == 0\n"
-    "        if not ok then\n"
-    "          local csig = sigcache[cand]\n"
-    "          if csig == nil then\n"
-    "            csig = redis.call('HGET', prefix .. 'c:' .. cand, 'sig')\n"
-    "            sigcache[cand] = csig\n"
-    "          end\n"
-    "          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify\n"
-    "        end\n"
-    "        if ok then cluster = cand break end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  if not cluster then cluster = exact end\n"
-    "  local ckey = prefix .. 'c:' .. cluster\n"
-    "  local row = update(ckey, cluster, pid, author, ts, sig)\n"
-    "  table.insert(row, 1, cluster)\n"
-    "  out[p] = row\n"
-    "  if not seen[ckey] then seen[ckey] = true ckeys[#ckeys + 1] = ckey end\n"
-    "  for k = 1, nb + 1 do\n"
-    "    local key = ARGV[k0 + k - 1]\n"
-    "    if not touched[key] then\n"
-    "      touched[key] = true\n"
-    "      if vals[k] then redis.call('EXPIRE', key, window)\n"
-    "      else redis.call('SET', key, cluster, 'EX', window) end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for _, ckey in ipairs(ckeys) do\n"
-    "  redis.call('EXPIRE', ckey, window)\n"
-    "  redis.call('EXPIRE', ckey .. ':m', window)\n"
-    "  redis.call('EXPIRE', ckey .. ':a', window)\n"
-    "end\n"
-    "return out\n";
-
-/* Redis Cluster, phase 2: the posts of one batch that chose this cluster, in batch order, on
- * the cluster's three keys (one hash slot through the {cluster} tag). */
-static const char dedup_cluster_script[] =
-    "-- KEYS: tw:c:{cluster} tw:c:{cluster}:m tw:c:{cluster}:a\n"
-    "-- ARGV: window n min_authors nms milestone_1..milestone_nms, then per post:\n"
-    "-- post_id author ts sig\n"
-    "local window, n = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local min_authors, nms = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local ms, sigcache = {}, {}\n"
-    "for k = 1, nms do ms[k] = tonumber(ARGV[4 + k]) end\n" DEDUP_LUA_UPDATE
-    "local out, i = {}, 5 + nms\n"
-    "for p = 1, n do\n"
-    "  out[p] = update(KEYS[1], '', ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3])\n"
-    "  i = i + 4\n"
-    "end\n"
-    "for k = 1, 3 do redis.call('EXPIRE', KEYS[k], window) end\n"
-    "return out\n";
+#include "dedup/dedup_lua.h"
 
 #define REDIS_KEY_PREFIX       "tw:"
 #define REDIS_RECONNECT_MIN_MS 100
@@ -316,8 +168,9 @@ static int dedup_redis_connect(dedup_redis_t *r)
         freeReplyObject(reply);
     }
     if (ok) {
-        const char *argv[3] = {"SCRIPT", "LOAD", dedup_script};
-        redisReply *reply = r->ctx ? redis_command_checked(r, 3, argv, NULL) : NULL;
+        const char *argv[3] = {"SCRIPT", "LOAD", dedup_lua_batch};
+        size_t lens[3] = {6, 4, dedup_lua_batch_len};
+        redisReply *reply = r->ctx ? redis_command_checked(r, 3, argv, lens) : NULL;
         ok = reply && reply->type == REDIS_REPLY_STRING && reply->len == 40;
         if (ok)
             memcpy(r->sha, reply->str, 41);
@@ -534,8 +387,8 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         freeReplyObject(reply);
         r->argv[0] = "EVAL";
         r->argvlen[0] = 4;
-        r->argv[1] = dedup_script;
-        r->argvlen[1] = sizeof(dedup_script) - 1;
+        r->argv[1] = dedup_lua_batch;
+        r->argvlen[1] = dedup_lua_batch_len;
         reply = redis_command_checked(r, (int)k, r->argv, r->argvlen);
     }
     if (!reply)
@@ -980,8 +833,8 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             size_t start = (size_t)(r->cmds[c].argv - r->argv);
             r->argv[start] = "EVAL";
             r->argvlen[start] = 4;
-            r->argv[start + 1] = dedup_cluster_script;
-            r->argvlen[start + 1] = sizeof(dedup_cluster_script) - 1;
+            r->argv[start + 1] = dedup_lua_cluster;
+            r->argvlen[start + 1] = dedup_lua_cluster_len;
             which[m] = c;
             retry[m++] = r->cmds[c];
         }
@@ -1205,7 +1058,7 @@ int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_sto
     if (r->cluster) {
         /* EVALSHA with the script's SHA1; a node without it answers NOSCRIPT and gets EVAL */
         unsigned char digest[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)dedup_cluster_script, sizeof(dedup_cluster_script) - 1, digest);
+        SHA1((const unsigned char *)dedup_lua_cluster, dedup_lua_cluster_len, digest);
         for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++)
             snprintf(r->cluster_sha + 2 * i, 3, "%02x", digest[i]);
         r->base.ops = &dedup_redis_cluster_ops;
