@@ -213,6 +213,34 @@ static int dedup_redis_reserve_argv(dedup_redis_t *r, size_t argc)
     return 0;
 }
 
+static void put_be64(unsigned char *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xFF);
+}
+
+static uint64_t get_be64(const unsigned char *in)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+/* The id of band key b = value: a hash of both, so equal values of two bands differ. */
+static uint64_t dedup_band_key_id(uint32_t band, uint64_t value)
+{
+    uint64_t pair[2] = {(uint64_t)band + 1, value};
+    return fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
+}
+
+/* Width of the single-server store's time buckets: a quarter of the window, so an entry lives
+ * at most 25 % longer than the window and a lookup reads at most five or six buckets. */
+static int64_t dedup_redis_epoch_s(int64_t window_s)
+{
+    return window_s >= 2 ? window_s / 2 : 1;
+}
+
 static void mark_unavailable(dedup_result_t *results, size_t n)
 {
     memset(results, 0, n * sizeof(*results));
@@ -233,7 +261,7 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
         for (size_t j = base; j < base + 6; j++)
             if (row->element[j]->type != REDIS_REPLY_INTEGER)
                 return TW_ERR_REDIS;
-        if (base && row->element[0]->type != REDIS_REPLY_STRING)
+        if (base && (row->element[0]->type != REDIS_REPLY_STRING || row->element[0]->len != 8))
             return TW_ERR_REDIS;
     }
     for (size_t pass = 0; pass < 2; pass++) {
@@ -264,7 +292,7 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
         redisReply **e = rows[i]->element;
         dedup_result_t *res = &results[i];
         if (base)
-            res->cluster = strtoull(e[0]->str, NULL, 16);
+            res->cluster = get_be64((const unsigned char *)e[0]->str);
         res->count = (uint64_t)e[base]->integer;
         res->authors = (uint64_t)e[base + 1]->integer;
         res->first_seen = e[base + 2]->integer;
@@ -312,32 +340,44 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         return rc;
 
     const dedup_campaign_t *camp = &r->base.campaign;
-    /* EVALSHA sha 0 prefix window n min_authors verify nms ms.. */
-    size_t argc = 9 + camp->nmilestones;
-    for (size_t i = 0; i < n; i++)
-        argc += 7 + items[i].fp->nbands;
+    /* EVALSHA sha 0 prefix window epoch n min_authors verify nms ms.., then per post: post_id
+     * author ts sig nfields, the exact hash and the band key ids (8 bytes each, big-endian) */
+    size_t argc = 10 + camp->nmilestones;
+    size_t nids = 0;
+    for (size_t i = 0; i < n; i++) {
+        argc += 6 + items[i].fp->nbands;
+        nids += 1 + items[i].fp->nbands;
+    }
     if (dedup_redis_reserve_argv(r, argc) != 0)
         return TW_ERR_NOMEM;
 
-    /* Numbers and hex keys are written into one scratch buffer first; pointers are taken
-     * only after it stops growing. */
+    /* Numbers and key ids are written into one scratch buffer first; pointers are taken only
+     * after it stops growing. */
     buf_reset(&r->scratch);
-    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0, n,
-               0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
+    buf_printf(&r->scratch, "%" PRId64 "%c%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c",
+               r->window_s, 0, dedup_redis_epoch_s(r->window_s), 0, n, 0, camp->min_authors, 0,
+               r->base.verify_matches, 0, camp->nmilestones, 0);
     for (size_t k = 0; k < camp->nmilestones; k++)
         buf_printf(&r->scratch, "%" PRIu64 "%c", camp->milestones[k], 0);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&r->scratch, "%" PRId64 "%c%" PRIu32 "%c", items[i].ts, 0,
+                   items[i].fp->nbands + 1, 0);
+    size_t ids_off = r->scratch.len;
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        buf_printf(&r->scratch, "%" PRId64 "%c%016" PRIx64 "%c%" PRIu32 "%c", items[i].ts, 0,
-                   fp->exact, 0, fp->nbands, 0);
-        buf_printf(&r->scratch, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", fp->exact, 0);
-        for (uint32_t b = 0; b < fp->nbands; b++)
-            buf_printf(&r->scratch, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", b,
-                       fp->bands[b], 0);
+        unsigned char id[8];
+        put_be64(id, fp->exact);
+        buf_append(&r->scratch, id, 8);
+        for (uint32_t b = 0; b < fp->nbands; b++) {
+            put_be64(id, dedup_band_key_id(b, fp->bands[b]));
+            buf_append(&r->scratch, id, 8);
+        }
     }
     if (r->scratch.failed || append_sigs(&r->sigs, items, n) != 0)
         return TW_ERR_NOMEM;
     const char *sig = r->sigs.data;
+    const char *ids = r->scratch.data + ids_off;
+    (void)nids;
 
     size_t k = 0;
     const char *s = r->scratch.data;
@@ -358,6 +398,7 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
     PUSH_ARG("0", 1);
     PUSH_ARG(REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
     PUSH_SCRATCH(); /* window */
+    PUSH_SCRATCH(); /* epoch */
     PUSH_SCRATCH(); /* n */
     PUSH_SCRATCH(); /* min_authors */
     PUSH_SCRATCH(); /* verify */
@@ -368,14 +409,14 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         PUSH_ARG(items[i].post_id, items[i].post_id_len);
         PUSH_ARG(items[i].author ? items[i].author : "", items[i].author ? items[i].author_len : 0);
         PUSH_SCRATCH(); /* ts */
-        PUSH_SCRATCH(); /* exact */
-        PUSH_SCRATCH(); /* nbands */
         size_t sig_len = items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
         PUSH_ARG(sig_len ? sig : "", sig_len);
         sig += sig_len;
-        PUSH_SCRATCH(); /* exact key */
-        for (uint32_t b = 0; b < items[i].fp->nbands; b++)
-            PUSH_SCRATCH(); /* band keys */
+        PUSH_SCRATCH(); /* nfields */
+        for (uint32_t b = 0; b <= items[i].fp->nbands; b++) {
+            PUSH_ARG(ids, 8);
+            ids += 8;
+        }
     }
 #undef PUSH_SCRATCH
 #undef PUSH_ARG
