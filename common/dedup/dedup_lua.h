@@ -1,5 +1,5 @@
-/* The Redis store's Lua scripts (the .lua files of common/dedup/lua), compiled in by cmake/embed_lua.cmake.
- * Each is NUL-terminated; _len excludes the NUL. */
+/* The Redis store's Lua scripts (the .lua files of common/dedup/lua), compiled in by
+ * cmake/embed_lua.cmake. Each is NUL-terminated; _len excludes the NUL. */
 #ifndef TW_DEDUP_LUA_H
 #define TW_DEDUP_LUA_H
 
