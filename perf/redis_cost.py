@@ -7,6 +7,9 @@ BUILD/perf/bench_dedup) over N real posts' fingerprints in batches of 500 agains
 store and each Redis store, and reports posts/s plus, per post, the Redis calls by command
 (INFO commandstats deltas: commands run inside the Lua scripts are counted too) and the
 servers' CPU (INFO cpu used_cpu_sys + used_cpu_user deltas, summed over the cluster's nodes).
+Also per post: the bytes the store holds in Redis (INFO memory used_memory delta over the run, from
+an empty server; every post is still in its window at the end) and whether every post got the
+same cluster decisions as from the memory store (bench_dedup's "decisions" hash).
 
 usage: perf/redis_cost.py [--bench build/perf/bench_dedup] [--n 50000] [--batch 500]
                           [--cluster] [--out perf/results/redis-cost.json]
@@ -199,6 +202,8 @@ def main():
             results.append(measure(args.bench, s, url, args.n, args.batch))
         finally:
             s.close()
+    for r in results[1:]:
+        r["same_decisions_as_memory"] = r.get("decisions") == results[0].get("decisions")
     report = {"what": "duplicate store cost per post: Redis commands (incl. inside Lua) and "
                       "server CPU, posts/s of dedup_batch_check alone",
               "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -208,7 +213,8 @@ def main():
     for r in results[1:]:
         print(f"{r['store']}: {r['calls_per_post_total']} commands/post (incl. inside scripts), "
               f"{r['redis_cpu_us_per_post']} us Redis CPU/post, {r['redis_bytes_per_post']} "
-              f"bytes/post, {r['posts_per_s']} posts/s", file=sys.stderr)
+              f"bytes/post, {r['posts_per_s']} posts/s, same decisions as memory: "
+              f"{r['same_decisions_as_memory']}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(text + "\n")
     return 0
