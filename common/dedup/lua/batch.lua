@@ -36,12 +36,16 @@ end
 
 -- Lua's unpack() is bounded by the C stack: long argument lists go in chunks
 local CHUNK = 3000
-local function hmget_into(key, fields, found)
+local function hmget_into(key, fields, found, fresh)
   for s = 1, #fields, CHUNK do
     local e = math.min(s + CHUNK - 1, #fields)
     local vals = redis.call('HMGET', key, unpack(fields, s, e))
     for j = s, e do
-      if vals[j - s + 1] then found[fields[j]] = vals[j - s + 1] end
+      local v = vals[j - s + 1]
+      if v then
+        found[fields[j]] = v
+        if fresh then fresh[fields[j]] = true end
+      end
     end
   end
 end
@@ -54,8 +58,9 @@ while (e + 1) * epoch + window > now do
   e = e - 1
 end
 
--- every field of the batch, looked up once (newest epoch first; a hit ends the search)
-local found, want, wanted, i = {}, {}, {}, 8 + nms
+-- every field of the batch, looked up once (newest epoch first; a hit ends the search); fresh:
+-- the field is in the current epoch already, with its final value (no write needed)
+local found, fresh, want, wanted, i = {}, {}, {}, {}, 8 + nms
 for p = 1, n do
   local nf = tonumber(ARGV[i + 4])
   for k = i + 5, i + 4 + nf do
@@ -64,9 +69,9 @@ for p = 1, n do
   end
   i = i + 5 + nf
 end
-for _, key in ipairs(epochs) do
+for e, key in ipairs(epochs) do
   if #want == 0 then break end
-  hmget_into(key, want, found)
+  hmget_into(key, want, found, e == 1 and fresh)
   local rest = {}
   for _, f in ipairs(want) do if not found[f] then rest[#rest + 1] = f end end
   want = rest
@@ -103,11 +108,12 @@ local function signature(c)
   return s
 end
 
+-- the HSET of the current epoch, in order: a field put twice takes its later value
 local writes, nwrites, ckeys, seen = {}, 0, {}, {}
 local function put(f, v)
-  if writes[f] == nil then nwrites = nwrites + 1 end
-  writes[f] = v
+  writes[nwrites + 1] = f writes[nwrites + 2] = v nwrites = nwrites + 2
   found[f] = v
+  fresh[f] = true
 end
 -- milestone 1 is claimed by a cluster's first post: those need the cluster hash at once
 local eager = nms > 0 and ms[1] <= 1
@@ -156,25 +162,21 @@ for p = 1, n do
     sigcache[cluster] = sig ~= '' and sig or false
     row = {cluster, 1, author ~= '' and 1 or 0, ts, ts, 0, 0, {}}
   end
-  if has_hash then put(cluster, cluster) end
+  -- the exact field of a cluster with a hash is its 8-byte id alone, refreshed with the hash,
+  -- so a missing field means no live cluster
+  if has_hash and not (fresh[cluster] and #found[cluster] == 8) then put(cluster, cluster) end
   out[p] = row
   -- every field of the post into the current epoch: an existing one keeps its cluster
   for k = f0, f0 + nf - 1 do
     local f = ARGV[k]
-    put(f, found[f] or cluster)
+    if not fresh[f] then put(f, found[f] or cluster) end
   end
 end
 
 local cur_key = epochs[1]
--- the exact field of a cluster with a hash is its 8-byte id alone, refreshed with the hash, so a
--- missing field means no live cluster
-for _, ckey in ipairs(ckeys) do put(seen[ckey], seen[ckey]) end
-local args, nargs = {}, 0
-for f, v in pairs(writes) do
-  args[nargs + 1] = f args[nargs + 2] = v nargs = nargs + 2
-  if nargs >= CHUNK then redis.call('HSET', cur_key, unpack(args, 1, nargs)) nargs = 0 end
+for s = 1, nwrites, CHUNK do
+  redis.call('HSET', cur_key, unpack(writes, s, math.min(s + CHUNK - 1, nwrites)))
 end
-if nargs > 0 then redis.call('HSET', cur_key, unpack(args, 1, nargs)) end
 redis.call('EXPIREAT', cur_key, (cur + 1) * epoch + window)
 for _, ckey in ipairs(ckeys) do
   redis.call('EXPIRE', ckey, window)
