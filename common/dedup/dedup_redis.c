@@ -248,11 +248,11 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         size_t sig_len = fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
         redis_args_ptr(a, sig_len ? sig : "", sig_len);
         sig += sig_len;
-        redis_args_fmt(a, "%" PRIu32, fp->nbands + 1);
+        redis_args_fmt(a, "%" PRIu32, dedup_index_bands(fp) + 1);
         unsigned char id[8];
         put_be64(id, fp->exact);
         redis_args_bytes(a, id, 8);
-        for (uint32_t b = 0; b < fp->nbands; b++) {
+        for (uint32_t b = 0; b < dedup_index_bands(fp); b++) {
             put_be64(id, dedup_band_key_id(b, fp->bands[b]));
             redis_args_bytes(a, id, 8);
         }
@@ -416,7 +416,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     int rc = 0;
     size_t maxkeys = 0;
     for (size_t i = 0; i < n; i++)
-        maxkeys += 1 + items[i].fp->nbands;
+        maxkeys += 1 + dedup_index_bands(items[i].fp);
     size_t maxclusters = n + maxkeys;
     size_t maxcmds = maxkeys + maxclusters + 1;
     r->post_keys = grow(r->post_keys, &r->posts_cap, n * stride, sizeof(*r->post_keys), &rc);
@@ -446,7 +446,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
      * different keys of one batch (p ~ keys^2 / 2^64) would merge their lookups */
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        for (uint32_t k = 0; k <= fp->nbands; k++) {
+        for (uint32_t k = 0; k <= dedup_index_bands(fp); k++) {
             uint64_t value = k ? fp->bands[k - 1] : fp->exact;
             uint64_t pair[2] = {k, value};
             uint64_t id = fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
@@ -536,7 +536,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         bool found = x->present || x->written;
         if (found)
             id = x->value;
-        for (uint32_t b = 1; !found && b <= fp->nbands; b++) {
+        for (uint32_t b = 1; !found && b <= dedup_index_bands(fp); b++) {
             const dedup_key_t *key = &r->keys[pk[b]];
             if (!key->present && !key->written)
                 continue;
@@ -553,7 +553,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             if (r->sigbuf.failed)
                 return TW_ERR_NOMEM;
         }
-        for (uint32_t b = 0; b <= fp->nbands; b++) {
+        for (uint32_t b = 0; b <= dedup_index_bands(fp); b++) {
             dedup_key_t *key = &r->keys[pk[b]];
             if (!key->present && !key->written) {
                 key->written = true; /* SET NX: the first writer's cluster stays */
