@@ -8,9 +8,10 @@
  * skips them); then each --store (memory, redis://..., redis+cluster://...) gets the same
  * stream, with post ids "p<line>", authors "u<line % 5000>" and ts = 1700000000 + line, in
  * batches of B (default 500, the worker's batch size). Prints one JSON object per store:
- * {"store", "posts", "batches", "seconds", "posts_per_s", "clustered"}. Exits 0 with a SKIP
- * line when the posts file is absent. perf/redis_cost.py drives it against real Redis servers
- * and adds the servers' commandstats and CPU. */
+ * {"store", "posts", "batches", "seconds", "posts_per_s", "clustered",
+ * "decisions" (a hash of every post's cluster, count, replay flag, first/last seen)}. Exits 0 with
+ * a SKIP line when the posts file is absent. perf/redis_cost.py drives it against real Redis
+ * servers and adds the servers' commandstats and CPU. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,10 @@ static int bench_store(const char *spec, const bench_post_t *posts, size_t n, si
         return 1;
     }
     size_t batches = 0, clustered = 0;
+    /* FNV-1a over every post's cluster, count, replay flag and first/last seen: equal
+     * across stores = the same clustering decisions (authors are left out: Redis estimates
+     * them with a HyperLogLog) */
+    uint64_t decisions = 0xcbf29ce484222325ULL;
     double t0 = now_s();
     for (size_t off = 0; off < n && rc == 0; off += batch) {
         size_t k = n - off < batch ? n - off : batch;
@@ -98,8 +103,15 @@ static int bench_store(const char *spec, const bench_post_t *posts, size_t n, si
                 (dedup_item_t){p->id, strlen(p->id), p->author, strlen(p->author), p->ts, &p->fp};
         }
         rc = dedup_batch_check(store, items, k, results);
-        for (size_t i = 0; rc == 0 && i < k; i++)
-            clustered += results[i].count > 1;
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            const dedup_result_t *res = &results[i];
+            clustered += res->count > 1;
+            uint64_t fields[5] = {res->cluster, res->count, res->replay, (uint64_t)res->first_seen,
+                                  (uint64_t)res->last_seen};
+            const unsigned char *b = (const unsigned char *)fields;
+            for (size_t j = 0; j < sizeof(fields); j++)
+                decisions = (decisions ^ b[j]) * 0x100000001b3ULL;
+        }
         batches++;
     }
     double secs = now_s() - t0;
@@ -109,8 +121,8 @@ static int bench_store(const char *spec, const bench_post_t *posts, size_t n, si
                        : strncmp(spec, "redis+cluster", 13) == 0 ? "redis-cluster"
                                                                  : "redis";
     printf("{\"store\": \"%s\", \"posts\": %zu, \"batches\": %zu, \"seconds\": %.4f, "
-           "\"posts_per_s\": %.0f, \"clustered\": %zu}\n",
-           name, n, batches, secs, secs > 0 ? (double)n / secs : 0.0, clustered);
+           "\"posts_per_s\": %.0f, \"clustered\": %zu, \"decisions\": \"%016" PRIx64 "\"}\n",
+           name, n, batches, secs, secs > 0 ? (double)n / secs : 0.0, clustered, decisions);
     fflush(stdout);
     free(items);
     free(results);

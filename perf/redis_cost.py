@@ -7,6 +7,9 @@ BUILD/perf/bench_dedup) over N real posts' fingerprints in batches of 500 agains
 store and each Redis store, and reports posts/s plus, per post, the Redis calls by command
 (INFO commandstats deltas: commands run inside the Lua scripts are counted too) and the
 servers' CPU (INFO cpu used_cpu_sys + used_cpu_user deltas, summed over the cluster's nodes).
+Also per post: the bytes the store holds in Redis (INFO memory used_memory delta over the run, from
+an empty server; every post is still in its window at the end) and whether every post got the
+same cluster decisions as from the memory store (bench_dedup's "decisions" hash).
 
 usage: perf/redis_cost.py [--bench build/perf/bench_dedup] [--n 50000] [--batch 500]
                           [--cluster] [--out perf/results/redis-cost.json]
@@ -61,8 +64,9 @@ def info(port, section):
 
 
 def snapshot(ports):
-    """Calls and microseconds per command and CPU seconds, summed over ports."""
-    calls, usec, cpu = {}, {}, 0.0
+    """Calls and microseconds per command, CPU seconds, used_memory bytes and keys, summed over
+    ports."""
+    calls, usec, cpu, mem, keys = {}, {}, 0.0, 0, 0
     for port in ports:
         for k, v in info(port, "commandstats").items():
             name = k[len("cmdstat_"):]
@@ -71,7 +75,10 @@ def snapshot(ports):
             usec[name] = usec.get(name, 0) + int(stats["usec"])
         c = info(port, "cpu")
         cpu += float(c["used_cpu_sys"]) + float(c["used_cpu_user"])
-    return calls, usec, cpu
+        mem += int(info(port, "memory")["used_memory"])
+        for k, v in info(port, "keyspace").items():
+            keys += int(dict(kv.split("=") for kv in v.split(","))["keys"])
+    return calls, usec, cpu, mem, keys
 
 
 class Servers:
@@ -141,20 +148,27 @@ def run_bench(bench, store, n, batch):
 
 def measure(bench, servers, url, n, batch):
     for port in servers.ports:
+        cli(port, "FLUSHALL")
+        cli(port, "SCRIPT", "FLUSH")
         cli(port, "CONFIG", "RESETSTAT")
-    calls0, usec0, cpu0 = snapshot(servers.ports)
+    calls0, usec0, cpu0, mem0, _ = snapshot(servers.ports)
     res = run_bench(bench, url, n, batch)
-    calls1, usec1, cpu1 = snapshot(servers.ports)
+    calls1, usec1, cpu1, mem1, keys1 = snapshot(servers.ports)
     posts = res["posts"]
     per_cmd = {k: round((calls1.get(k, 0) - calls0.get(k, 0)) / posts, 3)
                for k in sorted(set(calls1) | set(calls0))}
-    per_cmd = {k: v for k, v in per_cmd.items() if v and k not in ("info", "config|resetstat")}
+    per_cmd = {k: v for k, v in per_cmd.items()
+               if v and k not in ("info", "config|resetstat", "flushall", "script|flush")}
     res["calls_per_post"] = dict(sorted(per_cmd.items(), key=lambda kv: -kv[1]))
     res["calls_per_post_total"] = round(sum(v for k, v in per_cmd.items()
                                             if k not in ("evalsha", "eval")), 2)
     usec = {k: round((usec1.get(k, 0) - usec0.get(k, 0)) / posts, 2) for k in per_cmd}
     res["usec_per_post"] = dict(sorted(usec.items(), key=lambda kv: -kv[1]))
     res["redis_cpu_us_per_post"] = round((cpu1 - cpu0) * 1e6 / posts, 2)
+    # every post is still inside the window (86,400 s) when the run ends: this is what a post
+    # holds in Redis for its window
+    res["redis_bytes_per_post"] = round((mem1 - mem0) / posts, 1)
+    res["redis_keys"] = keys1
     res["nodes"] = len(servers.ports)
     return res
 
@@ -188,12 +202,22 @@ def main():
             results.append(measure(args.bench, s, url, args.n, args.batch))
         finally:
             s.close()
+    for r in results[1:]:
+        # null when the bench binary is older than its "decisions" hash
+        r["same_decisions_as_memory"] = (r["decisions"] == results[0]["decisions"]
+                                         if "decisions" in r and "decisions" in results[0]
+                                         else None)
     report = {"what": "duplicate store cost per post: Redis commands (incl. inside Lua) and "
                       "server CPU, posts/s of dedup_batch_check alone",
               "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
               "cpus": os.cpu_count(), "results": results}
     text = json.dumps(report, indent=2)
     print(text)
+    for r in results[1:]:
+        print(f"{r['store']}: {r['calls_per_post_total']} commands/post (incl. inside scripts), "
+              f"{r['redis_cpu_us_per_post']} us Redis CPU/post, {r['redis_bytes_per_post']} "
+              f"bytes/post, {r['posts_per_s']} posts/s, same decisions as memory: "
+              f"{r['same_decisions_as_memory']}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(text + "\n")
     return 0

@@ -40,6 +40,7 @@ _Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t is not int-sized
 _Static_assert(sizeof(config_offset_reset_t) == sizeof(int), "enum is not int-sized");
 _Static_assert(sizeof(config_unavailable_t) == sizeof(int), "enum is not int-sized");
 _Static_assert(sizeof(config_scan_emit_t) == sizeof(int), "enum is not int-sized");
+_Static_assert(sizeof(config_scan_store_t) == sizeof(int), "enum is not int-sized");
 
 static const config_choice_t log_level_choices[] = {{"debug", LOG_LEVEL_DEBUG},
                                                     {"info", LOG_LEVEL_INFO},
@@ -54,6 +55,8 @@ static const config_choice_t unavailable_choices[] = {
     {"fail-open", CONFIG_UNAVAILABLE_FAIL_OPEN}, {"pause", CONFIG_UNAVAILABLE_PAUSE}, {NULL, 0}};
 static const config_choice_t scan_emit_choices[] = {
     {"alerts", CONFIG_SCAN_EMIT_ALERTS}, {"all", CONFIG_SCAN_EMIT_ALL}, {NULL, 0}};
+static const config_choice_t scan_store_choices[] = {
+    {"memory", CONFIG_SCAN_STORE_MEMORY}, {"redis", CONFIG_SCAN_STORE_REDIS}, {NULL, 0}};
 
 #define STR_ENTRY(key, field, def, help)                                                           \
     {                                                                                              \
@@ -156,6 +159,9 @@ static const config_entry_t config_table[] = {
     ENUM_ENTRY("scan.emit", scan_emit, "alerts", scan_emit_choices,
                "scan output: alerts (what run publishes) or all (one record per post with its "
                "cluster, for evaluation)"),
+    ENUM_ENTRY("scan.store", scan_store, "memory", scan_store_choices,
+               "Duplicate store of scan: memory (in process) or redis (the redis URL, as run "
+               "uses it; to evaluate the Redis store on files)"),
     INT_ENTRY("redis_timeout_ms", redis_timeout_ms, "2000", 10, 600000,
               "Connect and command timeout for Redis"),
     INT_ENTRY("shutdown_timeout_s", shutdown_timeout_s, "25", 1, 3600,

@@ -31,6 +31,11 @@ typedef enum {
     CONFIG_SCAN_EMIT_ALL,    /* one record per post */
 } config_scan_emit_t;
 
+typedef enum {
+    CONFIG_SCAN_STORE_MEMORY, /* the in-process duplicate store */
+    CONFIG_SCAN_STORE_REDIS,  /* the `redis` URL, as run uses it */
+} config_scan_store_t;
+
 typedef struct {
     char *key; /* without the "kafka." prefix */
     char *value;
@@ -60,6 +65,7 @@ typedef struct {
     char *campaign_topic;
     char *shadow_topic;
     config_scan_emit_t scan_emit;
+    config_scan_store_t scan_store;
     long batch_size;
     long batch_timeout_ms;
     long threads;

@@ -398,7 +398,7 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
          * together. */
         uint64_t exact_key = key_for_exact(it->fp->exact);
         uint64_t band_keys[FINGERPRINT_BANDS];
-        uint32_t nbands = it->fp->nbands < FINGERPRINT_BANDS ? it->fp->nbands : FINGERPRINT_BANDS;
+        uint32_t nbands = dedup_index_bands(it->fp); /* <= FINGERPRINT_BANDS */
         keymap_prefetch(&m->keys, exact_key);
         for (uint32_t b = 0; b < nbands; b++) {
             band_keys[b] = key_for_band(b, it->fp->bands[b]);

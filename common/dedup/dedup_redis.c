@@ -18,173 +18,24 @@
  * (they live in the per-cluster script). */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <openssl/sha.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
-#include "util/buf.h"
 #include "dedup/dedup.h"
-#include "util/log.h"
+#include "dedup/dedup_lua.h"
+#include "dedup/redis_args.h"
 #include "dedup/redis_cluster.h"
+#include "dedup/redis_conn.h"
+#include "dedup/redis_script.h"
+#include "dedup/redis_url.h"
+#include "util/buf.h"
+#include "util/hashmap.h"
+#include "util/log.h"
 
-/* Shared by both scripts: step 2, 3 and 5 of dedup.h for one post joining the cluster whose
- * hash is ckey (members ckey:m, authors ckey:a). One HMGET reads everything the post needs
- * (count, first/last, the cached author count, the signature, the five sample ids, the
- * milestone holders) and one HSET writes what changed, so a new post costs SADD, HMGET, PFADD,
- * HSET (+ PFCOUNT only when PFADD changed the HyperLogLog, + HGET-free milestone claims).
- * Expects window, min_authors, nms, ms and sigcache (cluster -> signature or false) in scope.
- * Returns {count, authors, first, last, replay, claimed, samples}. */
-#define DEDUP_LUA_UPDATE                                                                           \
-    "local fields = {'count', 'first', 'last', 'na', 'sig', 's1', 's2', 's3', 's4', 's5'}\n"       \
-    "for k = 1, nms do fields[10 + k] = 'm:' .. ms[k] end\n"                                       \
-    "local function update(ckey, cluster, pid, author, ts, sig)\n"                                 \
-    "  local added = redis.call('SADD', ckey .. ':m', pid)\n"                                      \
-    "  local h = redis.call('HMGET', ckey, unpack(fields))\n"                                      \
-    "  local count, first, last = tonumber(h[1]) or 0, tonumber(h[2]), tonumber(h[3])\n"           \
-    "  local na = tonumber(h[4])\n"                                                                \
-    "  local set = {}\n"                                                                           \
-    "  if h[5] then sigcache[cluster] = h[5]\n"                                                    \
-    "  elseif sig ~= '' then\n"                                                                    \
-    "    set[#set + 1] = 'sig' set[#set + 1] = sig sigcache[cluster] = sig\n"                      \
-    "  end\n"                                                                                      \
-    "  if added == 1 then\n"                                                                       \
-    "    count = count + 1\n"                                                                      \
-    "    set[#set + 1] = 'count' set[#set + 1] = count\n"                                          \
-    "    if count <= 5 then\n"                                                                     \
-    "      set[#set + 1] = 's' .. count set[#set + 1] = pid h[5 + count] = pid\n"                  \
-    "    end\n"                                                                                    \
-    "    -- PFADD answers 1 when the estimate may have changed: only then is it counted again\n"   \
-    "    if author ~= '' and redis.call('PFADD', ckey .. ':a', author) == 1 then na = nil end\n"   \
-    "    if count == 1 or first == nil or ts < first then\n"                                       \
-    "      first = ts set[#set + 1] = 'first' set[#set + 1] = ts\n"                                \
-    "    end\n"                                                                                    \
-    "    if count == 1 or last == nil or ts > last then\n"                                         \
-    "      last = ts set[#set + 1] = 'last' set[#set + 1] = ts\n"                                  \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "  if na == nil then\n"                                                                        \
-    "    na = redis.call('PFCOUNT', ckey .. ':a')\n"                                               \
-    "    set[#set + 1] = 'na' set[#set + 1] = na\n"                                                \
-    "  end\n"                                                                                      \
-    "  -- milestone k is claimed once, atomically (this script), by the post id stored in\n"       \
-    "  -- m:<k>; a replay of that post finds its own id there and claims it again\n"               \
-    "  local claimed, bit = 0, 1\n"                                                                \
-    "  for k = 1, nms do\n"                                                                        \
-    "    if count < ms[k] then break end\n"                                                        \
-    "    local holder = h[10 + k]\n"                                                               \
-    "    if added == 1 then\n"                                                                     \
-    "      if na >= min_authors and not holder then\n"                                             \
-    "        set[#set + 1] = fields[10 + k] set[#set + 1] = pid claimed = claimed + bit\n"         \
-    "      end\n"                                                                                  \
-    "    elseif holder == pid then claimed = claimed + bit end\n"                                  \
-    "    bit = bit * 2\n"                                                                          \
-    "  end\n"                                                                                      \
-    "  if #set > 0 then redis.call('HSET', ckey, unpack(set)) end\n"                               \
-    "  local samples = {}\n"                                                                       \
-    "  if claimed > 0 then\n"                                                                      \
-    "    for j = 1, 5 do\n"                                                                        \
-    "      if not h[5 + j] then break end\n"                                                       \
-    "      samples[j] = h[5 + j]\n"                                                                \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "  return {count, na, first or 0, last or 0, 1 - added, claimed, samples}\n"                   \
-    "end\n"
-
-/* Single server: the whole batch, one EVALSHA, atomic. Per post one MGET of the exact and band
- * keys; each key of the batch is written once (SET EX when absent, else EXPIRE: an existing key
- * keeps its cluster) and each cluster's three keys get one EXPIRE each per batch. */
-static const char dedup_script[] =
-    "-- ARGV: prefix window n min_authors verify nms milestone_1..milestone_nms, then per post:\n"
-    "-- post_id author ts exact nbands sig exact_key band_key_0..band_key_{nbands-1}\n"
-    "-- (key names are built by the caller: no string work here)\n"
-    "local prefix, window, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local min_authors, verify, nms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local ms, sigcache = {}, {}\n"
-    "for k = 1, nms do ms[k] = tonumber(ARGV[6 + k]) end\n" DEDUP_LUA_UPDATE
-    "-- equal 16-bit entries of two signatures\n"
-    "local function agree(a, b)\n"
-    "  local eq = 0\n"
-    "  for k = 1, #a - 1, 2 do\n"
-    "    local x1, x2 = string.byte(a, k, k + 1)\n"
-    "    local y1, y2 = string.byte(b, k, k + 1)\n"
-    "    if x1 == y1 and x2 == y2 then eq = eq + 1 end\n"
-    "  end\n"
-    "  return eq\n"
-    "end\n"
-    "local out, touched, seen, ckeys, i = {}, {}, {}, {}, 7 + nms\n"
-    "for p = 1, n do\n"
-    "  local pid, author, ts, exact = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]\n"
-    "  local nb, sig = tonumber(ARGV[i+4]), ARGV[i+5]\n"
-    "  local k0 = i + 6\n"
-    "  i = k0 + 1 + nb\n"
-    "  local vals = redis.call('MGET', unpack(ARGV, k0, k0 + nb))\n"
-    "  local cluster = vals[1]\n"
-    "  if not cluster then\n"
-    "    for b = 2, nb + 1 do\n"
-    "      local cand = vals[b]\n"
-    "      if cand then\n"
-    "        local ok = verify == 0\n"
-    "        if not ok then\n"
-    "          local csig = sigcache[cand]\n"
-    "          if csig == nil then\n"
-    "            csig = redis.call('HGET', prefix .. 'c:' .. cand, 'sig')\n"
-    "            sigcache[cand] = csig\n"
-    "          end\n"
-    "          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify\n"
-    "        end\n"
-    "        if ok then cluster = cand break end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  if not cluster then cluster = exact end\n"
-    "  local ckey = prefix .. 'c:' .. cluster\n"
-    "  local row = update(ckey, cluster, pid, author, ts, sig)\n"
-    "  table.insert(row, 1, cluster)\n"
-    "  out[p] = row\n"
-    "  if not seen[ckey] then seen[ckey] = true ckeys[#ckeys + 1] = ckey end\n"
-    "  for k = 1, nb + 1 do\n"
-    "    local key = ARGV[k0 + k - 1]\n"
-    "    if not touched[key] then\n"
-    "      touched[key] = true\n"
-    "      if vals[k] then redis.call('EXPIRE', key, window)\n"
-    "      else redis.call('SET', key, cluster, 'EX', window) end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for _, ckey in ipairs(ckeys) do\n"
-    "  redis.call('EXPIRE', ckey, window)\n"
-    "  redis.call('EXPIRE', ckey .. ':m', window)\n"
-    "  redis.call('EXPIRE', ckey .. ':a', window)\n"
-    "end\n"
-    "return out\n";
-
-/* Redis Cluster, phase 2: the posts of one batch that chose this cluster, in batch order, on
- * the cluster's three keys (one hash slot through the {cluster} tag). */
-static const char dedup_cluster_script[] =
-    "-- KEYS: tw:c:{cluster} tw:c:{cluster}:m tw:c:{cluster}:a\n"
-    "-- ARGV: window n min_authors nms milestone_1..milestone_nms, then per post:\n"
-    "-- post_id author ts sig\n"
-    "local window, n = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local min_authors, nms = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local ms, sigcache = {}, {}\n"
-    "for k = 1, nms do ms[k] = tonumber(ARGV[4 + k]) end\n" DEDUP_LUA_UPDATE
-    "local out, i = {}, 5 + nms\n"
-    "for p = 1, n do\n"
-    "  out[p] = update(KEYS[1], '', ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3])\n"
-    "  i = i + 4\n"
-    "end\n"
-    "for k = 1, 3 do redis.call('EXPIRE', KEYS[k], window) end\n"
-    "return out\n";
-
-#define REDIS_KEY_PREFIX       "tw:"
-#define REDIS_RECONNECT_MIN_MS 100
-#define REDIS_RECONNECT_MAX_MS 5000
+#define REDIS_KEY_PREFIX "tw:"
 
 /* Cluster mode, per batch: one distinct exact or band key. */
 typedef struct {
@@ -208,44 +59,25 @@ typedef struct {
     size_t first_post, last_post;
 } dedup_cluster_t;
 
-/* Open-addressing map from a 64-bit id to an index; reset per batch. */
-typedef struct {
-    uint64_t *ids;
-    uint32_t *idx;
-    unsigned char *used;
-    size_t cap;
-} idmap_t;
-
 typedef struct {
     dedup_store_t base;
-    char *host; /* single server */
-    int port;
-    int db;
-    char *user;
-    char *password;
+    redis_url_t url;
+    redis_conn_t conn; /* single server */
     int64_t window_s;
     int timeout_ms;
-    redisContext *ctx;
-    char sha[41];
-    char cluster_sha[41];
-    int64_t next_connect_ms; /* backoff: no reconnect attempt before this time */
-    int backoff_ms;
-    /* argv storage reused between batches */
-    const char **argv;
-    size_t *argvlen;
-    size_t argv_cap;
-    buf_t scratch;
-    buf_t samples; /* sample post ids of the last batch's results */
-    buf_t sigs;    /* the batch's signatures, binary */
+    redis_script_t batch_script;   /* single server: lua/batch.lua */
+    redis_script_t cluster_script; /* Redis Cluster: lua/cluster.lua */
+    redis_args_t args;             /* reused between batches */
+    buf_t samples;                 /* sample post ids of the last batch's results */
+    buf_t sigs;                    /* the batch's signatures, binary */
     /* cluster mode */
     redis_cluster_t *cluster;
-    char *seeds;
     dedup_key_t *keys;
     size_t nkeys, keys_cap;
     dedup_cluster_t *clusters;
     size_t nclusters, clusters_cap;
-    idmap_t keymap, clustermap;
-    uint32_t *post_keys; /* per post: 1 + FINGERPRINT_BANDS key indexes */
+    u64map_t keymap, clustermap; /* id -> index in keys / clusters, per batch */
+    uint32_t *post_keys;         /* per post: 1 + FINGERPRINT_BANDS key indexes */
     uint32_t *post_cluster;
     uint32_t *post_next; /* next post of the same cluster, UINT32_MAX at the end */
     size_t posts_cap, post_cluster_cap, post_next_cap;
@@ -253,7 +85,6 @@ typedef struct {
     redisReply **replies;
     size_t *cmd_arg; /* per command: index of its first argv entry */
     size_t cmds_cap, replies_cap, cmd_arg_cap;
-    size_t *arg_offs; /* argv entries pointing into scratch, resolved after it stops growing */
     buf_t sigbuf;     /* cluster signatures of this batch */
     buf_t names;      /* key names of this batch, NUL-separated */
     size_t *post_sig; /* per post: offset of its signature in sigs */
@@ -262,102 +93,32 @@ typedef struct {
     size_t rows_cap;
 } dedup_redis_t;
 
-static int64_t now_ms(void)
+static void put_be64(unsigned char *out, uint64_t v)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xFF);
 }
 
-static void dedup_redis_disconnect(dedup_redis_t *r)
+static uint64_t get_be64(const unsigned char *in)
 {
-    if (r->ctx)
-        redisFree(r->ctx);
-    r->ctx = NULL;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
 }
 
-static redisReply *redis_command_checked(dedup_redis_t *r, int argc, const char **argv,
-                                         const size_t *argvlen)
+/* The id of band key b = value: a hash of both, so equal values of two bands differ. */
+static uint64_t dedup_band_key_id(uint32_t band, uint64_t value)
 {
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
-    if (!reply) {
-        log_ratelimited(LOG_LEVEL_WARN, "redis.io", 10, "redis %s:%d: %s", r->host, r->port,
-                        r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
-        dedup_redis_disconnect(r);
-    }
-    return reply;
+    uint64_t pair[2] = {(uint64_t)band + 1, value};
+    return fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
 }
 
-static int dedup_redis_connect(dedup_redis_t *r)
+/* Width of the single-server store's time buckets: a quarter of the window, so an entry lives
+ * at most 25 % longer than the window and a lookup reads at most five or six buckets. */
+static int64_t dedup_redis_epoch_s(int64_t window_s)
 {
-    if (r->ctx)
-        return 0;
-    int64_t now = now_ms();
-    if (now < r->next_connect_ms)
-        return TW_ERR_REDIS;
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
-    int ok = r->ctx && !r->ctx->err && redisSetTimeout(r->ctx, tv) == REDIS_OK;
-    if (ok && r->password) {
-        const char *argv[3] = {"AUTH", r->user ? r->user : r->password, r->password};
-        redisReply *reply = redis_command_checked(r, r->user ? 3 : 2, argv, NULL);
-        ok = reply && reply->type != REDIS_REPLY_ERROR;
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-            log_ratelimited(LOG_LEVEL_ERROR, "redis.auth", 10, "redis AUTH refused: %s",
-                            reply->str);
-        freeReplyObject(reply);
-    }
-    if (ok && r->db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", r->db);
-        const char *argv[2] = {"SELECT", db};
-        redisReply *reply = r->ctx ? redis_command_checked(r, 2, argv, NULL) : NULL;
-        ok = reply && reply->type != REDIS_REPLY_ERROR;
-        freeReplyObject(reply);
-    }
-    if (ok) {
-        const char *argv[3] = {"SCRIPT", "LOAD", dedup_script};
-        redisReply *reply = r->ctx ? redis_command_checked(r, 3, argv, NULL) : NULL;
-        ok = reply && reply->type == REDIS_REPLY_STRING && reply->len == 40;
-        if (ok)
-            memcpy(r->sha, reply->str, 41);
-        freeReplyObject(reply);
-    }
-    if (!ok) {
-        log_ratelimited(LOG_LEVEL_WARN, "redis.connect", 10, "redis %s:%d unavailable: %s", r->host,
-                        r->port, r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "setup failed");
-        dedup_redis_disconnect(r);
-        r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : REDIS_RECONNECT_MIN_MS;
-        if (r->backoff_ms > REDIS_RECONNECT_MAX_MS)
-            r->backoff_ms = REDIS_RECONNECT_MAX_MS;
-        r->next_connect_ms = now + r->backoff_ms;
-        return TW_ERR_REDIS;
-    }
-    if (r->backoff_ms)
-        log_info("redis %s:%d connected", r->host, r->port);
-    r->backoff_ms = 0;
-    return 0;
-}
-
-static int dedup_redis_reserve_argv(dedup_redis_t *r, size_t argc)
-{
-    if (argc <= r->argv_cap)
-        return 0;
-    size_t cap = argc * 2;
-    const char **argv = realloc(r->argv, cap * sizeof(*argv));
-    if (!argv)
-        return TW_ERR_NOMEM;
-    r->argv = argv;
-    size_t *lens = realloc(r->argvlen, cap * sizeof(*lens));
-    if (!lens)
-        return TW_ERR_NOMEM;
-    r->argvlen = lens;
-    size_t *offs = realloc(r->arg_offs, cap * sizeof(*offs));
-    if (!offs)
-        return TW_ERR_NOMEM;
-    r->arg_offs = offs;
-    r->argv_cap = cap;
-    return 0;
+    return window_s >= 2 ? window_s / 2 : 1;
 }
 
 static void mark_unavailable(dedup_result_t *results, size_t n)
@@ -380,7 +141,7 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
         for (size_t j = base; j < base + 6; j++)
             if (row->element[j]->type != REDIS_REPLY_INTEGER)
                 return TW_ERR_REDIS;
-        if (base && row->element[0]->type != REDIS_REPLY_STRING)
+        if (base && (row->element[0]->type != REDIS_REPLY_STRING || row->element[0]->len != 8))
             return TW_ERR_REDIS;
     }
     for (size_t pass = 0; pass < 2; pass++) {
@@ -411,7 +172,7 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
         redisReply **e = rows[i]->element;
         dedup_result_t *res = &results[i];
         if (base)
-            res->cluster = strtoull(e[0]->str, NULL, 16);
+            res->cluster = get_be64((const unsigned char *)e[0]->str);
         res->count = (uint64_t)e[base]->integer;
         res->authors = (uint64_t)e[base + 1]->integer;
         res->first_seen = e[base + 2]->integer;
@@ -454,89 +215,56 @@ static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
 static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
                                     dedup_result_t *results)
 {
-    int rc = dedup_redis_connect(r);
+    int rc = redis_conn_connect(&r->conn);
     if (rc != 0)
         return rc;
-
-    const dedup_campaign_t *camp = &r->base.campaign;
-    /* EVALSHA sha 0 prefix window n min_authors verify nms ms.. */
-    size_t argc = 9 + camp->nmilestones;
-    for (size_t i = 0; i < n; i++)
-        argc += 7 + items[i].fp->nbands;
-    if (dedup_redis_reserve_argv(r, argc) != 0)
+    if (append_sigs(&r->sigs, items, n) != 0)
         return TW_ERR_NOMEM;
 
-    /* Numbers and hex keys are written into one scratch buffer first; pointers are taken
-     * only after it stops growing. */
-    buf_reset(&r->scratch);
-    buf_printf(&r->scratch, "%" PRId64 "%c%zu%c%" PRIu64 "%c%" PRIu32 "%c%zu%c", r->window_s, 0, n,
-               0, camp->min_authors, 0, r->base.verify_matches, 0, camp->nmilestones, 0);
-    for (size_t k = 0; k < camp->nmilestones; k++)
-        buf_printf(&r->scratch, "%" PRIu64 "%c", camp->milestones[k], 0);
+    /* EVALSHA sha 0 prefix window epoch n min_authors verify nms ms.., then per post: post_id
+     * author ts sig nfields, the exact hash and the band key ids (8 bytes each, big-endian) */
+    const dedup_campaign_t *camp = &r->base.campaign;
+    redis_args_t *a = &r->args;
+    redis_args_reset(a);
+    redis_args_ptr(a, "", 0); /* EVALSHA sha, filled in below */
+    redis_args_ptr(a, "", 0);
+    redis_args_ptr(a, "0", 1);
+    redis_args_ptr(a, REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
+    redis_args_fmt(a, "%" PRId64, r->window_s);
+    redis_args_fmt(a, "%" PRId64, dedup_redis_epoch_s(r->window_s));
+    redis_args_fmt(a, "%zu", n);
+    redis_args_fmt(a, "%" PRIu64, camp->min_authors);
+    redis_args_fmt(a, "%" PRIu32, r->base.verify_matches);
+    redis_args_fmt(a, "%zu", camp->nmilestones);
+    for (size_t m = 0; m < camp->nmilestones; m++)
+        redis_args_fmt(a, "%" PRIu64, camp->milestones[m]);
+    const char *sig = r->sigs.data;
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        buf_printf(&r->scratch, "%" PRId64 "%c%016" PRIx64 "%c%" PRIu32 "%c", items[i].ts, 0,
-                   fp->exact, 0, fp->nbands, 0);
-        buf_printf(&r->scratch, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", fp->exact, 0);
-        for (uint32_t b = 0; b < fp->nbands; b++)
-            buf_printf(&r->scratch, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", b,
-                       fp->bands[b], 0);
-    }
-    if (r->scratch.failed || append_sigs(&r->sigs, items, n) != 0)
-        return TW_ERR_NOMEM;
-    const char *sig = r->sigs.data;
-
-    size_t k = 0;
-    const char *s = r->scratch.data;
-#define PUSH_ARG(ptr, len)                                                                         \
-    do {                                                                                           \
-        r->argv[k] = (ptr);                                                                        \
-        r->argvlen[k] = (len);                                                                     \
-        k++;                                                                                       \
-    } while (0)
-#define PUSH_SCRATCH()                                                                             \
-    do {                                                                                           \
-        size_t l_ = strlen(s);                                                                     \
-        PUSH_ARG(s, l_);                                                                           \
-        s += l_ + 1;                                                                               \
-    } while (0)
-    PUSH_ARG("EVALSHA", 7);
-    PUSH_ARG(r->sha, 40);
-    PUSH_ARG("0", 1);
-    PUSH_ARG(REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
-    PUSH_SCRATCH(); /* window */
-    PUSH_SCRATCH(); /* n */
-    PUSH_SCRATCH(); /* min_authors */
-    PUSH_SCRATCH(); /* verify */
-    PUSH_SCRATCH(); /* nms */
-    for (size_t m = 0; m < camp->nmilestones; m++)
-        PUSH_SCRATCH();
-    for (size_t i = 0; i < n; i++) {
-        PUSH_ARG(items[i].post_id, items[i].post_id_len);
-        PUSH_ARG(items[i].author ? items[i].author : "", items[i].author ? items[i].author_len : 0);
-        PUSH_SCRATCH(); /* ts */
-        PUSH_SCRATCH(); /* exact */
-        PUSH_SCRATCH(); /* nbands */
-        size_t sig_len = items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
-        PUSH_ARG(sig_len ? sig : "", sig_len);
+        redis_args_ptr(a, items[i].post_id, items[i].post_id_len);
+        redis_args_ptr(a, items[i].author ? items[i].author : "",
+                       items[i].author ? items[i].author_len : 0);
+        redis_args_fmt(a, "%" PRId64, items[i].ts);
+        size_t sig_len = fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+        redis_args_ptr(a, sig_len ? sig : "", sig_len);
         sig += sig_len;
-        PUSH_SCRATCH(); /* exact key */
-        for (uint32_t b = 0; b < items[i].fp->nbands; b++)
-            PUSH_SCRATCH(); /* band keys */
+        redis_args_fmt(a, "%" PRIu32, dedup_index_bands(fp) + 1);
+        unsigned char id[8];
+        put_be64(id, fp->exact);
+        redis_args_bytes(a, id, 8);
+        for (uint32_t b = 0; b < dedup_index_bands(fp); b++) {
+            put_be64(id, dedup_band_key_id(b, fp->bands[b]));
+            redis_args_bytes(a, id, 8);
+        }
     }
-#undef PUSH_SCRATCH
-#undef PUSH_ARG
-
-    redisReply *reply = redis_command_checked(r, (int)k, r->argv, r->argvlen);
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        /* The server restarted or flushed its scripts: send the body once, which also
-         * caches it again under the same sha. */
+    if (redis_args_resolve(a) != 0)
+        return TW_ERR_NOMEM;
+    redis_script_evalsha(&r->batch_script, a->argv, a->argvlen);
+    redisReply *reply = redis_conn_command(&r->conn, (int)a->n, a->argv, a->argvlen);
+    if (redis_script_missing(reply)) {
         freeReplyObject(reply);
-        r->argv[0] = "EVAL";
-        r->argvlen[0] = 4;
-        r->argv[1] = dedup_script;
-        r->argvlen[1] = sizeof(dedup_script) - 1;
-        reply = redis_command_checked(r, (int)k, r->argv, r->argvlen);
+        redis_script_eval(&r->batch_script, a->argv, a->argvlen);
+        reply = redis_conn_command(&r->conn, (int)a->n, a->argv, a->argvlen);
     }
     if (!reply)
         return TW_ERR_REDIS;
@@ -559,48 +287,29 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
 
 /* ---- Redis Cluster ---------------------------------------------------------------------- */
 
-static int idmap_reserve(idmap_t *m, size_t n)
+/* Empties a per-batch map, sized for n entries at most (load <= 1/2, so it never grows). */
+static int idmap_reset(u64map_t *m, size_t n)
 {
     size_t cap = 64;
     while (cap < n * 2)
         cap *= 2;
     if (cap > m->cap) {
-        free(m->ids);
-        free(m->idx);
-        free(m->used);
-        m->ids = malloc(cap * sizeof(*m->ids));
-        m->idx = malloc(cap * sizeof(*m->idx));
-        m->used = malloc(cap);
-        m->cap = m->ids && m->idx && m->used ? cap : 0;
-        if (!m->cap)
-            return TW_ERR_NOMEM;
+        u64map_fini(m);
+        return u64map_init(m, cap);
     }
-    memset(m->used, 0, m->cap);
+    memset(m->keys, 0, m->cap * sizeof(*m->keys));
+    m->count = 0;
     return 0;
-}
-
-/* The index stored for id, or a free slot for it (*found false). */
-static size_t idmap_slot(const idmap_t *m, uint64_t id, bool *found)
-{
-    size_t mask = m->cap - 1;
-    size_t i = (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 20) & mask;
-    while (m->used[i] && m->ids[i] != id)
-        i = (i + 1) & mask;
-    *found = m->used[i] != 0;
-    return i;
 }
 
 /* The batch's entry for cluster id, created unfetched and unsigned when new. The clusters
  * array is reserved for the worst case before the batch, so pointers stay valid. */
 static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
 {
-    bool found;
-    size_t slot = idmap_slot(&r->clustermap, id, &found);
-    if (found)
-        return &r->clusters[r->clustermap.idx[slot]];
-    r->clustermap.used[slot] = 1;
-    r->clustermap.ids[slot] = id;
-    r->clustermap.idx[slot] = (uint32_t)r->nclusters;
+    bool inserted;
+    uint64_t *idx = u64map_put(&r->clustermap, id, r->nclusters, &inserted);
+    if (!inserted) /* never NULL: reserved for the batch, it does not grow */
+        return &r->clusters[*idx];
     dedup_cluster_t *c = &r->clusters[r->nclusters++];
     memset(c, 0, sizeof(*c));
     c->id = id;
@@ -620,43 +329,6 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
     return q;
 }
 
-/* argv entries are queued with scratch offsets (argv NULL) or fixed pointers, and resolved
- * once the scratch buffer stops growing. */
-static void arg_push_ptr(dedup_redis_t *r, size_t *k, const char *ptr, size_t len)
-{
-    r->argv[*k] = ptr;
-    r->argvlen[*k] = len;
-    (*k)++;
-}
-
-static void arg_push_fmt(dedup_redis_t *r, size_t *k, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void arg_push_fmt(dedup_redis_t *r, size_t *k, const char *fmt, ...)
-{
-    size_t off = r->scratch.len;
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[96];
-    int len = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (len < 0 || (size_t)len >= sizeof(tmp)) {
-        r->scratch.failed = 1;
-        len = 0;
-    }
-    buf_append(&r->scratch, tmp, (size_t)len + 1);
-    r->argv[*k] = NULL;
-    r->arg_offs[*k] = off;
-    r->argvlen[*k] = (size_t)len;
-    (*k)++;
-}
-
-static void args_resolve(dedup_redis_t *r, size_t from, size_t to)
-{
-    for (size_t k = from; k < to; k++)
-        if (!r->argv[k])
-            r->argv[k] = r->scratch.data + r->arg_offs[k];
-}
-
 static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
 {
     r->cmds[*ncmds] = (redis_cluster_cmd_t){(int)(argend - argstart), NULL, NULL, slot};
@@ -667,34 +339,35 @@ static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t arg
 static void cmds_bind(dedup_redis_t *r, size_t ncmds)
 {
     for (size_t c = 0; c < ncmds; c++) {
-        r->cmds[c].argv = r->argv + r->cmd_arg[c];
-        r->cmds[c].argvlen = r->argvlen + r->cmd_arg[c];
+        r->cmds[c].argv = r->args.argv + r->cmd_arg[c];
+        r->cmds[c].argvlen = r->args.argvlen + r->cmd_arg[c];
     }
 }
 
 /* Queues HGET of a cluster's verification signature, once per cluster and batch. */
-static void push_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *k, size_t *ncmds)
+static void push_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *ncmds)
 {
     if (c->fetched)
         return;
     c->fetched = true;
-    size_t start = *k;
-    arg_push_ptr(r, k, "HGET", 4);
-    arg_push_fmt(r, k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
-    arg_push_ptr(r, k, "sig", 3);
-    cmd_add(r, ncmds, start, *k, 0);
+    size_t start = r->args.n;
+    redis_args_ptr(&r->args, "HGET", 4);
+    redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+    redis_args_ptr(&r->args, "sig", 3);
+    cmd_add(r, ncmds, start, r->args.n, 0);
 }
 
-/* Sends one round: argv is complete up to nargs; commands from slot_from on take their slot
- * from their key_arg-th argument (earlier ones were given a slot when added); every node
- * gets its commands at once. */
-static int cluster_round(dedup_redis_t *r, size_t nargs, size_t slot_from, size_t ncmds,
-                         size_t key_arg)
+/* Sends one round: the argv is complete; commands from slot_from on take their slot from
+ * their key_arg-th argument (earlier ones were given a slot when added); every node gets its
+ * commands at once. */
+static int cluster_round(dedup_redis_t *r, size_t slot_from, size_t ncmds, size_t key_arg)
 {
-    args_resolve(r, 0, nargs);
+    if (redis_args_resolve(&r->args) != 0)
+        return TW_ERR_NOMEM;
     for (size_t c = slot_from; c < ncmds; c++) {
         size_t start = r->cmd_arg[c];
-        r->cmds[c].slot = redis_cluster_slot(r->argv[start + key_arg], r->argvlen[start + key_arg]);
+        r->cmds[c].slot =
+            redis_cluster_slot(r->args.argv[start + key_arg], r->args.argvlen[start + key_arg]);
     }
     cmds_bind(r, ncmds);
     return redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
@@ -743,10 +416,8 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     int rc = 0;
     size_t maxkeys = 0;
     for (size_t i = 0; i < n; i++)
-        maxkeys += 1 + items[i].fp->nbands;
+        maxkeys += 1 + dedup_index_bands(items[i].fp);
     size_t maxclusters = n + maxkeys;
-    /* argv: phase 1 2 * keys + 3 * clusters; phase 2 6 * keys + (9 + ms) * clusters + 4 * n */
-    size_t maxargs = 6 * maxkeys + (9 + camp->nmilestones) * maxclusters + 4 * n + 16;
     size_t maxcmds = maxkeys + maxclusters + 1;
     r->post_keys = grow(r->post_keys, &r->posts_cap, n * stride, sizeof(*r->post_keys), &rc);
     r->post_cluster = grow(r->post_cluster, &r->post_cluster_cap, n, sizeof(*r->post_cluster), &rc);
@@ -757,11 +428,11 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     r->cmds = grow(r->cmds, &r->cmds_cap, maxcmds, sizeof(*r->cmds), &rc);
     r->replies = grow(r->replies, &r->replies_cap, maxcmds, sizeof(*r->replies), &rc);
     r->cmd_arg = grow(r->cmd_arg, &r->cmd_arg_cap, maxcmds, sizeof(*r->cmd_arg), &rc);
-    if (rc != 0 || dedup_redis_reserve_argv(r, maxargs) != 0 || reserve_rows(r, n) != 0 ||
-        idmap_reserve(&r->keymap, maxkeys) != 0 || idmap_reserve(&r->clustermap, maxclusters) != 0)
+    if (rc != 0 || reserve_rows(r, n) != 0 || idmap_reset(&r->keymap, maxkeys) != 0 ||
+        idmap_reset(&r->clustermap, maxclusters) != 0)
         return TW_ERR_NOMEM;
     r->nkeys = r->nclusters = 0;
-    buf_reset(&r->scratch);
+    redis_args_reset(&r->args);
     buf_reset(&r->sigbuf);
     buf_reset(&r->names);
     if (append_sigs(&r->sigs, items, n) != 0)
@@ -775,16 +446,13 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
      * different keys of one batch (p ~ keys^2 / 2^64) would merge their lookups */
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        for (uint32_t k = 0; k <= fp->nbands; k++) {
+        for (uint32_t k = 0; k <= dedup_index_bands(fp); k++) {
             uint64_t value = k ? fp->bands[k - 1] : fp->exact;
             uint64_t pair[2] = {k, value};
             uint64_t id = fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
-            bool found;
-            size_t slot = idmap_slot(&r->keymap, id, &found);
-            if (!found) {
-                r->keymap.used[slot] = 1;
-                r->keymap.ids[slot] = id;
-                r->keymap.idx[slot] = (uint32_t)r->nkeys;
+            bool inserted;
+            uint64_t *idx = u64map_put(&r->keymap, id, r->nkeys, &inserted);
+            if (inserted) {
                 dedup_key_t *key = &r->keys[r->nkeys++];
                 memset(key, 0, sizeof(*key));
                 key->id = id;
@@ -796,7 +464,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
                     buf_printf(&r->names, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", value, 0);
                 key->name_len = (uint32_t)(r->names.len - key->name_off - 1);
             }
-            r->post_keys[i * stride + k] = r->keymap.idx[slot];
+            r->post_keys[i * stride + k] = (uint32_t)*idx;
         }
     }
     if (r->names.failed)
@@ -806,22 +474,20 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             redis_cluster_slot(r->names.data + r->keys[j].name_off, r->keys[j].name_len);
 
     /* phase 1: GET every key; HGET the signature of every cluster the batch could start */
-    size_t ncmds = 0, k = 0;
+    size_t ncmds = 0;
     for (size_t j = 0; j < r->nkeys; j++) {
-        size_t start = k;
-        arg_push_ptr(r, &k, "GET", 3);
-        arg_push_ptr(r, &k, r->names.data + r->keys[j].name_off, r->keys[j].name_len);
-        cmd_add(r, &ncmds, start, k, r->keys[j].slot);
+        size_t start = r->args.n;
+        redis_args_ptr(&r->args, "GET", 3);
+        redis_args_ptr(&r->args, r->names.data + r->keys[j].name_off, r->keys[j].name_len);
+        cmd_add(r, &ncmds, start, r->args.n, r->keys[j].slot);
     }
     size_t nkeycmds = ncmds;
     size_t fetch_from = 0;
     for (size_t i = 0; verify && i < n; i++) {
         dedup_cluster_t *c = cluster_entry(r, items[i].fp->exact);
-        push_sig_fetch(r, c, &k, &ncmds);
+        push_sig_fetch(r, c, &ncmds);
     }
-    if (r->scratch.failed)
-        return TW_ERR_NOMEM;
-    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 1)) != 0)
+    if ((rc = cluster_round(r, nkeycmds, ncmds, 1)) != 0)
         return rc;
     for (size_t j = 0; rc == 0 && j < nkeycmds; j++) {
         const redisReply *reply = r->replies[j];
@@ -844,18 +510,15 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
     /* phase 1b: the signatures of the clusters the existing keys name */
     if (verify) {
         ncmds = 0;
-        k = 0;
         fetch_from = r->nclusters;
-        buf_reset(&r->scratch);
+        redis_args_reset(&r->args);
         for (size_t j = 0; j < r->nkeys; j++) {
             if (!r->keys[j].present)
                 continue;
             dedup_cluster_t *c = cluster_entry(r, r->keys[j].value);
-            push_sig_fetch(r, c, &k, &ncmds);
+            push_sig_fetch(r, c, &ncmds);
         }
-        if (r->scratch.failed)
-            return TW_ERR_NOMEM;
-        if (ncmds && (rc = cluster_round(r, k, 0, ncmds, 1)) != 0)
+        if (ncmds && (rc = cluster_round(r, 0, ncmds, 1)) != 0)
             return rc;
         for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
             rc = take_sig(r, &r->clusters[cl], r->replies[c]);
@@ -873,7 +536,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         bool found = x->present || x->written;
         if (found)
             id = x->value;
-        for (uint32_t b = 1; !found && b <= fp->nbands; b++) {
+        for (uint32_t b = 1; !found && b <= dedup_index_bands(fp); b++) {
             const dedup_key_t *key = &r->keys[pk[b]];
             if (!key->present && !key->written)
                 continue;
@@ -890,7 +553,7 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             if (r->sigbuf.failed)
                 return TW_ERR_NOMEM;
         }
-        for (uint32_t b = 0; b <= fp->nbands; b++) {
+        for (uint32_t b = 0; b <= dedup_index_bands(fp); b++) {
             dedup_key_t *key = &r->keys[pk[b]];
             if (!key->present && !key->written) {
                 key->written = true; /* SET NX: the first writer's cluster stays */
@@ -908,64 +571,61 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
 
     /* phase 2, one pipeline: every key written once (SET NX EX when it was absent, else
      * EXPIRE), then one script per chosen cluster with its posts in batch order */
-    buf_reset(&r->scratch);
+    redis_args_reset(&r->args);
     ncmds = 0;
-    k = 0;
     for (size_t j = 0; j < r->nkeys; j++) {
         const dedup_key_t *key = &r->keys[j];
         const char *name = r->names.data + key->name_off;
-        size_t start = k;
+        size_t start = r->args.n;
         if (key->present) {
-            arg_push_ptr(r, &k, "EXPIRE", 6);
-            arg_push_ptr(r, &k, name, key->name_len);
-            arg_push_fmt(r, &k, "%" PRId64, r->window_s);
+            redis_args_ptr(&r->args, "EXPIRE", 6);
+            redis_args_ptr(&r->args, name, key->name_len);
+            redis_args_fmt(&r->args, "%" PRId64, r->window_s);
         } else {
-            arg_push_ptr(r, &k, "SET", 3);
-            arg_push_ptr(r, &k, name, key->name_len);
-            arg_push_fmt(r, &k, "%016" PRIx64, key->value);
-            arg_push_ptr(r, &k, "NX", 2);
-            arg_push_ptr(r, &k, "EX", 2);
-            arg_push_fmt(r, &k, "%" PRId64, r->window_s);
+            redis_args_ptr(&r->args, "SET", 3);
+            redis_args_ptr(&r->args, name, key->name_len);
+            redis_args_fmt(&r->args, "%016" PRIx64, key->value);
+            redis_args_ptr(&r->args, "NX", 2);
+            redis_args_ptr(&r->args, "EX", 2);
+            redis_args_fmt(&r->args, "%" PRId64, r->window_s);
         }
-        cmd_add(r, &ncmds, start, k, key->slot);
+        cmd_add(r, &ncmds, start, r->args.n, key->slot);
     }
     nkeycmds = ncmds;
     for (size_t cl = 0; cl < r->nclusters; cl++) {
         const dedup_cluster_t *c = &r->clusters[cl];
         if (!c->nposts)
             continue;
-        size_t start = k;
-        arg_push_ptr(r, &k, "EVALSHA", 7);
-        arg_push_ptr(r, &k, r->cluster_sha, 40);
-        arg_push_ptr(r, &k, "3", 1);
-        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
-        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:m", c->id);
-        arg_push_fmt(r, &k, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:a", c->id);
-        arg_push_fmt(r, &k, "%" PRId64, r->window_s);
-        arg_push_fmt(r, &k, "%zu", c->nposts);
-        arg_push_fmt(r, &k, "%" PRIu64, camp->min_authors);
-        arg_push_fmt(r, &k, "%zu", camp->nmilestones);
+        size_t start = r->args.n;
+        redis_args_ptr(&r->args, "EVALSHA", 7);
+        redis_args_ptr(&r->args, r->cluster_script.sha, 40);
+        redis_args_ptr(&r->args, "3", 1);
+        redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+        redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:m", c->id);
+        redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:a", c->id);
+        redis_args_fmt(&r->args, "%" PRId64, r->window_s);
+        redis_args_fmt(&r->args, "%zu", c->nposts);
+        redis_args_fmt(&r->args, "%" PRIu64, camp->min_authors);
+        redis_args_fmt(&r->args, "%zu", camp->nmilestones);
         for (size_t m = 0; m < camp->nmilestones; m++)
-            arg_push_fmt(r, &k, "%" PRIu64, camp->milestones[m]);
+            redis_args_fmt(&r->args, "%" PRIu64, camp->milestones[m]);
         for (size_t i = c->first_post; i != UINT32_MAX; i = r->post_next[i]) {
             const dedup_item_t *it = &items[i];
             size_t sig_len = it->fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
-            arg_push_ptr(r, &k, it->post_id, it->post_id_len);
-            arg_push_ptr(r, &k, it->author ? it->author : "", it->author ? it->author_len : 0);
-            arg_push_fmt(r, &k, "%" PRId64, it->ts);
-            arg_push_ptr(r, &k, sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
+            redis_args_ptr(&r->args, it->post_id, it->post_id_len);
+            redis_args_ptr(&r->args, it->author ? it->author : "", it->author ? it->author_len : 0);
+            redis_args_fmt(&r->args, "%" PRId64, it->ts);
+            redis_args_ptr(&r->args, sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
         }
-        cmd_add(r, &ncmds, start, k, 0);
+        cmd_add(r, &ncmds, start, r->args.n, 0);
     }
-    if (r->scratch.failed)
-        return TW_ERR_NOMEM;
-    if ((rc = cluster_round(r, k, nkeycmds, ncmds, 3)) != 0)
+    if ((rc = cluster_round(r, nkeycmds, ncmds, 3)) != 0)
         return rc;
     /* a node that never saw the script (new, restarted, flushed): send the body once there */
     size_t nretry = 0;
     for (size_t c = nkeycmds; c < ncmds; c++) {
         const redisReply *reply = r->replies[c];
-        nretry += reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+        nretry += redis_script_missing(reply);
     }
     if (nretry) {
         redis_cluster_cmd_t *retry = malloc(nretry * sizeof(*retry));
@@ -975,13 +635,10 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         size_t m = 0;
         for (size_t c = nkeycmds; rc == 0 && c < ncmds; c++) {
             const redisReply *reply = r->replies[c];
-            if (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8) != 0)
+            if (!redis_script_missing(reply))
                 continue;
-            size_t start = (size_t)(r->cmds[c].argv - r->argv);
-            r->argv[start] = "EVAL";
-            r->argvlen[start] = 4;
-            r->argv[start + 1] = dedup_cluster_script;
-            r->argvlen[start + 1] = sizeof(dedup_cluster_script) - 1;
+            size_t start = r->cmd_arg[c];
+            redis_script_eval(&r->cluster_script, r->args.argv + start, r->args.argvlen + start);
             which[m] = c;
             retry[m++] = r->cmds[c];
         }
@@ -1045,23 +702,14 @@ static int dedup_redis_check_batch(dedup_store_t *store, const dedup_item_t *ite
 static void dedup_redis_free(dedup_store_t *store)
 {
     dedup_redis_t *r = (dedup_redis_t *)store;
-    dedup_redis_disconnect(r);
+    redis_conn_close(&r->conn);
     redis_cluster_free(r->cluster);
-    free(r->seeds);
-    free(r->host);
-    free(r->user);
-    free(r->password);
-    free(r->argv);
-    free(r->argvlen);
-    free(r->arg_offs);
+    redis_url_fini(&r->url);
+    redis_args_fini(&r->args);
     free(r->keys);
     free(r->clusters);
-    free(r->keymap.ids);
-    free(r->keymap.idx);
-    free(r->keymap.used);
-    free(r->clustermap.ids);
-    free(r->clustermap.idx);
-    free(r->clustermap.used);
+    u64map_fini(&r->keymap);
+    u64map_fini(&r->clustermap);
     free(r->post_keys);
     free(r->post_cluster);
     free(r->post_next);
@@ -1070,7 +718,6 @@ static void dedup_redis_free(dedup_store_t *store)
     free(r->replies);
     free(r->cmd_arg);
     free(r->rows);
-    buf_fini(&r->scratch);
     buf_fini(&r->samples);
     buf_fini(&r->sigs);
     buf_fini(&r->sigbuf);
@@ -1091,8 +738,8 @@ static int dedup_redis_ping(dedup_store_t *store)
             .argc = 1, .argv = (const char **)ping_argv, .argvlen = ping_len, .slot = 0};
         if (redis_cluster_exec(r->cluster, &cmd, 1, &reply) != 0)
             reply = NULL;
-    } else if (dedup_redis_connect(r) == 0) {
-        reply = redis_command_checked(r, 1, (const char **)ping_argv, ping_len);
+    } else if (redis_conn_connect(&r->conn) == 0) {
+        reply = redis_conn_command(&r->conn, 1, (const char **)ping_argv, ping_len);
     }
     int ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
     freeReplyObject(reply);
@@ -1100,88 +747,20 @@ static int dedup_redis_ping(dedup_store_t *store)
 }
 
 static const dedup_store_ops_t dedup_redis_ops = {
-    .name = "redis", .kind = DEDUP_STORE_REDIS,
+    .name = "redis",
+    .kind = DEDUP_STORE_REDIS,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
     .ping = dedup_redis_ping,
 };
 
 static const dedup_store_ops_t dedup_redis_cluster_ops = {
-    .name = "redis-cluster", .kind = DEDUP_STORE_REDIS_CLUSTER,
+    .name = "redis-cluster",
+    .kind = DEDUP_STORE_REDIS_CLUSTER,
     .check_batch = dedup_redis_check_batch,
     .free = dedup_redis_free,
     .ping = dedup_redis_ping,
 };
-
-#define CLUSTER_SCHEME "redis+cluster://"
-
-/* Parses redis://[[user]:password@]host[:port][/db] or
- * redis+cluster://[[user]:password@]host:port[,host:port...] (seed nodes; database 0). */
-static int parse_redis_url(dedup_redis_t *r, const char *url, tw_diag_t *diag)
-{
-    const char *p = url;
-    bool cluster = strncmp(p, CLUSTER_SCHEME, sizeof(CLUSTER_SCHEME) - 1) == 0;
-    if (cluster) {
-        p += sizeof(CLUSTER_SCHEME) - 1;
-    } else if (strncmp(p, "redis://", 8) == 0) {
-        p += 8;
-    } else {
-        tw_diag_add(diag, "redis URL '%s' must start with redis:// or " CLUSTER_SCHEME, url);
-        return TW_ERR_CONFIG;
-    }
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            if (colon > p)
-                r->user = strndup(p, (size_t)(colon - p));
-            r->password = strndup(colon + 1, (size_t)(at - colon - 1));
-        } else {
-            r->password = strndup(p, (size_t)(at - p));
-        }
-        p = at + 1;
-    }
-    if (cluster) {
-        if (strchr(p, '/')) {
-            tw_diag_add(diag, "redis URL: Redis Cluster has only database 0; drop the /db in '%s'",
-                        url);
-            return TW_ERR_CONFIG;
-        }
-        r->seeds = strdup(p);
-        if (!r->seeds)
-            return TW_ERR_NOMEM;
-        return redis_cluster_new(r->seeds, r->user, r->password, r->timeout_ms, &r->cluster, diag);
-    }
-    const char *slash = strchr(p, '/');
-    const char *hostend = slash ? slash : p + strlen(p);
-    const char *colon = memchr(p, ':', (size_t)(hostend - p));
-    r->port = 6379;
-    if (colon) {
-        char *end = NULL;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != hostend || port <= 0 || port > 65535) {
-            tw_diag_add(diag, "redis URL: bad port in '%s'", url);
-            return TW_ERR_CONFIG;
-        }
-        r->port = (int)port;
-        hostend = colon;
-    }
-    r->host = strndup(p, (size_t)(hostend - p));
-    if (!r->host || !*r->host) {
-        tw_diag_add(diag, "redis URL: missing host in '%s'", url);
-        return TW_ERR_CONFIG;
-    }
-    if (slash && slash[1]) {
-        char *end = NULL;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 1000000) {
-            tw_diag_add(diag, "redis URL: bad database number in '%s'", url);
-            return TW_ERR_CONFIG;
-        }
-        r->db = (int)db;
-    }
-    return 0;
-}
 
 int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_store_t **out,
                     tw_diag_t *diag)
@@ -1192,29 +771,30 @@ int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_sto
     r->base.ops = &dedup_redis_ops;
     r->window_s = window_s;
     r->timeout_ms = timeout_ms;
-    buf_init(&r->scratch);
+    redis_args_init(&r->args);
     buf_init(&r->samples);
     buf_init(&r->sigs);
     buf_init(&r->sigbuf);
     buf_init(&r->names);
-    int rc = parse_redis_url(r, url, diag);
+    redis_script_init(&r->batch_script, dedup_lua_batch, dedup_lua_batch_len);
+    redis_script_init(&r->cluster_script, dedup_lua_cluster, dedup_lua_cluster_len);
+    int rc = redis_url_parse(url, &r->url, diag);
+    if (rc == 0 && r->url.cluster)
+        rc = redis_cluster_new(r->url.seeds, r->url.user, r->url.password, timeout_ms, &r->cluster,
+                               diag);
     if (rc != 0) {
         dedup_redis_free(&r->base);
         return rc;
     }
     if (r->cluster) {
-        /* EVALSHA with the script's SHA1; a node without it answers NOSCRIPT and gets EVAL */
-        unsigned char digest[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)dedup_cluster_script, sizeof(dedup_cluster_script) - 1, digest);
-        for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++)
-            snprintf(r->cluster_sha + 2 * i, 3, "%02x", digest[i]);
         r->base.ops = &dedup_redis_cluster_ops;
         *out = &r->base;
         return 0;
     }
-    if (dedup_redis_connect(r) != 0)
+    r->conn = (redis_conn_t){.url = &r->url, .timeout_ms = timeout_ms};
+    if (redis_conn_connect(&r->conn) != 0)
         log_warn("redis %s:%d not reachable yet; duplicate detection is unavailable until it is",
-                 r->host, r->port);
+                 r->url.host, r->url.port);
     *out = &r->base;
     return 0;
 }

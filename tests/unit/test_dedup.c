@@ -576,6 +576,137 @@ TW_TEST(redis_cluster_store_matches_memory_store)
     TW_ASSERT_INT_EQ(down_available, 0);
 }
 
+/* Keys of database 0 whose name starts with prefix. */
+static long count_keys(int port, const char *prefix)
+{
+    redisReply *reply = node_cmd(port, "KEYS %s*", prefix);
+    long n = reply && reply->type == REDIS_REPLY_ARRAY ? (long)reply->elements : -1;
+    freeReplyObject(reply);
+    return n;
+}
+
+static long long key_ttl(int port, const char *key, size_t len)
+{
+    redisReply *reply = node_cmd(port, "TTL %b", key, len);
+    long long ttl = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -3;
+    freeReplyObject(reply);
+    return ttl;
+}
+
+/* One sample post (index into samples) as a batch of one; its result in *r. */
+static int check_one(dedup_store_t *store, size_t sample, dedup_result_t *r)
+{
+    dedup_item_t items[NSAMPLES];
+    fingerprint_t fps[NSAMPLES];
+    make_items(items, fps);
+    return dedup_batch_check(store, &items[sample], 1, r);
+}
+
+/* The single-server layout (docs/DEDUP.md, "Layout"): a singleton leaves no cluster keys, only
+ * fields of the time-bucketed index hash, and is still recognised when replayed; the second
+ * post creates the cluster's hash, members and authors, which expire window_s after their last
+ * update; the index hash expires at most an epoch (window / 2) later; a flushed script cache is
+ * refilled (NOSCRIPT fallback); milestone 1 is claimed by a cluster's first post. */
+static int check_layout(int port)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+    dedup_store_t *store = NULL;
+    if (dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    dedup_result_t r;
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s\n", #cond);                                             \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    dedup_item_t items[NSAMPLES];
+    fingerprint_t fps[NSAMPLES];
+    make_items(items, fps);
+    dedup_result_t rs[2];
+    dedup_item_t singles[2] = {items[0], items[3]}; /* p1, p4: unrelated */
+    EXPECT(dedup_batch_check(store, singles, 2, rs) == 0);
+    EXPECT(rs[0].count == 1 && rs[1].count == 1 && rs[0].authors == 1 && !rs[0].replay);
+    EXPECT(count_keys(port, "tw:c:") == 0);
+    long index_keys = count_keys(port, "tw:i:");
+    EXPECT(index_keys >= 1 && index_keys <= 2); /* two when the batch straddles an epoch */
+    /* a replay of a singleton's post is recognised without any cluster keys */
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.count == 1 && r.authors == 1 && r.first_seen == 100);
+    EXPECT(r.cluster == fps[0].exact && count_keys(port, "tw:c:") == 0);
+    /* the second post creates the cluster's hash, members and authors */
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(!r.replay && r.count == 2 && r.authors == 2 && r.cluster == fps[0].exact);
+    EXPECT(r.first_seen == 100 && r.last_seen == 110);
+    EXPECT(count_keys(port, "tw:c:") == 3);
+    char ckey[16] = "tw:c:";
+    for (int i = 0; i < 8; i++)
+        ckey[5 + i] = (char)(fps[0].exact >> (56 - 8 * i));
+    long long ttl = key_ttl(port, ckey, 13);
+    EXPECT(ttl > 3500 && ttl <= 3600);
+    redisReply *keys = node_cmd(port, "KEYS tw:i:*");
+    for (size_t i = 0; keys && i < keys->elements; i++) {
+        ttl = key_ttl(port, keys->element[i]->str, keys->element[i]->len);
+        EXPECT(ttl > 3500 && ttl <= 3600 + 1800);
+    }
+    freeReplyObject(keys);
+    /* the first post replayed again: now a member of the cluster's hash */
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.count == 2 && r.cluster == fps[0].exact);
+    /* a server that lost its scripts gets the body once */
+    EXPECT(node_ok(port, "SCRIPT FLUSH"));
+    EXPECT(check_one(store, 2, &r) == 0);
+    EXPECT(r.available && r.count == 3 && r.authors == 3 && r.cluster == fps[0].exact);
+    dedup_store_free(store);
+
+    /* milestone 1: claimed by the first post of a cluster, again by its replay, by nobody else */
+    EXPECT(node_ok(port, "FLUSHALL"));
+    dedup_campaign_t camp;
+    store = NULL;
+    if (dedup_campaign_parse("1,2", 1, &camp, NULL) != 0 ||
+        dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    dedup_campaign_set(store, &camp);
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.milestones == 1u);
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
+    EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
+    EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
+#undef EXPECT
+    dedup_store_free(store);
+    return bad;
+}
+
+TW_TEST(redis_store_layout)
+{
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        TW_SKIP("redis-server is not installed");
+    }
+    int port = free_port();
+    TW_ASSERT(port > 0);
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    pid_t pid = fork();
+    TW_ASSERT(pid >= 0);
+    if (pid == 0) {
+        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    int ready = wait_for_port(port, 10000);
+    int layout = ready == 0 ? check_layout(port) : -1;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    TW_ASSERT_INT_EQ(ready, 0);
+    TW_ASSERT_INT_EQ(layout, 0);
+}
+
 TW_TEST(redis_url_errors_are_reported)
 {
     tw_diag_t diag;
@@ -593,7 +724,7 @@ int main(void)
 {
     TW_RUN(TW_CASE(memory_store_semantics), TW_CASE(memory_store_stays_bounded),
            TW_CASE(campaign_milestones_parse), TW_CASE(memory_store_campaign_milestones),
-           TW_CASE(redis_store_matches_memory_store),
+           TW_CASE(redis_store_matches_memory_store), TW_CASE(redis_store_layout),
            TW_CASE(redis_cluster_store_matches_memory_store),
            TW_CASE(redis_url_errors_are_reported));
 }

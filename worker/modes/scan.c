@@ -167,7 +167,7 @@ int scan_file(const config_t *cfg, const char *path)
         return TW_ERR_IO;
     }
     engine_t engine;
-    int rc = engine_open(&engine, cfg, true);
+    int rc = engine_open(&engine, cfg, cfg->scan_store != CONFIG_SCAN_STORE_REDIS);
     if (rc != 0) {
         if (in != stdin)
             fclose(in);

@@ -1,0 +1,186 @@
+-- Single-server store: a whole batch in one call, atomic (docs/DEDUP.md, "Layout").
+--
+-- The exact and band keys of every post live as fields of one hash per time bucket (epoch),
+-- tw:i:<epoch>, instead of one string key + EXPIRE each: field = 8-byte key id (the exact hash
+-- itself for the exact key, a hash of band number and value for a band key), value = the 8-byte
+-- id of the cluster it names. The epoch hash expires as a whole (EXPIREAT), window seconds after
+-- the end of its epoch, so an entry lives between window and window + epoch seconds after its
+-- last write; every field a post touches is written again into the current epoch. Lookups read
+-- the live epochs newest first.
+--
+-- No cluster structures for singletons: a post that starts a cluster stores its own record in
+-- the value of its exact field (cluster id .. msgpack{ts, author, signature, post id}). The
+-- cluster's hash, members set and author HyperLogLog (tw:c:<id>, :m, :a, shared with
+-- cluster_update.lua) are created when a second post joins; from then on the cluster's exact
+-- field holds the 8-byte id alone, refreshed with the cluster, so a missing field means no
+-- live cluster.
+--
+-- ARGV: prefix window epoch n min_authors verify nms milestone_1..milestone_nms, then per post:
+-- post_id author ts sig nfields field_1..field_nfields (field_1: the exact hash, big-endian).
+-- Returns per post {cluster (8 bytes), count, authors, first, last, replay, claimed, samples}.
+local prefix, window, epoch, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local min_authors, verify, nms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ms, sigcache = {}, {}
+for k = 1, nms do ms[k] = tonumber(ARGV[7 + k]) end
+-- @include cluster_update.lua
+-- equal 16-bit entries of two signatures
+local function agree(a, b)
+  local eq = 0
+  for k = 1, #a - 1, 2 do
+    local x1, x2 = string.byte(a, k, k + 1)
+    local y1, y2 = string.byte(b, k, k + 1)
+    if x1 == y1 and x2 == y2 then eq = eq + 1 end
+  end
+  return eq
+end
+
+-- Lua's unpack() is bounded by the C stack: long argument lists go in chunks
+local CHUNK = 3000
+local function hmget_into(key, fields, found, fresh)
+  for s = 1, #fields, CHUNK do
+    local e = math.min(s + CHUNK - 1, #fields)
+    local vals = redis.call('HMGET', key, unpack(fields, s, e))
+    for j = s, e do
+      local v = vals[j - s + 1]
+      if v then
+        found[fields[j]] = v
+        if fresh then fresh[fields[j]] = true end
+      end
+    end
+  end
+end
+
+local now = tonumber(redis.call('TIME')[1])
+local cur = math.floor(now / epoch)
+local epochs, e = {}, cur
+while (e + 1) * epoch + window > now do
+  epochs[#epochs + 1] = prefix .. 'i:' .. e
+  e = e - 1
+end
+
+-- every field of the batch, looked up once (newest epoch first; a hit ends the search); fresh:
+-- the field is in the current epoch already, with its final value (no write needed)
+local found, fresh, want, wanted, i = {}, {}, {}, {}, 8 + nms
+for p = 1, n do
+  local nf = tonumber(ARGV[i + 4])
+  for k = i + 5, i + 4 + nf do
+    local f = ARGV[k]
+    if not wanted[f] then wanted[f] = true want[#want + 1] = f end
+  end
+  i = i + 5 + nf
+end
+for e, key in ipairs(epochs) do
+  if #want == 0 then break end
+  hmget_into(key, want, found, e == 1 and fresh)
+  local rest = {}
+  for _, f in ipairs(want) do if not found[f] then rest[#rest + 1] = f end end
+  want = rest
+end
+
+-- the singleton record (or the 8-byte marker of a cluster with a hash) of cluster id c
+local function record(c)
+  local v = found[c]
+  if v == nil and not wanted[c] then
+    wanted[c] = true
+    for _, key in ipairs(epochs) do
+      v = redis.call('HGET', key, c)
+      if v then found[c] = v break end
+    end
+  end
+  -- the exact field of a post that joined another cluster names that cluster: not a record
+  if v and string.sub(v, 1, 8) ~= c then return nil end
+  return v
+end
+local function single(v)
+  if not v or #v <= 8 then return nil end
+  local ts, author, sig, pid = cmsgpack.unpack(string.sub(v, 9))
+  return {ts = ts, author = author, sig = sig, pid = pid}
+end
+local function signature(c)
+  local s = sigcache[c]
+  if s ~= nil then return s end
+  local v = record(c)
+  local one = single(v)
+  if one then s = one.sig ~= '' and one.sig or false
+  elseif v then s = redis.call('HGET', prefix .. 'c:' .. c, 'sig') or false
+  else s = false end
+  sigcache[c] = s
+  return s
+end
+
+-- the HSET of the current epoch, in order: a field put twice takes its later value
+local writes, nwrites, ckeys, seen = {}, 0, {}, {}
+local function put(f, v)
+  writes[nwrites + 1] = f writes[nwrites + 2] = v nwrites = nwrites + 2
+  found[f] = v
+  fresh[f] = true
+end
+-- milestone 1 is claimed by a cluster's first post: those need the cluster hash at once
+local eager = nms > 0 and ms[1] <= 1
+
+local out
+out, i = {}, 8 + nms
+for p = 1, n do
+  local pid, author, ts, sig = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local nf = tonumber(ARGV[i + 4])
+  local f0 = i + 5
+  i = f0 + nf
+  local exact = ARGV[f0]
+  local cluster = found[exact] and string.sub(found[exact], 1, 8)
+  if not cluster then
+    for k = f0 + 1, f0 + nf - 1 do
+      local v = found[ARGV[k]]
+      if v then
+        local cand = string.sub(v, 1, 8)
+        local ok = verify == 0
+        if not ok then
+          local csig = signature(cand)
+          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify
+        end
+        if ok then cluster = cand break end
+      end
+    end
+  end
+  if not cluster then cluster = exact end
+  local v = record(cluster)
+  local one = single(v)
+  local row, has_hash = nil, false
+  if one and one.pid == pid then
+    -- replay of a singleton's post
+    row = {cluster, 1, one.author ~= '' and 1 or 0, one.ts, one.ts, 1, 0, {}}
+  elseif (v and not one) or one or eager then
+    -- a cluster with a hash; or the second post (with milestone 1, the first), which creates it
+    local ckey = prefix .. 'c:' .. cluster
+    if one then update(ckey, cluster, one.pid, one.author, one.ts, one.sig) end
+    row = update(ckey, cluster, pid, author, ts, sig)
+    table.insert(row, 1, cluster)
+    has_hash = true
+    if not seen[ckey] then seen[ckey] = cluster ckeys[#ckeys + 1] = ckey end
+  else
+    -- a new singleton: its record is its exact field's value
+    put(cluster, cluster .. cmsgpack.pack(ts, author, sig, pid))
+    sigcache[cluster] = sig ~= '' and sig or false
+    row = {cluster, 1, author ~= '' and 1 or 0, ts, ts, 0, 0, {}}
+  end
+  -- the exact field of a cluster with a hash is its 8-byte id alone, refreshed with the hash,
+  -- so a missing field means no live cluster
+  if has_hash and not (fresh[cluster] and #found[cluster] == 8) then put(cluster, cluster) end
+  out[p] = row
+  -- every field of the post into the current epoch: an existing one keeps its cluster
+  for k = f0, f0 + nf - 1 do
+    local f = ARGV[k]
+    if not fresh[f] then put(f, found[f] or cluster) end
+  end
+end
+
+local cur_key = epochs[1]
+for s = 1, nwrites, CHUNK do
+  redis.call('HSET', cur_key, unpack(writes, s, math.min(s + CHUNK - 1, nwrites)))
+end
+redis.call('EXPIREAT', cur_key, (cur + 1) * epoch + window)
+for _, ckey in ipairs(ckeys) do
+  redis.call('EXPIRE', ckey, window)
+  redis.call('EXPIRE', ckey .. ':m', window)
+  redis.call('EXPIRE', ckey .. ':a', window)
+end
+return out
