@@ -1,5 +1,6 @@
 #include "modes/run.h"
 
+#include "pipeline/flood_redis.h"
 #include "pipeline/flood_rules.h"
 
 #include <stdlib.h>
@@ -117,6 +118,28 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
                                               ctx->cfg->input_topic, rec->partition, rec->offset);
     }
     return TW_ERR_INVALID;
+}
+
+/* The flood guard, deciding on the fleet's counts through the duplicate store's Redis (a
+ * connection of its own) or, without Redis, on this worker's. *flood stays NULL when no rule
+ * is guarded. */
+static int run_flood_start(const config_t *cfg, const run_options_t *opts, const rule_set_t *rules,
+                           flood_redis_t **link, flood_guard_t **flood, tw_diag_t *diag)
+{
+    flood_transport_t transport;
+    bool fleet = cfg->redis_url[0] && !opts->force_memory_store;
+    if (fleet) {
+        int rc = flood_redis_new(cfg->redis_url, (int)cfg->redis_timeout_ms, link, diag);
+        if (rc != 0)
+            return rc;
+        transport = flood_redis_transport(*link);
+    }
+    int rc = flood_rules_guard_new(cfg, rules, fleet ? &transport : NULL, flood);
+    if (rc == 0 && !*flood) {
+        flood_redis_free(*link);
+        *link = NULL;
+    }
+    return rc;
 }
 
 /* The flood guard's rule_muted records of the batch (this worker made the mutes). No post
@@ -240,6 +263,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     size_t batch = (size_t)cfg->batch_size;
     reload_t *reloader = NULL;
     flood_guard_t *flood = NULL;
+    flood_redis_t *flood_link = NULL;
 
     rc = pipeline_init(&pipe, cfg, engine.rules, engine.db, engine.dedup);
     if (rc != 0)
@@ -249,7 +273,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     if (reload_start(cfg, engine.rules, &reloader) != 0)
         log_warn("rules hot reload unavailable: out of memory or threads");
     pipe.fallback = engine.fallback;
-    if ((rc = flood_rules_guard_new(cfg, engine.rules, NULL, &flood)) != 0)
+    if ((rc = run_flood_start(cfg, opts, engine.rules, &flood_link, &flood, &diag)) != 0)
         goto out;
     pipeline_set_flood(&pipe, flood);
     records = calloc(batch, sizeof(*records));
@@ -355,6 +379,7 @@ out:
     if (pipe_ready)
         pipeline_fini(&pipe);
     flood_guard_free(flood);
+    flood_redis_free(flood_link);
     engine_close(&engine);
     log_info("stopped");
     return rc;
