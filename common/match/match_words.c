@@ -61,12 +61,12 @@ bool match_cp_is_letter(int32_t cp)
     return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
 }
 
-/* Which derived views a keyword may use: its letters are all Latin or all Arabic (or it has
- * none). A Cyrillic keyword is left in folded: its skeleton would be Latin look-alikes and
- * would fire on English text. *latin says whether the Latin guard applies. */
-bool match_keyword_derivable(const char *kw, bool *latin)
+/* Counts the letters of kw that is_a says are of one script, those is_b says are of another
+ * (tried second), and the rest; marks, digits and punctuation are not counted. */
+static void letter_census(const char *kw, bool (*is_a)(int32_t), bool (*is_b)(int32_t), size_t *na,
+                          size_t *nb, size_t *nother)
 {
-    size_t nlatin = 0, narabic = 0, nother = 0;
+    *na = *nb = *nother = 0;
     const unsigned char *p = (const unsigned char *)kw;
     size_t len = strlen(kw);
     for (size_t i = 0; i < len;) {
@@ -74,13 +74,22 @@ bool match_keyword_derivable(const char *kw, bool *latin)
         i += p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
         if (cp < 0 || !match_cp_is_letter(cp))
             continue;
-        if (match_cp_is_latin(cp))
-            nlatin++;
-        else if (unicode_is_arabic_script(cp))
-            narabic++;
+        if (is_a(cp))
+            (*na)++;
+        else if (is_b(cp))
+            (*nb)++;
         else
-            nother++;
+            (*nother)++;
     }
+}
+
+/* Which derived views a keyword may use: its letters are all Latin or all Arabic (or it has
+ * none). A Cyrillic keyword is left in folded: its skeleton would be Latin look-alikes and
+ * would fire on English text. *latin says whether the Latin guard applies. */
+bool match_keyword_derivable(const char *kw, bool *latin)
+{
+    size_t nlatin, narabic, nother;
+    letter_census(kw, match_cp_is_latin, unicode_is_arabic_script, &nlatin, &narabic, &nother);
     *latin = nlatin > 0;
     return nother == 0 && !(nlatin && narabic);
 }
@@ -100,20 +109,7 @@ bool match_cp_is_greek(int32_t cp)
  * them (c for \u0441, o for \u043e or \u03bf) are the usual way to write it past a filter. */
 bool match_keyword_cyrillic_or_greek(const char *kw)
 {
-    size_t ncyrillic = 0, ngreek = 0, nother = 0;
-    const unsigned char *p = (const unsigned char *)kw;
-    size_t len = strlen(kw);
-    for (size_t i = 0; i < len;) {
-        int32_t cp = match_cp_at(p, i, len);
-        i += p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
-        if (cp < 0 || !match_cp_is_letter(cp))
-            continue;
-        if (match_cp_is_cyrillic(cp))
-            ncyrillic++;
-        else if (match_cp_is_greek(cp))
-            ngreek++;
-        else
-            nother++;
-    }
+    size_t ncyrillic, ngreek, nother;
+    letter_census(kw, match_cp_is_cyrillic, match_cp_is_greek, &ncyrillic, &ngreek, &nother);
     return nother == 0 && ((ncyrillic > 0) != (ngreek > 0));
 }

@@ -367,44 +367,58 @@ static char *loader_list_path(loader_t *ld, const char *what, const char *rel, s
     return path;
 }
 
-static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+/* Reads a list file a rule names (what: "keywords_file" or "domains_file") within the size caps
+ * and adds its bytes to the rules version; NULL when it could not be read (reported, counted as
+ * the rule's attempt so it is not also "rule has no keywords"). */
+static char *loader_read_list(loader_t *ld, const char *what, const char *path, int line,
+                              size_t *len)
 {
     char q[TW_DIAG_QUOTE_SIZE];
+    char *data = NULL;
+    const char *why = "";
+    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, len, &why);
+    if (err == TW_ERR_NOMEM) {
+        ld->nomem = true;
+        return NULL;
+    }
+    if (err < 0)
+        ld->attempts++;
+    if (err == TW_ERR_TOO_LARGE) {
+        loader_error(ld, ld->name, line, "%s '%s': larger than %u bytes", what,
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_FILE_BYTES);
+        return NULL;
+    }
+    if (err < 0) {
+        loader_error(ld, ld->name, line, "%s '%s': %s", what,
+                     tw_diag_quote(path, strlen(path), 1, q), why);
+        return NULL;
+    }
+    /* Aliases can name the same file many times; cap what one load may read in total. */
+    if (*len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
+        loader_error(ld, ld->name, line,
+                     "%s '%s': keywords and domain files add up to more than %u bytes", what,
+                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
+        free(data);
+        return NULL;
+    }
+    ld->keywords_bytes += *len;
+    if (EVP_DigestUpdate(ld->md, data, *len) != 1) {
+        ld->nomem = true;
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+static void loader_keywords_file(loader_t *ld, const char *rel, size_t rel_len, int line)
+{
     char *path = loader_list_path(ld, "keywords_file", rel, rel_len, line);
     if (!path)
         return;
-    char *data = NULL;
     size_t len = 0;
-    const char *why = "";
-    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
-    if (err == TW_ERR_NOMEM) {
-        ld->nomem = true;
+    char *data = loader_read_list(ld, "keywords_file", path, line, &len);
+    if (!data)
         goto out;
-    }
-    if (err < 0)
-        ld->attempts++; /* reported below; not also "rule has no keywords" */
-    if (err == TW_ERR_TOO_LARGE) {
-        loader_error(ld, ld->name, line, "keywords_file '%s': larger than %u bytes",
-                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_FILE_BYTES);
-        goto out;
-    }
-    if (err < 0) {
-        loader_error(ld, ld->name, line, "keywords_file '%s': %s",
-                     tw_diag_quote(path, strlen(path), 1, q), why);
-        goto out;
-    }
-    /* Aliases can name the same file many times; cap what one load may read in total. */
-    if (len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
-        loader_error(ld, ld->name, line,
-                     "keywords_file '%s': keywords files add up to more than %u bytes",
-                     tw_diag_quote(path, strlen(path), 1, q), RULES_MAX_KEYWORDS_TOTAL_BYTES);
-        goto out;
-    }
-    ld->keywords_bytes += len;
-    if (EVP_DigestUpdate(ld->md, data, len) != 1) {
-        ld->nomem = true;
-        goto out;
-    }
     const char *file = loader_file_add(ld, path);
     if (!file)
         goto out;
@@ -443,32 +457,14 @@ static long loader_domain_set(loader_t *ld, const char *path, int line)
     for (size_t i = 0; i < rs->npatterns; i++)
         if (rs->patterns[i].kind == RULE_PATTERN_DOMAINS && strcmp(rs->patterns[i].text, path) == 0)
             return (long)rs->patterns[i].domain_set;
-    char q[TW_DIAG_QUOTE_SIZE];
-    char *data = NULL;
     size_t len = 0;
-    const char *why = "";
-    int err = file_read(path, RULES_MAX_FILE_BYTES, &data, &len, &why);
-    if (err == TW_ERR_NOMEM) {
-        ld->nomem = true;
+    char *data = loader_read_list(ld, "domains_file", path, line, &len);
+    if (!data)
         return -1;
-    }
-    if (err == 0 && len > RULES_MAX_KEYWORDS_TOTAL_BYTES - ld->keywords_bytes) {
-        err = TW_ERR_TOO_LARGE;
-        why = "keywords and domain files add up to too many bytes";
-    } else if (err == TW_ERR_TOO_LARGE) {
-        why = "larger than the 64 MiB a list may hold";
-    }
-    if (err < 0) {
-        loader_error(ld, ld->name, line, "domains_file '%s': %s",
-                     tw_diag_quote(path, strlen(path), 1, q), why);
-        free(data);
-        return -1;
-    }
-    ld->keywords_bytes += len;
     const char *file = loader_file_add(ld, path);
     struct domain_set **sets = realloc(rs->domain_sets, (rs->ndomain_sets + 1) * sizeof *sets);
     domain_set_t *set = domain_set_new();
-    if (!file || !sets || !set || EVP_DigestUpdate(ld->md, data, len) != 1) {
+    if (!file || !sets || !set) {
         if (sets)
             rs->domain_sets = sets;
         domain_set_free(set);
@@ -481,7 +477,7 @@ static long loader_domain_set(loader_t *ld, const char *path, int line)
     /* Every bad line of the list is reported against the list's own file and line. */
     tw_diag_t list_diag;
     tw_diag_init(&list_diag);
-    err = domain_set_load_buffer(set, file, data, len, &list_diag);
+    int err = domain_set_load_buffer(set, file, data, len, &list_diag);
     for (size_t i = 0; i < list_diag.count; i++)
         if (++ld->nerrors <= RULES_MAX_DIAGS) /* already "list:line: why" */
             tw_diag_add(ld->diag, "%s", list_diag.lines[i]);
