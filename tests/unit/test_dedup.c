@@ -19,6 +19,7 @@
 #include "dedup/dedup.h"
 #include "fingerprint/fingerprint.h"
 #include "dedup/redis_cluster.h"
+#include "tw_redis.h"
 #include "tw_test.h"
 
 typedef struct {
@@ -201,55 +202,15 @@ TW_TEST(memory_store_stays_bounded)
     dedup_store_free(store);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static int wait_for_port(int port, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-        close(fd);
-        if (ok)
-            return 0;
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-    }
-    return -1;
-}
-
 TW_TEST(redis_store_matches_memory_store)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
         TW_SKIP("redis-server is not installed");
     }
-    int port = free_port();
-    TW_ASSERT(port > 0);
-    char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    pid_t pid = fork();
-    TW_ASSERT(pid >= 0);
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    int ready = wait_for_port(port, 10000);
+    int port;
+    pid_t pid = tw_redis_start(&port);
+    TW_ASSERT(pid > 0);
+    int ready = 0;
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/3", port);
     dedup_store_t *store = NULL;
@@ -315,7 +276,7 @@ static bool port_bindable(int port)
 static int cluster_port(void)
 {
     for (int tries = 0; tries < 200; tries++) {
-        int port = free_port();
+        int port = tw_redis_free_port();
         if (port > 0 && port + 10000 < 65536 && port_bindable(port + 10000))
             return port;
     }
@@ -420,7 +381,7 @@ static int cluster_start(test_cluster_t *tc)
         tc->pids[i] = pid;
     }
     for (int i = 0; i < CLUSTER_NODES; i++)
-        if (wait_for_port(tc->ports[i], 10000) != 0)
+        if (tw_redis_wait_port(tc->ports[i], 10000) != 0)
             return fprintf(stderr, "  redis-server on port %d did not start\n", tc->ports[i]), -1;
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
@@ -688,18 +649,10 @@ TW_TEST(redis_store_layout)
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
         TW_SKIP("redis-server is not installed");
     }
-    int port = free_port();
-    TW_ASSERT(port > 0);
-    char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    pid_t pid = fork();
-    TW_ASSERT(pid >= 0);
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    int ready = wait_for_port(port, 10000);
+    int port;
+    pid_t pid = tw_redis_start(&port);
+    TW_ASSERT(pid > 0);
+    int ready = 0;
     int layout = ready == 0 ? check_layout(port) : -1;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
