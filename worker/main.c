@@ -153,8 +153,10 @@ static int build_config(config_t *cfg, const cli_args_t *args)
         snprintf(origin, sizeof(origin), "flag %s", args->keys[i]);
         rc = config_set(cfg, args->keys[i], args->values[i], origin, &diag);
     }
-    if (rc == 0)
+    if (rc == 0) {
         log_threshold = cfg->log_level;
+        log_set_format(cfg->log_format);
+    }
     tw_diag_log_all(&diag, stderr, "tidewatch: ");
     tw_diag_fini(&diag);
     return rc == 0 ? 0 : 2;
@@ -200,9 +202,32 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The rules commands take no configuration, but TIDEWATCH_LOG_FORMAT still chooses how their
+ * log lines look (a CI job that wants JSON from a terminal-like runner). Returns 0 or 2. */
+static int rules_log_format_from_env(void)
+{
+    const char *value = getenv("TIDEWATCH_LOG_FORMAT");
+    if (!value)
+        return 0;
+    config_t cfg;
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    int rc = config_init(&cfg);
+    if (rc == 0)
+        rc = config_set(&cfg, "log.format", value, "env TIDEWATCH_LOG_FORMAT", &diag);
+    if (rc == 0)
+        log_set_format(cfg.log_format);
+    tw_diag_log_all(&diag, stderr, "tidewatch: ");
+    tw_diag_fini(&diag);
+    config_fini(&cfg);
+    return rc == 0 ? 0 : 2;
+}
+
 /* `tidewatch rules check|test|diff ...`; returns the exit code. */
 static int main_rules(int argc, char **argv)
 {
+    if (rules_log_format_from_env() != 0)
+        return 2;
     if (argc == 5 && strcmp(argv[2], "test") == 0)
         return rules_cmd_test(argv[3], argv[4]);
     if (argc >= 6 && argc <= 7 && strcmp(argv[2], "diff") == 0) {
@@ -254,6 +279,8 @@ int main(int argc, char **argv)
         return 2;
     }
     stage_metrics_init();
+    /* text on a terminal from the first line on; the configuration may change it */
+    log_set_format(LOG_FORMAT_AUTO);
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);

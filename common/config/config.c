@@ -37,6 +37,7 @@ typedef struct {
 
 /* Enum fields are written through an int: every enum here must have int's size. */
 _Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t is not int-sized");
+_Static_assert(sizeof(log_format_t) == sizeof(int), "log_format_t is not int-sized");
 _Static_assert(sizeof(config_offset_reset_t) == sizeof(int), "enum is not int-sized");
 _Static_assert(sizeof(config_unavailable_t) == sizeof(int), "enum is not int-sized");
 _Static_assert(sizeof(config_scan_emit_t) == sizeof(int), "enum is not int-sized");
@@ -49,6 +50,8 @@ static const config_choice_t log_level_choices[] = {{"debug", LOG_LEVEL_DEBUG},
                                                     {"error", LOG_LEVEL_ERROR},
                                                     {"off", LOG_LEVEL_OFF},
                                                     {NULL, 0}};
+static const config_choice_t log_format_choices[] = {
+    {"auto", LOG_FORMAT_AUTO}, {"json", LOG_FORMAT_JSON}, {"text", LOG_FORMAT_TEXT}, {NULL, 0}};
 static const config_choice_t offset_reset_choices[] = {
     {"earliest", CONFIG_OFFSET_RESET_EARLIEST}, {"latest", CONFIG_OFFSET_RESET_LATEST}, {NULL, 0}};
 static const config_choice_t unavailable_choices[] = {
@@ -100,6 +103,10 @@ static const config_entry_t config_table[] = {
     STR_ENTRY("http", http_addr, "", "Address for /metrics /healthz /readyz, e.g. 0.0.0.0:9464"),
     ENUM_ENTRY("log_level", log_level, "info", log_level_choices,
                "Least severe level written to stderr (warning = warn)"),
+    ENUM_ENTRY("log.format", log_format, "auto", log_format_choices,
+               "Log lines on stderr: json (one object per line), text (time, level, message, "
+               "key=value; coloured on a terminal unless NO_COLOR is set) or auto = text when "
+               "stderr is a terminal, else json"),
     STR_ENTRY("fields.id", field_id, "id", "JSON field holding the post id (string or number)"),
     STR_ENTRY("fields.text", field_text, "text", "JSON field holding the post text"),
     STR_ENTRY("fields.author", field_author, "author", "JSON field holding the author"),

@@ -53,6 +53,7 @@ typedef struct {
     char *redis_url;
     char *http_addr;
     log_level_t log_level;
+    log_format_t log_format;
     config_offset_reset_t auto_offset_reset;
     char *field_id;
     char *field_text;

@@ -11,6 +11,8 @@
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
 #include "decode/post.h"
+#include "util/log.h"
+#include "util/progress.h"
 
 static double rules_cmd_seconds(const struct timespec *t0)
 {
@@ -100,12 +102,13 @@ static void rules_cmd_print_hits(const char *posts_path, size_t lineno, const ru
 }
 
 int rules_cmd_next_post(FILE *f, const char *path, char **line, size_t *line_cap, size_t *lineno,
-                        post_t *post)
+                        uint64_t *bytes, post_t *post)
 {
     static const post_fields_t fields = {"id", "text", "author", "ts", "lang", "url"};
     ssize_t n;
     while ((n = getline(line, line_cap, f)) >= 0) {
         (*lineno)++;
+        *bytes += (uint64_t)n;
         while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
             n--;
         if (n == 0)
@@ -113,7 +116,7 @@ int rules_cmd_next_post(FILE *f, const char *path, char **line, size_t *line_cap
         char err[200];
         if (post_decode(&fields, 16u << 20, *line, (size_t)n, post, err, sizeof(err)) == POST_OK)
             return 1;
-        fprintf(stderr, "%s:%zu: %s\n", path, *lineno, err);
+        log_print("%s:%zu: %s\n", path, *lineno, err); /* above the progress line */
         return 0;
     }
     return -1;
@@ -137,6 +140,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
     size_t line_cap = 0;
     FILE *f = NULL;
     int exit_code = 1;
+    progress_t progress = {0};
 
     int rc = engine_load_rules(rules_path, &rules, &db, &diag);
     tw_diag_log_all(&diag, stderr, "");
@@ -153,10 +157,14 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
     if (!counts || match_scratch_new(db, &scratch) != 0)
         goto out;
     size_t nposts = 0, nhit = 0, nbad = 0, lineno = 0;
+    uint64_t bytes = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    progress_start(&progress, f);
     int got;
-    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &post)) >= 0) {
+    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &bytes, &post)) >=
+           0) {
+        progress_update(&progress, nposts, bytes);
         if (got == 0) {
             nbad++;
             continue;
@@ -167,11 +175,14 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
             nbad++;
             continue;
         }
-        if (set.count)
+        if (set.count) {
             nhit++;
+            progress_before_stdout(&progress);
+        }
         rules_cmd_print_hits(posts_path, lineno, rules, &post, &norm, &set, counts);
     }
     double secs = rules_cmd_seconds(&t0);
+    progress_finish(&progress);
     printf("\n%zu posts (%zu undecodable), %zu with hits, scanned in %.3f s\n", nposts, nbad, nhit,
            secs);
     printf("%-40s %10s\n", "rule", "posts");
@@ -179,6 +190,7 @@ int rules_cmd_test(const char *rules_path, const char *posts_path)
         printf("%-40s %10zu\n", rules->rules[r].id, counts[r]);
     exit_code = 0;
 out:
+    progress_finish(&progress);
     if (f && f != stdin)
         fclose(f);
     free(line);

@@ -3,6 +3,7 @@
 #define TW_RULES_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "decode/post.h"
@@ -21,8 +22,9 @@ void rules_cmd_print_context(const char *text, size_t len, size_t start, size_t 
 
 /* Reads the next non-blank line of a JSONL posts file and decodes it with the default field
  * names. Returns 1 with *post filled, 0 for a line that does not decode (reported on stderr
- * as path:line), -1 at the end of f. *line / *line_cap are getline's buffer. */
+ * as path:line), -1 at the end of f. *line / *line_cap are getline's buffer; the bytes read
+ * are added to *bytes (for the progress line). */
 int rules_cmd_next_post(FILE *f, const char *path, char **line, size_t *line_cap, size_t *lineno,
-                        post_t *post);
+                        uint64_t *bytes, post_t *post);
 
 #endif

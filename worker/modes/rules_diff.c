@@ -18,6 +18,8 @@
 #include "normalize/normalize.h"
 #include "pipeline/engine.h"
 #include "pipeline/pipeline.h"
+#include "util/log.h"
+#include "util/progress.h"
 #include "util/str_index.h"
 
 typedef struct {
@@ -193,6 +195,7 @@ int rules_diff(const char *old_path, const char *new_path, const char *posts_pat
     size_t line_cap = 0;
     FILE *f = NULL;
     int exit_code = 1;
+    progress_t progress = {0};
 
     if (diff_side_open(&old_side, old_path) != 0 || diff_side_open(&new_side, new_path) != 0)
         goto out;
@@ -208,8 +211,12 @@ int rules_diff(const char *old_path, const char *new_path, const char *posts_pat
         goto out;
     }
     size_t lineno = 0;
+    uint64_t bytes = 0;
+    progress_start(&progress, f);
     int got;
-    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &post)) >= 0) {
+    while ((got = rules_cmd_next_post(f, posts_path, &line, &line_cap, &lineno, &bytes, &post)) >=
+           0) {
+        progress_update(&progress, totals.posts, bytes);
         if (got == 0) {
             totals.undecodable++;
             continue;
@@ -218,12 +225,15 @@ int rules_diff(const char *old_path, const char *new_path, const char *posts_pat
         if (normalize_text(post.text, post.text_len, &norm) != 0 ||
             pipeline_match_post(old_side.db, old_side.scratch, &post, &norm, &old_side.set) != 0 ||
             pipeline_match_post(new_side.db, new_side.scratch, &post, &norm, &new_side.set) != 0) {
-            fprintf(stderr, "%s:%zu: could not be scanned\n", posts_path, lineno);
+            log_print("%s:%zu: could not be scanned\n", posts_path, lineno);
             totals.undecodable++;
             continue;
         }
+        if (old_side.set.count || new_side.set.count)
+            progress_before_stdout(&progress); /* a change may be printed */
         diff_post(&old_side, &new_side, new_row, rows, posts_path, lineno, &post, &norm, &totals);
     }
+    progress_finish(&progress);
     if (ferror(f)) {
         perror(posts_path);
         goto out;
@@ -231,6 +241,7 @@ int rules_diff(const char *old_path, const char *new_path, const char *posts_pat
     print_summary(rows, nrows, &totals);
     exit_code = fail_on_loss && totals.lost_hits ? RULES_DIFF_EXIT_LOSS : 0;
 out:
+    progress_finish(&progress);
     if (f && f != stdin)
         fclose(f);
     free(line);

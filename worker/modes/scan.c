@@ -9,6 +9,7 @@
 #include "util/buf.h"
 #include "pipeline/engine.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "pipeline/pipeline.h"
 
 typedef struct {
@@ -18,6 +19,11 @@ typedef struct {
 
 static void report_bad_line(const char *file, int64_t line, const pipeline_result_t *res)
 {
+    if (log_format() == LOG_FORMAT_TEXT) { /* a person reads it: the compiler's file:line form */
+        log_print("%s:%lld: dead letter (%s): %s\n", file, (long long)line,
+                  post_reason_name(res->reason), res->error);
+        return;
+    }
     buf_t b;
     buf_init(&b);
     buf_append_str(&b, "{\"dead_letter\":{\"file\":");
@@ -30,7 +36,7 @@ static void report_bad_line(const char *file, int64_t line, const pipeline_resul
     buf_append_json_string(&b, res->error, strlen(res->error));
     buf_append_str(&b, "}}\n");
     if (!b.failed)
-        fputs(b.data, stderr);
+        log_print("%s", b.data); /* above the progress line, if there is one */
     buf_fini(&b);
 }
 
@@ -103,9 +109,10 @@ static void scan_batch_free(scan_batch_t *b, size_t batch)
     free(b->results);
 }
 
-/* Reads up to batch non-blank lines into b; fewer only at the end of the input. */
+/* Reads up to batch non-blank lines into b; fewer only at the end of the input. Adds the bytes
+ * read to *bytes. */
 static void scan_read_batch(FILE *in, const char *name, size_t batch, int64_t *lineno,
-                            scan_batch_t *b)
+                            uint64_t *bytes, scan_batch_t *b)
 {
     b->n = 0;
     while (b->n < batch) {
@@ -113,6 +120,7 @@ static void scan_read_batch(FILE *in, const char *name, size_t batch, int64_t *l
         ssize_t len = getline(&line->data, &line->cap, in);
         if (len < 0)
             return;
+        *bytes += (uint64_t)len;
         ++*lineno;
         while (len > 0 && (line->data[len - 1] == '\n' || line->data[len - 1] == '\r'))
             len--;
@@ -132,11 +140,14 @@ typedef struct {
 /* Prints a finished batch's campaign records, alerts (or --emit all records) and dead letters,
  * in input order. */
 static void scan_print_batch(const pipeline_t *pipe, const char *name, const scan_batch_t *b,
-                             bool emit_all, buf_t *record, scan_counts_t *counts)
+                             bool emit_all, buf_t *record, progress_t *progress,
+                             scan_counts_t *counts)
 {
     counts->posts += b->n;
     for (size_t i = 0; i < b->n; i++) {
         const pipeline_result_t *res = &b->results[i];
+        if (res->ncampaigns || emit_all || res->outcome == PIPELINE_ALERT)
+            progress_before_stdout(progress);
         for (size_t k = 0; k < res->ncampaigns; k++) {
             const pipeline_campaign_t *c = &pipe->campaigns[res->campaign_first + k];
             fwrite(pipe->campaign_buf.data + c->value_offset, 1, c->value_len, stdout);
@@ -182,6 +193,9 @@ int scan_file(const config_t *cfg, const char *path)
     buf_init(&record);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    progress_t progress;
+    progress_start(&progress, in);
+    uint64_t bytes_read = 0;
     bool pipe_ready = false;
     if ((rc = scan_batch_alloc(&batches[0], batch)) != 0 ||
         (rc = scan_batch_alloc(&batches[1], batch)) != 0)
@@ -195,20 +209,22 @@ int scan_file(const config_t *cfg, const char *path)
      * encoding and output of one batch overlap the analysis of the next. */
     int64_t lineno = 0;
     size_t cur = 0;
-    scan_read_batch(in, name, batch, &lineno, &batches[cur]);
+    scan_read_batch(in, name, batch, &lineno, &bytes_read, &batches[cur]);
     if (batches[cur].n && (rc = pipeline_submit(&pipe, batches[cur].inputs, batches[cur].n,
                                                 batches[cur].results)) != 0)
         goto out;
     while (batches[cur].n) {
         scan_batch_t *next = &batches[cur ^ 1];
-        scan_read_batch(in, name, batch, &lineno, next);
+        scan_read_batch(in, name, batch, &lineno, &bytes_read, next);
         if (next->n && (rc = pipeline_submit(&pipe, next->inputs, next->n, next->results)) != 0)
             goto out;
         if ((rc = pipeline_finish(&pipe)) != 0)
             goto out;
-        scan_print_batch(&pipe, name, &batches[cur], emit_all, &record, &counts);
+        scan_print_batch(&pipe, name, &batches[cur], emit_all, &record, &progress, &counts);
+        progress_update(&progress, counts.posts, bytes_read);
         cur ^= 1;
     }
+    progress_finish(&progress);
     if (ferror(in)) {
         log_error("%s: read error: %s", name, strerror(errno));
         rc = TW_ERR_IO;
@@ -221,6 +237,7 @@ int scan_file(const config_t *cfg, const char *path)
              counts.posts, secs, secs > 0 ? (double)counts.posts / secs : 0.0, counts.alerts,
              counts.campaigns, counts.bad);
 out:
+    progress_finish(&progress);
     buf_fini(&record);
     if (pipe_ready)
         pipeline_fini(&pipe); /* waits for a batch still being analysed */
