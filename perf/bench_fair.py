@@ -134,8 +134,9 @@ def compare(ref, other, exclude_rules=()):
 # peers: READY / DONE protocol on stdout
 
 
-def run_peer(cmd, n, redis_port=None, timeout=900, cwd=None):
-    """Starts a peer, measures its CPU between its READY and DONE lines; returns dict."""
+def run_peer(cmd, n, redis_port=None, timeout=900, cwd=None, on_ready=None):
+    """Starts a peer, measures its CPU between its READY and DONE lines; returns dict.
+    on_ready (Kafka rows) produces the posts once the peer is ready."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd)
     result, cpu0, info0 = {}, None, None
@@ -146,6 +147,8 @@ def run_peer(cmd, n, redis_port=None, timeout=900, cwd=None):
             if line == "READY":
                 cpu0 = proc_cpu(proc.pid)
                 info0 = redis_info(redis_port) if redis_port else None
+                if on_ready:
+                    on_ready()
             elif line.startswith("DONE"):
                 cpu1 = proc_cpu(proc.pid)
                 info1 = redis_info(redis_port) if redis_port else None
@@ -181,7 +184,7 @@ def tidewatch_extra_args(binary, threads):
 
 
 def row_tidewatch_scan(binary, rules, posts_file, small_file, n, extra, cache_dir):
-    base = [binary, "scan", "--rules", rules, "-X", f"rules_cache_dir={cache_dir}"] + extra
+    base = [binary, "scan", "--rules", rules] + extra
     run_rusage(base + [small_file])  # compiles once into the cache
     small = min(run_rusage(base + [small_file])[0] for _ in range(3))
     best, rss = None, None
@@ -212,11 +215,13 @@ def wait_ready(port, proc, timeout=300):
     raise RuntimeError("worker not ready in time")
 
 
-def row_tidewatch_run(broker, binary, rules, topic, n, high, redis=None, extra=(),
-                      cache_dir=None, tag="memory"):
+def row_tidewatch_run(broker, binary, rules, posts, n, redis=None, extra=(), cache_dir=None,
+                      tag="memory"):
     import harness
 
-    group, alerts, dlq = f"fair-{tag}", f"fair-alerts-{tag}", f"fair-dlq-{tag}"
+    topic, group, alerts, dlq = (f"fair-posts-{tag}", f"fair-{tag}", f"fair-alerts-{tag}",
+                                 f"fair-dlq-{tag}")
+    broker.create_topic(topic, 3)
     broker.create_topic(alerts, 3)
     broker.create_topic(dlq, 1)
     if redis:
@@ -225,13 +230,14 @@ def row_tidewatch_run(broker, binary, rules, topic, n, high, redis=None, extra=(
     log = open(TMP / f"worker-{tag}.log", "wb")
     cmd = [binary, "run", "--brokers", broker.bootstrap, "--group", group, "--input-topic",
            topic, "--output-topic", alerts, "--dlq-topic", dlq, "--rules", rules,
-           "--http", f"127.0.0.1:{port}", "-X", f"rules_cache_dir={cache_dir}",
-           "-X", "log_level=warn"] + list(extra) + (["--redis", redis.url] if redis else [])
+           "--http", f"127.0.0.1:{port}", "-X", "log_level=warn"] + list(extra) + (["--redis", redis.url] if redis else [])
     proc = subprocess.Popen(cmd, stderr=log, stdout=subprocess.DEVNULL)
     try:
         wait_ready(port, proc)
         cpu0 = proc_cpu(proc.pid)
         info0 = redis_info(redis.port) if redis else None
+        produce(broker, topic, posts)
+        high = broker.high_watermarks(topic)
         deadline = time.monotonic() + 900
         while True:
             try:
@@ -258,8 +264,28 @@ def row_tidewatch_run(broker, binary, rules, topic, n, high, redis=None, extra=(
             proc.wait()
     records = broker.consume_all(alerts)
     row["alerts"] = len(records)
+    row.update(delays(broker, topic, records))
     pairs = alert_pairs_from_jsonl([r.value.decode() for r in records])
     return row, pairs
+
+
+def produce(broker, topic, posts):
+    broker.produce(topic, [(str(i).encode(), p) for i, p in enumerate(posts)], timeout=300)
+
+
+def delays(broker, topic, alert_records):
+    """p50/p99 of alert timestamp - input timestamp (ms, Kafka CreateTime of each)."""
+    sent = {}
+    for r in broker.consume_all(topic, timeout=120):
+        try:
+            sent[str(json.loads(r.value)["id"])] = r.timestamp
+        except (ValueError, KeyError):
+            pass
+    d = sorted(a.timestamp - sent[a.key.decode()] for a in alert_records
+               if a.key and a.key.decode() in sent)
+    if not d:
+        return {}
+    return {"delay_p50_ms": d[len(d) // 2], "delay_p99_ms": d[min(len(d) - 1, len(d) * 99 // 100)]}
 
 
 def row_kcat(broker, topic, n):
@@ -431,46 +457,45 @@ def kafka_rows(res, rows, cmp_, binary, rules, rules_tsv, posts, n, extra, cache
     broker.start()
     redis.start()
     try:
-        topic = "fair-posts"
+        topic = "fair-posts-kcat"
         broker.create_topic(topic, 3)
-        broker.produce(topic, [(str(i).encode(), p) for i, p in enumerate(posts)], timeout=300)
-        high = broker.high_watermarks(topic)
+        produce(broker, topic, posts)
         step("raw consume", lambda: rows.__setitem__("raw consume (kcat to /dev/null)",
                                                      row_kcat(broker, topic, n)))
         for tag, use_redis in (("memory", False), ("redis", True)):
             def tw_run(tag=tag, use_redis=use_redis):
-                row, pairs = row_tidewatch_run(broker, binary, rules, topic, n, high,
+                row, pairs = row_tidewatch_run(broker, binary, rules, posts, n,
                                                redis if use_redis else None, extra, cache_dir,
                                                tag)
                 rows[f"tidewatch run, {tag} store"] = row
                 cmp_[f"tidewatch run, {tag} store"] = compare(ref or set(), pairs)
             step(f"tidewatch run {tag}", tw_run)
+
+        def peer_run(name, cmd, tag, use_redis, exclude_key=None):
+            redis.flushall()
+            topic, alerts = f"fair-posts-{tag}", f"fair-alerts-{tag}"
+            broker.create_topic(topic, 3)
+            broker.create_topic(alerts, 3)
+            r = run_peer(cmd(topic, alerts), n, redis_port=redis.port if use_redis else None,
+                         on_ready=lambda: produce(broker, topic, posts))
+            records = broker.consume_all(alerts)
+            r.update(delays(broker, topic, records))
+            rows[name] = r
+            cmp_[name.split(" (")[0]] = compare(
+                ref or set(), alert_pairs_from_jsonl([x.value.decode() for x in records]),
+                exclude_rules=r.get("rules_left_out", []))
         if peer_py:
-            def py_run():
-                redis.flushall()
-                alerts = "fair-alerts-python"
-                broker.create_topic(alerts, 3)
-                r = run_peer(peer_py + ["run", "--rules", rules, "--brokers", broker.bootstrap,
-                                        "--topic", topic, "--group", "fair-python",
-                                        "--alerts-topic", alerts, "--redis", redis.url,
-                                        "--expect", str(n)], n, redis_port=redis.port)
-                rows["python peer, Kafka + Redis (like run)"] = r
-                records = broker.consume_all(alerts)
-                cmp_["python peer, Kafka + Redis"] = compare(
-                    ref or set(), alert_pairs_from_jsonl([x.value.decode() for x in records]))
-            step("python peer run", py_run)
+            step("python peer run", lambda: peer_run(
+                "python peer, Kafka + Redis (like run)",
+                lambda t, a: peer_py + ["run", "--rules", rules, "--brokers", broker.bootstrap,
+                                        "--topic", t, "--group", "fair-python",
+                                        "--alerts-topic", a, "--redis", redis.url,
+                                        "--expect", str(n)], "python", True))
         if jvm_cmd:
-            def jvm_run():
-                alerts = "fair-alerts-jvm"
-                broker.create_topic(alerts, 3)
-                r = run_peer(jvm_cmd + ["run", rules_tsv, broker.bootstrap, topic, "fair-jvm",
-                                        alerts, str(n)], n)
-                rows["jvm peer, Kafka (like run, no near-dup store)"] = r
-                records = broker.consume_all(alerts)
-                cmp_["jvm peer, Kafka"] = compare(
-                    ref or set(), alert_pairs_from_jsonl([x.value.decode() for x in records]),
-                    exclude_rules=r.get("rules_left_out", []))
-            step("jvm peer run", jvm_run)
+            step("jvm peer run", lambda: peer_run(
+                "jvm peer, Kafka (like run, no near-dup store)",
+                lambda t, a: jvm_cmd + ["run", rules_tsv, broker.bootstrap, t, "fair-jvm", a,
+                                        str(n)], "jvm", False))
     finally:
         broker.stop()
         redis.stop()
