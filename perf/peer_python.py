@@ -231,7 +231,7 @@ class NearDup:
             cfg = {"type": "redis", "basename": b"peer",
                    "redis": {"host": self.redis.connection_pool.connection_kwargs["host"],
                              "port": self.redis.connection_pool.connection_kwargs["port"]}}
-        self.lsh = MinHashLSH(num_perm=100, params=(20, 5), storage_config=cfg)
+        self.lsh = MinHashLSH(num_perm=100, params=(20, 5), storage_config=cfg, prepickle=False)
         self.mem_exact, self.mem_meta, self.mem_size = {}, {}, {}
 
     def _bands(self, m):
@@ -319,7 +319,7 @@ class NearDup:
         with self.lsh.insertion_session(buffer_size=len(writes) + 1) as session:
             for pid, m, e, cluster, fresh in writes:
                 if fresh:
-                    session.insert(pid, m, check_duplication=False)
+                    session.insert(pid.encode(), m, check_duplication=False)
         return [(w[3], s) for w, s in zip(writes, sizes)]
 
 
