@@ -440,10 +440,10 @@ def main():
 
     shutil.rmtree(cache_dir, ignore_errors=True)
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    out.with_suffix(".json").write_text(scrub(json.dumps(res, indent=2, default=str)) + "\n")
     png = plot_sweep(res, ROOT / "perf" / "results" / "fair-sweep.png")
     res["plot"] = os.path.relpath(png, out.parent) if png else None
-    out.write_text(render(res, args))
+    out.write_text(scrub(render(res, args)))
     print(out.read_text())
     return 0
 
@@ -504,6 +504,12 @@ def kafka_rows(res, rows, cmp_, binary, rules, rules_tsv, posts, n, extra, cache
     finally:
         broker.stop()
         redis.stop()
+
+
+def scrub(text):
+    """No build-machine paths in committed results."""
+    text = text.replace(str(ROOT) + "/", "").replace(str(ROOT), ".")
+    return re.sub(r"/tmp/[\w.-]+", "<tmp>", text)
 
 
 def plot_sweep(res, path):
