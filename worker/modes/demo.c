@@ -259,6 +259,47 @@ static void print_tally(const demo_tally_t *t, size_t n)
     printf(n ? ")\n" : "\n");
 }
 
+static void demo_print_summary(const demo_stats_t *stats, int nposts, double worker_seconds)
+{
+    printf("\nSummary\n");
+    printf("  posts consumed    %d\n", nposts);
+    printf("  alerts            %d", stats->nalerts);
+    print_tally(stats->cats, stats->ncats);
+    printf("  largest cluster   %d posts from %d authors\n", stats->max_dup,
+           stats->max_dup_authors);
+    printf("  dead letters      %d", stats->ndead);
+    print_tally(stats->reasons, stats->nreasons);
+    printf("  shadow hits       %d", stats->nshadow);
+    print_tally(stats->shadow_rules, stats->nshadow_rules);
+    printf("  muted rules       %d", stats->nmuted);
+    print_tally(stats->muted_rules, stats->nmuted_rules);
+    double pipeline_s = metrics_histogram_sum(&tw_metrics.scan_seconds);
+    printf("  worker time       %.2f s, of which %.1f ms decoding, normalizing, matching "
+           "and fingerprinting (%.0f posts/s);\n"
+           "                    the rest is joining the group and broker round trips\n",
+           worker_seconds, pipeline_s * 1e3, pipeline_s > 0 ? nposts / pipeline_s : 0.0);
+}
+
+/* The demo's settings: the in-process broker's topics and the embedded rules. */
+static void demo_configure(config_t *cfg, const char *bootstraps, const char *rules)
+{
+    tw_diag_t diag;
+    tw_diag_init(&diag);
+    config_set(cfg, "brokers", bootstraps, "demo", &diag);
+    config_set(cfg, "group", "tidewatch-demo", "demo", &diag);
+    config_set(cfg, "input_topic", "posts", "demo", &diag);
+    config_set(cfg, "output_topic", "alerts", "demo", &diag);
+    config_set(cfg, "dlq_topic", "posts.dlq", "demo", &diag);
+    config_set(cfg, "shadow_topic", "alerts.shadow", "demo", &diag);
+    config_set(cfg, "campaign.topic", "control", "demo", &diag);
+    if (!cfg->rules_path[0])
+        config_set(cfg, "rules", rules, "demo", &diag);
+    /* show the rule-less copy-paste campaign in the sample too */
+    if (cfg->dedup_alert_min_count == 0)
+        config_set(cfg, "dedup.alert_min_count", "5", "demo", &diag);
+    tw_diag_fini(&diag);
+}
+
 int demo_main(config_t *cfg, atomic_int *stop)
 {
     char dir[] = "/tmp/tidewatch-demo-XXXXXX";
@@ -284,21 +325,7 @@ int demo_main(config_t *cfg, atomic_int *stop)
     rd_kafka_mock_topic_create(mock, "alerts.shadow", 1, 1);
     rd_kafka_mock_topic_create(mock, "control", 1, 1);
 
-    tw_diag_t diag;
-    tw_diag_init(&diag);
-    config_set(cfg, "brokers", bootstraps, "demo", &diag);
-    config_set(cfg, "group", "tidewatch-demo", "demo", &diag);
-    config_set(cfg, "input_topic", "posts", "demo", &diag);
-    config_set(cfg, "output_topic", "alerts", "demo", &diag);
-    config_set(cfg, "dlq_topic", "posts.dlq", "demo", &diag);
-    config_set(cfg, "shadow_topic", "alerts.shadow", "demo", &diag);
-    config_set(cfg, "campaign.topic", "control", "demo", &diag);
-    if (!cfg->rules_path[0])
-        config_set(cfg, "rules", rules, "demo", &diag);
-    /* show the rule-less copy-paste campaign in the sample too */
-    if (cfg->dedup_alert_min_count == 0)
-        config_set(cfg, "dedup.alert_min_count", "5", "demo", &diag);
-    tw_diag_fini(&diag);
+    demo_configure(cfg, bootstraps, rules);
 
     int nposts = 0;
     int rc = demo_produce_posts(bootstraps, "posts", &nposts);
@@ -318,23 +345,7 @@ int demo_main(config_t *cfg, atomic_int *stop)
         demo_read_topic(bootstraps, "alerts.shadow", &worker, on_shadow, &stats);
         demo_read_topic(bootstraps, "control", &worker, on_control, &stats);
         rc = worker.rc;
-        printf("\nSummary\n");
-        printf("  posts consumed    %d\n", nposts);
-        printf("  alerts            %d", stats.nalerts);
-        print_tally(stats.cats, stats.ncats);
-        printf("  largest cluster   %d posts from %d authors\n", stats.max_dup,
-               stats.max_dup_authors);
-        printf("  dead letters      %d", stats.ndead);
-        print_tally(stats.reasons, stats.nreasons);
-        printf("  shadow hits       %d", stats.nshadow);
-        print_tally(stats.shadow_rules, stats.nshadow_rules);
-        printf("  muted rules       %d", stats.nmuted);
-        print_tally(stats.muted_rules, stats.nmuted_rules);
-        double pipeline_s = metrics_histogram_sum(&tw_metrics.scan_seconds);
-        printf("  worker time       %.2f s, of which %.1f ms decoding, normalizing, matching "
-               "and fingerprinting (%.0f posts/s);\n"
-               "                    the rest is joining the group and broker round trips\n",
-               worker.seconds, pipeline_s * 1e3, pipeline_s > 0 ? nposts / pipeline_s : 0.0);
+        demo_print_summary(&stats, nposts, worker.seconds);
     }
     rd_kafka_mock_cluster_destroy(mock);
     rd_kafka_destroy(owner);
