@@ -198,7 +198,8 @@ TW_TEST(test_regex_sets_agree_with_pcre2)
     posts_read_jsonl(&posts, tw_shared_data_path("posts/sms_spam_collection_en.jsonl"),
                      MAX_POSTS_PER_FILE);
     posts_read_lines(&posts, tw_shared_data_path("posts/posts_mixed.txt"), MAX_POSTS_PER_FILE);
-    if (nsnort == 0 || posts.n == 0) {
+    (void)nsnort; /* absent from the committed sample (GPLv2): SpamAssassin's stand alone */
+    if (nsa == 0 || posts.n == 0) {
         for (size_t i = 0; i < pats.n; i++)
             free(pats.re[i]);
         free(pats.re);
@@ -299,7 +300,7 @@ TW_TEST(test_regex_sets_agree_with_pcre2)
             nsnort, nsa, skipped, refused, pcre_refused,
             (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, posts.n, pairs, hits,
             mismatches);
-    TW_ASSERT(compared_rules > 400);
+    TW_ASSERT(compared_rules > (nsnort ? 400u : 300u)); /* the sample has no Snort rules */
     TW_ASSERT(hits > 100);
     TW_ASSERT_INT_EQ(mismatches, 0);
 
