@@ -159,7 +159,8 @@ def wait_committed_to_end(kafka, group, topic, timeout, proc=None):
     def at_end():
         state["hw"] = kafka.high_watermarks(topic)
         state["committed"] = kafka.committed_offsets(group, topic)
-        return all(state["committed"].get(p, -1) == hw for p, hw in state["hw"].items())
+        return all(hw == 0 or state["committed"].get(p, -1) == hw
+                   for p, hw in state["hw"].items())
 
     wait_until(at_end, scaled(timeout),
                lambda: f"commits {state.get('committed')} at the ends {state.get('hw')}",
@@ -274,3 +275,48 @@ def test_workers_join_and_leave_mid_stream(kafka, redis_clean, workers, tmp_path
     assert_nothing_lost(figures)
     assert figures["duplicates"] == 0, figures
     assert figures["dead_letter_duplicates"] == 0, figures
+
+
+def test_redis_reply_lost_keeps_campaign_claims(kafka, redis, workers, tmp_path):
+    """Issue 12, 2: Redis runs the batch script that claims a milestone but the worker's
+    read times out first (DEBUG SLEEP holds the reply; fail-open goes on without it). The
+    post's claim must still be published, as a replay once Redis answers, and its offset
+    committed only then; before, the record was never published."""
+    from test_dedup_fleet import OwnRedis  # noqa: PLC0415 - a restartable server with flags
+
+    server = OwnRedis("--enable-debug-command", "yes").start()
+    try:
+        t = topics_for(kafka, "lostreply")
+        group = unique_name("lostreply")
+        args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
+        args += ["-X", "campaign.milestones=5", "-X", "redis_timeout_ms=300"]
+        posts = [(f"c{i}", json.dumps({"id": f"c{i}", "text": WAVE_TEXTS[0],
+                                       "author": f"a{i}", "ts": 1732780800 + i}), 0)
+                 for i in range(5)]
+        w = workers.start(args, name="lostreply")
+        wait_until(lambda: assigned(w), scaled(60), "the worker to be assigned", proc=w)
+        kafka.produce(t.input, posts[:4])
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        sleeper = threading.Thread(
+            target=lambda: server_command(server.port, "DEBUG", "SLEEP", "3"), daemon=True)
+        sleeper.start()
+        time.sleep(0.2)  # Redis is asleep: the fifth post's script waits unread
+        kafka.produce(t.input, posts[4:])
+        sleeper.join(timeout=30)
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        records = kafka.consume_all(t.campaign)
+        assert workers.stop(w) == 0, w.describe()
+        got = [(r.key.decode(), r.json()["post_id"]) for r in records]
+        assert len(got) >= 1 and all(k.endswith(":5") and pid == "c4" for k, pid in got), (
+            got, w.describe())
+        logs = " ".join(r.get("msg", "") for r in w.log_records())
+        assert "unavailable" in logs, w.describe()  # the reply really was lost
+    finally:
+        server.close()
+
+
+def server_command(port, *args):
+    from harness import RedisClient  # noqa: PLC0415
+
+    with RedisClient("127.0.0.1", port, timeout=30) as c:
+        return c.command(*args)
