@@ -208,36 +208,52 @@ def assert_nothing_lost(figures):
         assert not figures[key], f"{key}: {figures[key]} ({figures})"
 
 
-def test_sigkill_at_random_points(kafka, redis_clean, workers, tmp_path):
+def test_sigkill_at_random_points(kafka, redis, workers, tmp_path):
     """KILLS SIGKILLs at seeded random points of a RECORDS-post stream, each followed by a
-    restart: 0 lost, 0 unexpected, every campaign milestone published, duplicates reported,
-    commits at the end of every partition."""
+    restart, and before about half of them Redis stalls past the worker's timeout (DEBUG
+    SLEEP: replies lost, fail-open, campaign claims rechecked): 0 lost, 0 unexpected, every
+    campaign milestone published, duplicates reported, commits at the end of every
+    partition."""
+    from test_dedup_fleet import OwnRedis  # noqa: PLC0415 - a server with DEBUG enabled
+
     started = time.monotonic()
     rng = random.Random(SEED)
     posts = make_posts(RECORDS, SEED)
     expected_alerts, expected_dead = expected_outcomes(posts, tmp_path)
     t = topics_for(kafka, "faults")
     group = unique_name("faults")
-    args = worker_args(kafka, group, t, redis_clean.url)
+    server = OwnRedis("--enable-debug-command", "yes").start()
+    args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
+    args += ["-X", "redis_timeout_ms=300"]
     producer = PacedProducer(kafka, t.input, posts, seconds=max(20.0, KILLS * 4.0))
     producer.start()
     w = workers.start(args, name="killed")
-    kills = 0
-    while kills < KILLS:
-        wait_until(lambda: assigned(w), scaled(60), "the restarted worker to be assigned",
-                   proc=w)
-        time.sleep(rng.uniform(0.2, 2.5))
-        assert w.poll() is None, w.describe()
-        w.proc.send_signal(signal.SIGKILL)
-        w.proc.wait(timeout=30)
-        kills += 1
-        w = workers.start(args, name="killed")
-    producer.join(timeout=scaled(120))
-    assert producer.done.is_set() and not producer.errors, producer.errors[:5]
-    wait_committed_to_end(kafka, group, t.input, timeout=90, proc=w)
-    assert workers.stop(w) == 0, w.describe()
+    kills = stalls = 0
+    try:
+        while kills < KILLS:
+            wait_until(lambda: assigned(w), scaled(60), "the restarted worker to be assigned",
+                       proc=w)
+            time.sleep(rng.uniform(0.2, 2.5))
+            if rng.random() < 0.5:
+                server_command(server.port, "DEBUG", "SLEEP", "0.8")
+                stalls += 1
+                time.sleep(rng.uniform(0.0, 0.5))
+            assert w.poll() is None, w.describe()
+            w.proc.send_signal(signal.SIGKILL)
+            w.proc.wait(timeout=30)
+            kills += 1
+            w = workers.start(args, name="killed")
+        producer.join(timeout=scaled(120))
+        assert producer.done.is_set() and not producer.errors, producer.errors[:5]
+        wait_committed_to_end(kafka, group, t.input, timeout=90, proc=w)
+        assert workers.stop(w) == 0, w.describe()
+    finally:
+        server.close()
     figures = check_outputs(kafka, t, expected_alerts, expected_dead)
-    figures.update(kills=kills, records=len(posts), seed=SEED,
+    lost_replies = sum("unavailable" in r.get("msg", "") or "timed out" in r.get("msg", "")
+                       for x in workers.started for r in x.log_records())
+    figures.update(kills=kills, redis_stalls=stalls, redis_failures_logged=lost_replies,
+                   records=len(posts), seed=SEED,
                    wall_s=round(time.monotonic() - started, 1))
     report("sigkill", figures)
     assert_nothing_lost(figures)
