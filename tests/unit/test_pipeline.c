@@ -451,6 +451,7 @@ TW_TEST(claims_lost_with_the_reply_are_rechecked)
     TW_ASSERT_INT_EQ(res[0].ncampaigns, 0);
     TW_ASSERT(res[0].claims_unknown);
     TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 1);
+    TW_ASSERT_INT_EQ(atomic_load(&tw_metrics.campaign_claims_unknown), 1);
 
     /* Still down: the post stays queued, nothing to publish. */
     fake.mode = FAKE_DOWN;
@@ -462,6 +463,7 @@ TW_TEST(claims_lost_with_the_reply_are_rechecked)
     fake.mode = FAKE_UP;
     TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0);
     TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(atomic_load(&tw_metrics.campaign_claims_unknown), 0);
     TW_ASSERT_INT_EQ(pipe.nrechecked, 1);
     const pipeline_rechecked_t *r = &pipe.rechecked[0];
     TW_ASSERT_INT_EQ(r->source.partition, 0);

@@ -483,6 +483,7 @@ static int pipeline_queue_unknown_claims(pipeline_t *p, const pipeline_input_t *
         queued++;
     }
     p->nunknown = queued;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
     for (size_t i = 0; i < n; i++)
         results[i].claims_unknown = p->post_item[i] != SIZE_MAX;
     return 0;
@@ -548,6 +549,7 @@ int pipeline_recheck_claims(pipeline_t *p)
     }
     memmove(p->unknown, p->unknown + n, (p->nunknown - n) * sizeof(*p->unknown));
     p->nunknown -= n;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
     return 0;
 }
 
@@ -564,6 +566,7 @@ void pipeline_forget_claims(pipeline_t *p, int32_t partition)
         p->unknown[kept++] = *u;
     }
     p->nunknown = kept;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
 }
 
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
