@@ -215,8 +215,13 @@ static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_
                                  pipeline_input_t *inputs, size_t *n, pipeline_result_t *results,
                                  const run_options_t *opts)
 {
-    log_warn("duplicate store unavailable: pausing consumption until it answers "
-             "(dedup.on_unavailable = pause)");
+    if (ctx->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
+        log_warn("duplicate store unavailable: pausing consumption until it answers "
+                 "(dedup.on_unavailable = pause)");
+    else
+        log_warn("duplicate store unavailable and %zu post(s) await a recheck of their campaign "
+                 "claims (the most held): pausing consumption until it answers",
+                 pipeline_unknown_claims(pipe));
     kafka_source_pause(ctx->src, true);
     unsigned revocations = kafka_source_revocations(ctx->src);
     int rc = TW_ERR_REDIS;
