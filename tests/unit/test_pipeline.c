@@ -498,6 +498,21 @@ TW_TEST(claims_lost_with_the_reply_are_rechecked)
     pipeline_forget_claims(&pipe, 0);
     TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
 
+    /* Past the queue's bound a fail-open batch is held as under pause (nothing published);
+     * once the store answers, it goes through. */
+    pipe.max_unknown_claims = 2;
+    fake.mode = FAKE_DOWN;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, 2, res), 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 2);
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 2, 1, res), TW_ERR_REDIS);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 2);
+    fake.mode = FAKE_UP;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 2, 1, res), 0);
+    TW_ASSERT(!res[0].claims_unknown);
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 2);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+
     /* Without campaign milestones there is nothing to lose: nothing is queued. */
     dedup_campaign_t none = {0};
     dedup_campaign_set(&fake.base, &none);

@@ -55,6 +55,7 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
     buf_init(&p->campaign_buf);
     buf_init(&p->control_buf);
     buf_init(&p->recheck_buf);
+    p->max_unknown_claims = PIPELINE_MAX_UNKNOWN_CLAIMS;
     size_t workers = cfg->threads > 0 ? (size_t)cfg->threads : pipeline_default_threads();
     if (workers > PIPELINE_MAX_WORKERS)
         workers = PIPELINE_MAX_WORKERS;
@@ -446,7 +447,7 @@ static char *copy_bytes(const char *s, size_t len)
 static int pipeline_queue_unknown_claims(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                                          pipeline_result_t *results, size_t nitems)
 {
-    if (p->nunknown + nitems > PIPELINE_MAX_UNKNOWN_CLAIMS)
+    if (p->nunknown + nitems > p->max_unknown_claims)
         return TW_ERR_REDIS;
     if (p->nunknown + nitems > p->unknown_cap) {
         size_t cap = p->unknown_cap ? p->unknown_cap : 256;

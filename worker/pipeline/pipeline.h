@@ -166,6 +166,7 @@ typedef struct pipeline {
     size_t ncontrols;              /* reports them); key and value in control_buf */
     size_t controls_cap;
     buf_t control_buf;
+    size_t max_unknown_claims;         /* PIPELINE_MAX_UNKNOWN_CLAIMS (tests lower it) */
     pipeline_unknown_claim_t *unknown; /* posts whose claims are unknown, oldest first */
     size_t nunknown;
     size_t unknown_cap;
