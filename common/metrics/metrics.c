@@ -627,6 +627,10 @@ void metrics_render(buf_t *out)
             atomic_load(&m->dedup_unavailable_total));
     counter(out, "tidewatch_redis_errors_total", "Failed Redis batch round trips.",
             atomic_load(&m->redis_errors_total));
+    gauge(out, "tidewatch_campaign_claims_unknown",
+          "Posts whose campaign claims a lost Redis reply left unknown, awaiting a recheck (their "
+          "offsets are held until it is published).",
+          (int64_t)atomic_load(&m->campaign_claims_unknown));
     int redis_up = atomic_load(&m->redis_up);
     if (redis_up >= 0)
         gauge(out, "tidewatch_redis_up", "1 when the last Redis round trip succeeded.", redis_up);

@@ -65,6 +65,9 @@ typedef struct {
      * their first copy is the one tracked and published */
     atomic_uint_fast64_t offsets_refused_total;
     atomic_uint_fast64_t rules_reload_failures_total; /* reloads refused (worker/reload.c) */
+    /* posts whose campaign claims a lost store reply left unknown, awaiting a recheck (their
+     * offsets held): pipeline_recheck_claims */
+    atomic_uint_fast64_t campaign_claims_unknown;
     atomic_int redis_up; /* -1 unknown (no round trip yet), 0 last round trip failed, 1 ok */
     metrics_histogram_t scan_seconds;        /* decode..fingerprint time of one batch */
     metrics_histogram_t batch_posts;         /* posts per batch */

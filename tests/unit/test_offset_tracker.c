@@ -162,10 +162,37 @@ TW_TEST(repeated_and_backward_offsets_are_refused)
     offset_tracker_free(t);
 }
 
+/* A post whose campaign claims are rechecked after later posts were added: its held offset
+ * takes the recheck's records as more outputs, and the watermark waits for all of them. */
+TW_TEST(held_offset_takes_outputs_out_of_order)
+{
+    offset_tracker_t *t;
+    TW_ASSERT_INT_EQ(offset_tracker_new(&t), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 5), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_ref(t, 0, 5), 0); /* the hold for the recheck */
+    TW_ASSERT_INT_EQ(offset_tracker_add(t, 0, 6), 0);
+    offset_tracker_done(t, 0, 6);
+    offset_tracker_done(t, 0, 5); /* its alert */
+    commits_t c = {0};
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 0);
+    TW_ASSERT_INT_EQ(offset_tracker_ref_held(t, 0, 5), 0); /* a rechecked campaign record */
+    TW_ASSERT(offset_tracker_ref_held(t, 0, 6) != 0);      /* finished */
+    TW_ASSERT(offset_tracker_ref_held(t, 0, 4) != 0);      /* never tracked */
+    TW_ASSERT(offset_tracker_ref_held(t, 1, 5) != 0);      /* unknown partition */
+    offset_tracker_done(t, 0, 5);                          /* the hold */
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 0);
+    offset_tracker_done(t, 0, 5); /* the record's delivery */
+    TW_ASSERT_INT_EQ(offset_tracker_collect(t, record_commit, &c), 1);
+    TW_ASSERT_INT_EQ(c.n, 1);
+    TW_ASSERT_INT_EQ(c.next[0], 7);
+    offset_tracker_free(t);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(watermark_waits_for_the_oldest_post),
            TW_CASE(post_with_several_outputs_waits_for_all),
+           TW_CASE(held_offset_takes_outputs_out_of_order),
            TW_CASE(partitions_are_independent_and_gaps_are_fine),
            TW_CASE(revoked_partition_ignores_late_reports), TW_CASE(ring_grows_across_wraparound),
            TW_CASE(repeated_and_backward_offsets_are_refused));

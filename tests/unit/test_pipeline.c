@@ -374,10 +374,163 @@ TW_TEST(shadow_rules_and_the_flood_guard)
     compiled_free(&c);
 }
 
+/* A store whose reply can be lost after it did the work (a Redis timeout, a master failing
+ * after running the script), or that fails before doing anything (Redis down). */
+typedef enum { FAKE_UP, FAKE_REPLY_LOST, FAKE_DOWN } fake_mode_t;
+
+typedef struct {
+    dedup_store_t base; /* first: the pipeline sees a dedup_store_t */
+    dedup_store_t *inner;
+    fake_mode_t mode;
+} fake_store_t;
+
+static int fake_check_batch(dedup_store_t *store, const dedup_item_t *items, size_t n,
+                            dedup_result_t *results)
+{
+    fake_store_t *f = (fake_store_t *)store;
+    int rc = f->mode == FAKE_DOWN ? TW_ERR_REDIS : dedup_batch_check(f->inner, items, n, results);
+    if (f->mode == FAKE_UP)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        results[i] = (dedup_result_t){.available = false};
+    return TW_ERR_REDIS;
+}
+
+static void fake_free(dedup_store_t *store)
+{
+    (void)store;
+}
+
+static const dedup_store_ops_t fake_ops = {.name = "fake-redis",
+                                           .kind = DEDUP_STORE_REDIS,
+                                           .check_batch = fake_check_batch,
+                                           .free = fake_free};
+
+static void set_input(pipeline_input_t *in, char *text, size_t size, int id, int64_t offset)
+{
+    snprintf(text, size,
+             "{\"id\":\"p%d\",\"author\":\"a%d\",\"text\":\"join the big "
+             "giveaway today at our shop\"}",
+             id, id);
+    *in = (pipeline_input_t){
+        text, strlen(text), {.topic = "posts", .partition = 0, .offset = offset}};
+}
+
+/* Issue 12, 2: the post that claimed a milestone while the store's reply was lost gets its
+ * campaign record once the store answers again (a replay of its own claim), and nobody else
+ * claims it; before, the post went out without claims and the record was never published. */
+TW_TEST(claims_lost_with_the_reply_are_rechecked)
+{
+    compiled_t c;
+    TW_ASSERT_INT_EQ(compile_rules(rules_before, &c), 0);
+    config_t cfg;
+    TW_ASSERT_INT_EQ(config_init(&cfg), 0);
+    cfg.threads = 1;
+    TW_ASSERT_INT_EQ(cfg.dedup_on_unavailable, CONFIG_UNAVAILABLE_FAIL_OPEN);
+    fake_store_t fake = {.base = {.ops = &fake_ops}};
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1 << 10, &fake.inner), 0);
+    dedup_campaign_t campaign;
+    TW_ASSERT_INT_EQ(dedup_campaign_parse("3", 1, &campaign, NULL), 0);
+    dedup_campaign_set(&fake.base, &campaign);
+    dedup_campaign_set(fake.inner, &campaign);
+    pipeline_t pipe;
+    TW_ASSERT_INT_EQ(pipeline_init(&pipe, &cfg, c.rules, c.db, &fake.base), 0);
+
+    char texts[5][160];
+    pipeline_input_t in[5];
+    pipeline_result_t res[5];
+    for (int i = 0; i < 5; i++)
+        set_input(&in[i], texts[i], sizeof texts[i], i, 100 + i);
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, 2, res), 0); /* members 1 and 2 */
+    TW_ASSERT(!res[0].claims_unknown && !res[1].claims_unknown);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+
+    /* Member 3 claims milestone 3 in the store, and the reply is lost: fail-open goes on. */
+    fake.mode = FAKE_REPLY_LOST;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 2, 1, res), 0);
+    TW_ASSERT_INT_EQ(res[0].ncampaigns, 0);
+    TW_ASSERT(res[0].claims_unknown);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 1);
+    TW_ASSERT_INT_EQ(atomic_load(&tw_metrics.campaign_claims_unknown), 1);
+
+    /* Still down: the post stays queued, nothing to publish. */
+    fake.mode = FAKE_DOWN;
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), TW_ERR_REDIS);
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 1);
+
+    /* Back: the recheck replays the post and gets its claim back, with its own offset. */
+    fake.mode = FAKE_UP;
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(atomic_load(&tw_metrics.campaign_claims_unknown), 0);
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 1);
+    const pipeline_rechecked_t *r = &pipe.rechecked[0];
+    TW_ASSERT_INT_EQ(r->source.partition, 0);
+    TW_ASSERT_INT_EQ(r->source.offset, 102);
+    TW_ASSERT_INT_EQ(r->ncampaigns, 1);
+    const pipeline_campaign_t *rec = &pipe.recheck_campaigns[r->campaign_first];
+    const char *key = pipe.recheck_buf.data + rec->key_offset;
+    const char *value = pipe.recheck_buf.data + rec->value_offset;
+    TW_ASSERT(rec->key_len > 11 && memcmp(key, "campaign:", 9) == 0);
+    TW_ASSERT(memcmp(key + rec->key_len - 2, ":3", 2) == 0);
+    TW_ASSERT(memmem(value, rec->value_len, "\"post_id\":\"p2\"", 14));
+    TW_ASSERT(memmem(value, rec->value_len, "\"replay\":true", 13));
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0); /* nothing left */
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 0);
+
+    /* Member 4: the milestone is taken. A lost reply whose store never ran (down) is queued
+     * too (unknowable here), and its recheck records it now, without a claim. */
+    fake.mode = FAKE_DOWN;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 3, 1, res), 0);
+    TW_ASSERT(res[0].claims_unknown);
+    fake.mode = FAKE_UP;
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 1);
+    TW_ASSERT_INT_EQ(pipe.rechecked[0].ncampaigns, 0);
+
+    /* A revoked partition's queued posts are dropped: their new owner re-reads them. */
+    fake.mode = FAKE_REPLY_LOST;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 4, 1, res), 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 1);
+    pipeline_forget_claims(&pipe, 1);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 1);
+    pipeline_forget_claims(&pipe, 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+
+    /* Past the queue's bound a fail-open batch is held as under pause (nothing published);
+     * once the store answers, it goes through. */
+    pipe.max_unknown_claims = 2;
+    fake.mode = FAKE_DOWN;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, 2, res), 0);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 2);
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 2, 1, res), TW_ERR_REDIS);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 2);
+    fake.mode = FAKE_UP;
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in + 2, 1, res), 0);
+    TW_ASSERT(!res[0].claims_unknown);
+    TW_ASSERT_INT_EQ(pipeline_recheck_claims(&pipe), 0);
+    TW_ASSERT_INT_EQ(pipe.nrechecked, 2);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+
+    /* Without campaign milestones there is nothing to lose: nothing is queued. */
+    dedup_campaign_t none = {0};
+    dedup_campaign_set(&fake.base, &none);
+    TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, 1, res), 0);
+    TW_ASSERT(!res[0].claims_unknown);
+    TW_ASSERT_INT_EQ(pipeline_unknown_claims(&pipe), 0);
+
+    pipeline_fini(&pipe);
+    dedup_store_free(fake.inner);
+    config_fini(&cfg);
+    compiled_free(&c);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(threads_give_the_same_results_in_the_same_order),
            TW_CASE(shadow_rules_and_the_flood_guard),
+           TW_CASE(claims_lost_with_the_reply_are_rechecked),
            TW_CASE(default_threads_is_the_usable_cpu_count),
            TW_CASE(pool_runs_each_worker_once_per_job));
 }

@@ -117,11 +117,14 @@ int offset_tracker_add(offset_tracker_t *t, int32_t partition, int64_t offset)
     return 0;
 }
 
-void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset)
+/* The unfinished in-flight entry of (partition, offset), or NULL. */
+static inflight_t *inflight_find(offset_tracker_t *t, int32_t partition, int64_t offset,
+                                 partition_state_t **part)
 {
     partition_state_t *p = partition_get(t, partition, false);
+    *part = p;
     if (!p || !p->count)
-        return;
+        return NULL;
     /* offsets in the ring are increasing: binary search */
     size_t lo = 0, hi = p->count;
     while (lo < hi) {
@@ -132,8 +135,27 @@ void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset)
             hi = mid;
     }
     if (lo == p->count || ring_at(p, lo)->offset != offset || ring_at(p, lo)->refs == 0)
+        return NULL;
+    return ring_at(p, lo);
+}
+
+int offset_tracker_ref_held(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p;
+    inflight_t *entry = inflight_find(t, partition, offset, &p);
+    if (!entry)
+        return TW_ERR_INVALID;
+    entry->refs++;
+    return 0;
+}
+
+void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset)
+{
+    partition_state_t *p;
+    inflight_t *entry = inflight_find(t, partition, offset, &p);
+    if (!entry)
         return;
-    if (--ring_at(p, lo)->refs > 0)
+    if (--entry->refs > 0)
         return;
     while (p->count && p->ring[p->head].refs == 0) {
         p->next_offset = p->ring[p->head].offset + 1;

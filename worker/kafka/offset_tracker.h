@@ -29,6 +29,12 @@ uint64_t offset_tracker_refused(const offset_tracker_t *t);
  * TW_ERR_INVALID when offset is not the last one added (a programmer error). */
 int offset_tracker_ref(offset_tracker_t *t, int32_t partition, int64_t offset);
 
+/* One more output for an offset tracked and not finished, wherever it is in its partition's
+ * order (an output decided after later posts were added: a post's campaign claims rechecked
+ * while its offset is held). Returns 0, or TW_ERR_INVALID when the offset is not tracked or
+ * already finished. */
+int offset_tracker_ref_held(offset_tracker_t *t, int32_t partition, int64_t offset);
+
 /* Marks one output of (partition, offset) finished; the offset is finished when all are. Unknown
  * pairs (a partition revoked meanwhile) are ignored. */
 void offset_tracker_done(offset_tracker_t *t, int32_t partition, int64_t offset);

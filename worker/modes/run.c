@@ -26,7 +26,8 @@ typedef struct {
     kafka_source_t *src;
     kafka_sink_t *sink;
     offset_tracker_t *tracker;
-    int failed; /* a record could not be delivered: stop without committing past it */
+    pipeline_t *pipe; /* for the rebalance hook: posts awaiting a claims recheck */
+    int failed;       /* a record could not be delivered: stop without committing past it */
 } run_ctx_t;
 
 static void run_on_delivery(void *opaque, int32_t partition, int64_t offset, int err,
@@ -64,8 +65,11 @@ static void run_before_revoke(void *opaque, const int32_t *partitions, size_t n)
     if (left)
         log_warn("rebalance: %d record(s) still unacknowledged; their posts will be re-read", left);
     run_store_finished(ctx);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         offset_tracker_forget(ctx->tracker, partitions[i]);
+        if (ctx->pipe)
+            pipeline_forget_claims(ctx->pipe, partitions[i]);
+    }
 }
 
 static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_record_t *rec,
@@ -82,6 +86,10 @@ static int run_publish(run_ctx_t *ctx, const pipeline_t *pipe, const kafka_recor
         return 0;
     }
     if (added != 0)
+        return added;
+    /* Claims unknown (a lost store reply): the offset also waits for the post's recheck. */
+    if (res->claims_unknown &&
+        (added = offset_tracker_ref(ctx->tracker, rec->partition, rec->offset)) != 0)
         return added;
     /* Campaign records first, each one more output the offset waits for. */
     for (size_t k = 0; k < res->ncampaigns; k++) {
@@ -142,6 +150,46 @@ static int run_flood_start(const config_t *cfg, const run_options_t *opts, const
     return rc;
 }
 
+/* The campaign records of the posts the last recheck answered for, then the hold each post's
+ * offset kept for it (run_publish). A post of a partition revoked meanwhile is not here
+ * (pipeline_forget_claims). */
+static int run_publish_rechecked(run_ctx_t *ctx, const pipeline_t *pipe)
+{
+    for (size_t i = 0; i < pipe->nrechecked; i++) {
+        const pipeline_rechecked_t *r = &pipe->rechecked[i];
+        for (size_t k = 0; k < r->ncampaigns; k++) {
+            const pipeline_campaign_t *c = &pipe->recheck_campaigns[r->campaign_first + k];
+            int rc = offset_tracker_ref_held(ctx->tracker, r->source.partition, r->source.offset);
+            if (rc == 0)
+                rc = kafka_sink_produce_campaign(
+                    ctx->sink, pipe->recheck_buf.data + c->key_offset, c->key_len,
+                    pipe->recheck_buf.data + c->value_offset, c->value_len, r->source.partition,
+                    r->source.offset);
+            if (rc != 0)
+                return rc;
+        }
+        offset_tracker_done(ctx->tracker, r->source.partition, r->source.offset);
+    }
+    return 0;
+}
+
+/* Posts whose claims are unknown are rechecked between batches, at most every
+ * RUN_RECHECK_RETRY_MS while the store keeps failing (its reconnect backoff paces it too). */
+#define RUN_RECHECK_RETRY_MS 200
+
+static int run_recheck_claims(run_ctx_t *ctx, pipeline_t *pipe, int64_t *next_ms)
+{
+    if (!pipeline_unknown_claims(pipe) || metrics_now_mono_ms() < *next_ms)
+        return 0;
+    int rc = pipeline_recheck_claims(pipe);
+    if (rc == 0)
+        return run_publish_rechecked(ctx, pipe);
+    if (rc != TW_ERR_REDIS)
+        return rc;
+    *next_ms = metrics_now_mono_ms() + RUN_RECHECK_RETRY_MS;
+    return 0;
+}
+
 /* The flood guard's rule_muted records of the batch (this worker made the mutes). No post
  * waits for them: the mute itself is already in Redis (or in this worker). */
 static void run_publish_controls(run_ctx_t *ctx, const pipeline_t *pipe)
@@ -167,8 +215,13 @@ static int run_pause_until_redis(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_
                                  pipeline_input_t *inputs, size_t *n, pipeline_result_t *results,
                                  const run_options_t *opts)
 {
-    log_warn("duplicate store unavailable: pausing consumption until it answers "
-             "(dedup.on_unavailable = pause)");
+    if (ctx->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
+        log_warn("duplicate store unavailable: pausing consumption until it answers "
+                 "(dedup.on_unavailable = pause)");
+    else
+        log_warn("duplicate store unavailable and %zu post(s) await a recheck of their campaign "
+                 "claims (the most held): pausing consumption until it answers",
+                 pipeline_unknown_claims(pipe));
     kafka_source_pause(ctx->src, true);
     unsigned revocations = kafka_source_revocations(ctx->src);
     int rc = TW_ERR_REDIS;
@@ -269,6 +322,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     if (rc != 0)
         goto out;
     pipe_ready = true;
+    ctx.pipe = &pipe;
     /* Hot reload is a convenience: without its thread the worker runs on the rules it has. */
     if (reload_start(cfg, engine.rules, &reloader) != 0)
         log_warn("rules hot reload unavailable: out of memory or threads");
@@ -294,8 +348,15 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
     int64_t last_redis_check_ms = metrics_now_mono_ms();
+    int64_t next_recheck_ms = 0;
     while (!atomic_load(opts->stop) && !ctx.failed) {
         metrics_heartbeat();
+        if ((rc = run_recheck_claims(&ctx, &pipe, &next_recheck_ms)) != 0) {
+            log_error("publishing rechecked campaign claims failed: %s; stopping without "
+                      "committing their posts",
+                      tw_err_str(rc));
+            break;
+        }
         /* between batches: one set per batch */
         if (reload_apply(reloader, &engine, &pipe, cfg) && flood &&
             flood_rules_guard_update(flood, cfg, pipe.rules) != 0) {

@@ -54,6 +54,8 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
     buf_init(&p->alerts);
     buf_init(&p->campaign_buf);
     buf_init(&p->control_buf);
+    buf_init(&p->recheck_buf);
+    p->max_unknown_claims = PIPELINE_MAX_UNKNOWN_CLAIMS;
     size_t workers = cfg->threads > 0 ? (size_t)cfg->threads : pipeline_default_threads();
     if (workers > PIPELINE_MAX_WORKERS)
         workers = PIPELINE_MAX_WORKERS;
@@ -176,6 +178,14 @@ void pipeline_fini(pipeline_t *p)
     buf_fini(&p->alerts);
     buf_fini(&p->campaign_buf);
     buf_fini(&p->control_buf);
+    for (size_t i = 0; i < p->nunknown; i++) {
+        free(p->unknown[i].post_id);
+        free(p->unknown[i].author);
+    }
+    free(p->unknown);
+    free(p->rechecked);
+    free(p->recheck_campaigns);
+    buf_fini(&p->recheck_buf);
     memset(p, 0, sizeof(*p));
 }
 
@@ -371,6 +381,37 @@ static void pipeline_count_batch(pipeline_t *p, const pipeline_input_t *inputs, 
     metrics_histogram_observe(&tw_metrics.batch_posts, (double)n);
 }
 
+/* Appends to *records (grown as needed) and buf the campaign records dup claims for post:
+ * key "campaign:<cluster>:<milestone>", value the record's JSON. */
+static int encode_claims(const pipeline_t *p, const post_t *post, const dedup_result_t *dup,
+                         const alert_source_t *source, buf_t *buf, pipeline_campaign_t **records,
+                         size_t *n, size_t *cap)
+{
+    const dedup_campaign_t *camp = &p->dedup->campaign;
+    for (size_t k = 0; dup->available && k < camp->nmilestones; k++) {
+        if (!(dup->milestones & (1u << k)))
+            continue;
+        if (*n == *cap) {
+            size_t grown_cap = *cap ? *cap * 2 : 16;
+            pipeline_campaign_t *grown = realloc(*records, grown_cap * sizeof(*grown));
+            if (!grown)
+                return TW_ERR_NOMEM;
+            *records = grown;
+            *cap = grown_cap;
+        }
+        pipeline_campaign_t *c = &(*records)[(*n)++];
+        char hex[17];
+        dedup_cluster_hex(dup->cluster, hex);
+        c->key_offset = buf->len;
+        buf_printf(buf, "campaign:%s:%llu", hex, (unsigned long long)camp->milestones[k]);
+        c->key_len = buf->len - c->key_offset;
+        c->value_offset = buf->len;
+        alert_encode_campaign(buf, post, dup, camp->milestones[k], p->rules, source);
+        c->value_len = buf->len - c->value_offset;
+    }
+    return buf->failed ? TW_ERR_NOMEM : 0;
+}
+
 /* Encodes the campaign records claimed by the batch's posts (results' campaign ranges are
  * filled in pipeline_process's last loop). */
 static int pipeline_campaigns(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
@@ -378,38 +419,155 @@ static int pipeline_campaigns(pipeline_t *p, const pipeline_input_t *inputs, siz
 {
     buf_reset(&p->campaign_buf);
     p->ncampaigns = 0;
-    const dedup_campaign_t *camp = &p->dedup->campaign;
     for (size_t i = 0; i < n; i++) {
         if (p->post_item[i] == SIZE_MAX)
             continue;
-        const dedup_result_t *dup = &p->dups[p->post_item[i]];
         results[i].campaign_first = p->ncampaigns;
-        for (size_t k = 0; dup->available && k < camp->nmilestones; k++) {
-            if (!(dup->milestones & (1u << k)))
-                continue;
-            if (p->ncampaigns == p->campaigns_cap) {
-                size_t cap = p->campaigns_cap ? p->campaigns_cap * 2 : 16;
-                pipeline_campaign_t *grown = realloc(p->campaigns, cap * sizeof(*grown));
-                if (!grown)
-                    return TW_ERR_NOMEM;
-                p->campaigns = grown;
-                p->campaigns_cap = cap;
-            }
-            pipeline_campaign_t *c = &p->campaigns[p->ncampaigns++];
-            char hex[17];
-            dedup_cluster_hex(dup->cluster, hex);
-            c->key_offset = p->campaign_buf.len;
-            buf_printf(&p->campaign_buf, "campaign:%s:%llu", hex,
-                       (unsigned long long)camp->milestones[k]);
-            c->key_len = p->campaign_buf.len - c->key_offset;
-            c->value_offset = p->campaign_buf.len;
-            alert_encode_campaign(&p->campaign_buf, &p->posts[i], dup, camp->milestones[k],
-                                  p->rules, &inputs[i].source);
-            c->value_len = p->campaign_buf.len - c->value_offset;
-        }
+        int rc = encode_claims(p, &p->posts[i], &p->dups[p->post_item[i]], &inputs[i].source,
+                               &p->campaign_buf, &p->campaigns, &p->ncampaigns, &p->campaigns_cap);
+        if (rc != 0)
+            return rc;
         results[i].ncampaigns = p->ncampaigns - results[i].campaign_first;
     }
-    return p->campaign_buf.failed ? TW_ERR_NOMEM : 0;
+    return 0;
+}
+
+static char *copy_bytes(const char *s, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+/* Queues the batch's deduplicated posts for a recheck of their claims and marks them
+ * claims_unknown (all or none). TW_ERR_REDIS when the queue is full, TW_ERR_NOMEM. */
+static int pipeline_queue_unknown_claims(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                                         pipeline_result_t *results, size_t nitems)
+{
+    if (p->nunknown + nitems > p->max_unknown_claims)
+        return TW_ERR_REDIS;
+    if (p->nunknown + nitems > p->unknown_cap) {
+        size_t cap = p->unknown_cap ? p->unknown_cap : 256;
+        while (cap < p->nunknown + nitems)
+            cap *= 2;
+        pipeline_unknown_claim_t *grown = realloc(p->unknown, cap * sizeof(*grown));
+        if (!grown)
+            return TW_ERR_NOMEM;
+        p->unknown = grown;
+        p->unknown_cap = cap;
+    }
+    size_t queued = p->nunknown;
+    for (size_t i = 0; i < n; i++) {
+        if (p->post_item[i] == SIZE_MAX)
+            continue;
+        const dedup_item_t *item = &p->items[p->post_item[i]];
+        pipeline_unknown_claim_t *u = &p->unknown[queued];
+        *u = (pipeline_unknown_claim_t){.post_id_len = item->post_id_len,
+                                        .author_len = item->author_len,
+                                        .ts = item->ts,
+                                        .fp = *item->fp,
+                                        .source = inputs[i].source};
+        u->post_id = copy_bytes(item->post_id, item->post_id_len);
+        u->author = item->author ? copy_bytes(item->author, item->author_len) : NULL;
+        if (!u->post_id || (item->author && !u->author)) {
+            free(u->post_id);
+            free(u->author);
+            for (size_t k = p->nunknown; k < queued; k++) {
+                free(p->unknown[k].post_id);
+                free(p->unknown[k].author);
+            }
+            return TW_ERR_NOMEM;
+        }
+        queued++;
+    }
+    p->nunknown = queued;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
+    for (size_t i = 0; i < n; i++)
+        results[i].claims_unknown = p->post_item[i] != SIZE_MAX;
+    return 0;
+}
+
+/* Posts rechecked per round trip: a store batch of ordinary size. */
+#define PIPELINE_RECHECK_BATCH 1000
+
+static int pipeline_reserve_rechecked(pipeline_t *p, size_t n)
+{
+    if (n > p->rechecked_cap) {
+        pipeline_rechecked_t *grown = realloc(p->rechecked, n * sizeof(*grown));
+        if (!grown)
+            return TW_ERR_NOMEM;
+        p->rechecked = grown;
+        p->rechecked_cap = n;
+    }
+    return pipeline_reserve(p, n);
+}
+
+int pipeline_recheck_claims(pipeline_t *p)
+{
+    p->nrechecked = 0;
+    p->nrecheck_campaigns = 0;
+    buf_reset(&p->recheck_buf);
+    if (!p->nunknown)
+        return 0;
+    if (!pipeline_idle(p))
+        return TW_ERR_INVALID; /* the arrays below are the batch's */
+    size_t n = p->nunknown < PIPELINE_RECHECK_BATCH ? p->nunknown : PIPELINE_RECHECK_BATCH;
+    int rc = pipeline_reserve_rechecked(p, n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const pipeline_unknown_claim_t *u = &p->unknown[i];
+        p->items[i] =
+            (dedup_item_t){u->post_id, u->post_id_len, u->author, u->author_len, u->ts, &u->fp};
+    }
+    rc = dedup_batch_check(p->dedup, p->items, n, p->dups);
+    if (dedup_store_is_redis(p->dedup))
+        atomic_store_explicit(&tw_metrics.redis_up, rc == 0, memory_order_relaxed);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const pipeline_unknown_claim_t *u = &p->unknown[i];
+        post_t post = {.id = u->post_id, .id_len = u->post_id_len};
+        pipeline_rechecked_t *r = &p->rechecked[i];
+        r->source = u->source;
+        r->campaign_first = p->nrecheck_campaigns;
+        rc =
+            encode_claims(p, &post, &p->dups[i], &u->source, &p->recheck_buf, &p->recheck_campaigns,
+                          &p->nrecheck_campaigns, &p->recheck_campaigns_cap);
+        if (rc != 0) {
+            p->nrecheck_campaigns = 0;
+            return rc; /* still queued: the next call redoes them (replays) */
+        }
+        r->ncampaigns = p->nrecheck_campaigns - r->campaign_first;
+    }
+    p->nrechecked = n;
+    for (size_t i = 0; i < n; i++) {
+        free(p->unknown[i].post_id);
+        free(p->unknown[i].author);
+    }
+    memmove(p->unknown, p->unknown + n, (p->nunknown - n) * sizeof(*p->unknown));
+    p->nunknown -= n;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
+    return 0;
+}
+
+void pipeline_forget_claims(pipeline_t *p, int32_t partition)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < p->nunknown; i++) {
+        pipeline_unknown_claim_t *u = &p->unknown[i];
+        if (u->source.partition == partition) {
+            free(u->post_id);
+            free(u->author);
+            continue;
+        }
+        p->unknown[kept++] = *u;
+    }
+    p->nunknown = kept;
+    atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
 }
 
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
@@ -584,6 +742,14 @@ int pipeline_finish(pipeline_t *p)
         atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
         if (p->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
             return TW_ERR_REDIS;
+        /* The store may have run the claims before its reply was lost (a timeout, a master
+         * failing), so Redis may name one of these posts a milestone's owner: only a replay
+         * of that post gets the claim back. The posts are queued for a recheck and their
+         * offsets held until it is published; past the queue's bound the batch is held as
+         * under pause. */
+        if (p->dedup->campaign.nmilestones &&
+            (rc = pipeline_queue_unknown_claims(p, inputs, n, results, nitems)) != 0)
+            return rc;
         atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
         /* This worker's own memory still recognises repeats it saw itself (for
          * dedup.alert_min_count); the alerts say the fleet-wide answer was unavailable. */

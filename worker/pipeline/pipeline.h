@@ -58,6 +58,12 @@ typedef struct {
     size_t nshadow;
     size_t shadow_offset;
     size_t shadow_len;
+    /* The store failed after it may have run this post's claims (a reply lost to a timeout
+     * or a failing master), with campaign milestones on and dedup.on_unavailable fail-open:
+     * Redis may hold this post as a milestone's owner, and only a replay of the post re-gets
+     * that claim. The post is queued for pipeline_recheck_claims; its offset must not be
+     * committed until its recheck was published (pipeline_rechecked_t). */
+    bool claims_unknown;
 } pipeline_result_t;
 
 /* A campaign record: one per cluster and milestone for the whole fleet (dedup.h, step 5),
@@ -68,6 +74,32 @@ typedef struct {
     size_t value_offset;
     size_t value_len;
 } pipeline_campaign_t;
+
+/* A post whose campaign claims are unknown (pipeline_result_t.claims_unknown), kept until a
+ * store round trip answers for it again. */
+typedef struct {
+    char *post_id; /* owned copies: the batch's posts are gone by the recheck */
+    size_t post_id_len;
+    char *author; /* NULL when the post had none */
+    size_t author_len;
+    int64_t ts;
+    fingerprint_t fp;
+    alert_source_t source;
+} pipeline_unknown_claim_t;
+
+/* A post rechecked by pipeline_recheck_claims: the campaign records it claims (a replay of its
+ * lost claim, or a claim made now), pipeline_t.recheck_campaigns[first, first + n), key and
+ * value in recheck_buf. n may be 0: the post's offset is then simply free to commit. */
+typedef struct {
+    alert_source_t source;
+    size_t campaign_first;
+    size_t ncampaigns;
+} pipeline_rechecked_t;
+
+/* At most this many posts wait for a recheck; beyond it a fail-open batch with campaign
+ * milestones on is held as under the pause policy (TW_ERR_REDIS), which bounds both this
+ * memory and the offsets held back meanwhile. */
+#define PIPELINE_MAX_UNKNOWN_CLAIMS 50000
 
 /* One batch's per-post state, slot i for input i, and its analysis job. Two of them, so one
  * batch can be analysed while the previous one is finished. */
@@ -134,6 +166,17 @@ typedef struct pipeline {
     size_t ncontrols;              /* reports them); key and value in control_buf */
     size_t controls_cap;
     buf_t control_buf;
+    size_t max_unknown_claims;         /* PIPELINE_MAX_UNKNOWN_CLAIMS (tests lower it) */
+    pipeline_unknown_claim_t *unknown; /* posts whose claims are unknown, oldest first */
+    size_t nunknown;
+    size_t unknown_cap;
+    pipeline_rechecked_t *rechecked; /* the last successful recheck's posts */
+    size_t nrechecked;
+    size_t rechecked_cap;
+    pipeline_campaign_t *recheck_campaigns;
+    size_t nrecheck_campaigns;
+    size_t recheck_campaigns_cap;
+    buf_t recheck_buf;
 } pipeline_t;
 
 /* Returns 0 or a negative tw_err_t. cfg, rules, db and dedup must outlive the pipeline.
@@ -182,6 +225,25 @@ void pipeline_set_flood(pipeline_t *p, flood_guard_t *flood);
  * refreshes its mutes, decides) and updates the per-rule muted gauge. The rule_muted records
  * this worker must publish are then in p->controls[0, ncontrols) until the next call. */
 void pipeline_flood_tick(pipeline_t *p, time_t now);
+
+/* Re-runs the claims of (up to a store batch of) the posts whose claims are unknown, oldest
+ * first, in one store round trip: the claim is idempotent per post (dedup.h, 5.), so a post
+ * whose lost round trip did run gets its claim back as a replay, and one whose round trip
+ * never ran is recorded now (and may claim now). On success the posts are in
+ * p->rechecked[0, nrechecked) until the next call, and no longer queued; returns 0 (also with
+ * nothing queued: nrechecked is then 0). On a store failure nothing changes and the posts stay
+ * queued (TW_ERR_REDIS or another negative tw_err_t). Only between batches. */
+int pipeline_recheck_claims(pipeline_t *p);
+
+/* Posts queued for a recheck. */
+static inline size_t pipeline_unknown_claims(const pipeline_t *p)
+{
+    return p->nunknown;
+}
+
+/* Drops the queued posts of a partition this worker no longer owns: its new owner re-reads
+ * them from the last commit, which their held offsets kept before them. */
+void pipeline_forget_claims(pipeline_t *p, int32_t partition);
 
 /* The workers a threads setting of 0 means: the CPUs this process may use. */
 size_t pipeline_default_threads(void);

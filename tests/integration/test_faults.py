@@ -1,0 +1,338 @@
+"""The fault campaign, bounded for the suite (tests/RELIABILITY.md): the worker is SIGKILLed at
+seeded random points while posts stream in, restarted each time, and workers join and leave a
+group mid-stream, on the real broker with a real redis-server. An independent reader (a fresh
+confluent-kafka consumer) then checks the outputs against `tidewatch scan` on the same posts:
+no flagged post without an alert (lost), no alert for a post that should have none
+(unexpected), every dead letter and campaign milestone there, duplicates counted (allowed after
+a kill), and the group's commits at the end of every partition.
+
+Knobs (longer runs): TW_FAULTS_KILLS (default 8), TW_FAULTS_RECORDS (5000), TW_FAULTS_SEED
+(12), TW_FAULTS_REPORT (a file the measured figures are appended to, one JSON line per test).
+"""
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness import Producer, run_tidewatch, scaled, unique_name, wait_until
+
+RULES = Path(__file__).resolve().parent.parent / "fixtures" / "integration" / "rules.yaml"
+KILLS = int(os.environ.get("TW_FAULTS_KILLS", "8"))
+RECORDS = int(os.environ.get("TW_FAULTS_RECORDS", "5000"))
+SEED = int(os.environ.get("TW_FAULTS_SEED", "12"))
+PARTITIONS = 3
+WAVES = 3  # copy-paste campaigns, each reaching every milestone
+MILESTONES = (10, 50)
+
+# A restarted worker joins when the broker gives up on the killed one: its session timeout.
+# 6 s is the broker's default group.min.session.timeout.ms.
+FAST_GROUP = ["-X", "kafka.session.timeout.ms=6000", "-X", "kafka.heartbeat.interval.ms=500"]
+
+WAVE_TEXTS = ("copy and paste this message to every friend you know before midnight",
+              "our neighbourhood bakery deserves a thousand stars share if you agree",
+              "the mayor must resign now sign the petition and tell everyone")
+
+WORDS = ("river table orange window summer garden pencil coffee market bridge mountain "
+         "yellow quiet music evening letter station winter forest planet candle harbor "
+         "silver morning castle button meadow thunder violet engine ladder pepper island "
+         "marble rocket saddle velvet walnut canyon lantern").split()
+
+
+def make_posts(n, seed):
+    """n posts (key, value, partition), seeded: ordinary posts of random words, rule hits,
+    three copy-paste waves that reach every campaign milestone, and undecodable records."""
+    rng = random.Random(seed)
+    wave_len = MILESTONES[-1] + 10
+    # each wave starts early enough to finish: ~wave_len / 0.3 posts after its start
+    last_start = max(1, n - int(wave_len / 0.3) - 200)
+    starts = {rng.randrange(last_start): w for w in range(WAVES)}
+    posts, active, wave_sent = [], [], Counter()
+    for i in range(n):
+        roll = rng.random()
+        pid = f"p{i}"
+        words = " ".join(rng.choice(WORDS) for _ in range(12))
+        if i in starts:
+            active.append(starts[i])
+        if roll < 0.01:
+            posts.append((f"bad{i}", b'{"id": "bad' + str(i).encode() + b'", "text": ',
+                          i % PARTITIONS))
+            continue
+        if active and roll < 0.3:
+            wave = active[0]
+            wave_sent[wave] += 1
+            if wave_sent[wave] == wave_len:
+                active.pop(0)
+            pid = f"w{wave}-{wave_sent[wave]}"
+            text = WAVE_TEXTS[wave]
+        elif roll < 0.15:
+            text = f"{words} click here {rng.choice(WORDS)}"
+        elif roll < 0.20:
+            text = f"free giveaway {words}"
+        else:
+            text = words
+        value = json.dumps({"id": pid, "text": text, "author": f"u{rng.randrange(500)}",
+                            "ts": 1732780800 + i})
+        posts.append((pid, value, i % PARTITIONS))
+    return posts
+
+
+def expected_outcomes(posts, tmp_path):
+    """The alerts and dead letters `tidewatch scan` gives for the same posts."""
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(b"".join((v if isinstance(v, bytes) else v.encode()) + b"\n"
+                              for _k, v, _p in posts))
+    out = run_tidewatch(["scan", "--rules", str(RULES), str(path)], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    alerts, dead = set(), set()
+    for line in (out.stdout + out.stderr).decode().splitlines():
+        rec = json.loads(line)
+        if "dead_letter" in rec:
+            dead.add(posts[rec["dead_letter"]["line"] - 1][0])
+        elif "post_id" in rec:
+            alerts.add(rec["post_id"])
+    return alerts, dead
+
+
+def topics_for(kafka, prefix):
+    t = SimpleNamespace(input=unique_name(f"{prefix}-posts"), alerts=unique_name(f"{prefix}-al"),
+                        dlq=unique_name(f"{prefix}-dlq"), campaign=unique_name(f"{prefix}-camp"))
+    kafka.create_topics(list(vars(t).values()), partitions=PARTITIONS)
+    return t
+
+
+def worker_args(kafka, group, t, redis_url):
+    return (["run", "--brokers", kafka.bootstrap, "--group", group, "--input-topic", t.input,
+             "--output-topic", t.alerts, "--dlq-topic", t.dlq, "--rules", str(RULES),
+             "--redis", redis_url, "-X", "batch_timeout_ms=50", "-X", "batch_size=100",
+             "-X", f"campaign.topic={t.campaign}", "-X",
+             "campaign.milestones=" + ",".join(map(str, MILESTONES)), "-X",
+             "campaign.min_authors=2"] + FAST_GROUP)
+
+
+class PacedProducer(threading.Thread):
+    """Produces the posts evenly over `seconds`, so faults land mid-stream."""
+
+    def __init__(self, kafka, topic, posts, seconds):
+        super().__init__(daemon=True)
+        self.kafka, self.topic, self.posts, self.seconds = kafka, topic, posts, seconds
+        self.errors, self.done = [], threading.Event()
+
+    def run(self):
+        producer = Producer(self.kafka.client_config(**{"acks": "all",
+                                                        "enable.idempotence": True,
+                                                        "linger.ms": 5}))
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                self.errors.append(err)
+
+        start = time.monotonic()
+        chunk = max(1, len(self.posts) // 100)
+        for first in range(0, len(self.posts), chunk):
+            for key, value, part in self.posts[first:first + chunk]:
+                producer.produce(self.topic, key=key, value=value, partition=part,
+                                 on_delivery=on_delivery)
+            producer.poll(0)
+            due = start + self.seconds * (first + chunk) / len(self.posts)
+            time.sleep(max(0.0, due - time.monotonic()))
+        if producer.flush(scaled(30)):
+            self.errors.append("not all posts delivered")
+        self.done.set()
+
+
+def assigned(worker):
+    return any(r.get("msg", "").startswith("assigned ") and not r["msg"].startswith("assigned 0")
+               for r in worker.log_records())
+
+
+def wait_committed_to_end(kafka, group, topic, timeout, proc=None):
+    state = {}
+
+    def at_end():
+        state["hw"] = kafka.high_watermarks(topic)
+        state["committed"] = kafka.committed_offsets(group, topic)
+        return all(hw == 0 or state["committed"].get(p, -1) == hw
+                   for p, hw in state["hw"].items())
+
+    wait_until(at_end, scaled(timeout),
+               lambda: f"commits {state.get('committed')} at the ends {state.get('hw')}",
+               interval=0.5, proc=proc)
+
+
+def check_outputs(kafka, t, expected_alerts, expected_dead):
+    """Reads every output topic from the beginning; returns the campaign's figures."""
+    alerts = kafka.consume_all(t.alerts)
+    dead = kafka.consume_all(t.dlq)
+    campaigns = kafka.consume_all(t.campaign)
+    alert_keys = Counter(r.key.decode() for r in alerts)
+    dead_keys = Counter(r.key.decode() for r in dead)
+    milestones = Counter()
+    for r in campaigns:
+        body = r.json()
+        samples = body["campaign"]["sample_post_ids"]
+        if samples and samples[0].startswith("w"):
+            milestones[(samples[0].split("-")[0], body["campaign"]["milestone"])] += 1
+    want_milestones = {(f"w{w}", m) for w in range(WAVES) for m in MILESTONES}
+    return {
+        "alerts_expected": len(expected_alerts),
+        "lost": sorted(expected_alerts - set(alert_keys))[:20],
+        "unexpected": sorted(set(alert_keys) - expected_alerts)[:20],
+        "duplicates": sum(c - 1 for c in alert_keys.values()),
+        "dead_letters_lost": sorted(expected_dead - set(dead_keys))[:20],
+        "dead_letters_unexpected": sorted(set(dead_keys) - expected_dead)[:20],
+        "dead_letter_duplicates": sum(c - 1 for c in dead_keys.values()),
+        "campaigns_lost": sorted(map(str, want_milestones - set(milestones))),
+        "campaign_duplicates": sum(c - 1 for c in milestones.values()),
+    }
+
+
+def report(name, figures):
+    line = json.dumps({"test": name, **figures}, sort_keys=True)
+    print(f"\nfault campaign: {line}")
+    if os.environ.get("TW_FAULTS_REPORT"):
+        with open(os.environ["TW_FAULTS_REPORT"], "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def assert_nothing_lost(figures):
+    for key in ("lost", "unexpected", "dead_letters_lost", "dead_letters_unexpected",
+                "campaigns_lost"):
+        assert not figures[key], f"{key}: {figures[key]} ({figures})"
+
+
+def test_sigkill_at_random_points(kafka, redis, workers, tmp_path):
+    """KILLS SIGKILLs at seeded random points of a RECORDS-post stream, each followed by a
+    restart, and before about half of them Redis stalls past the worker's timeout (DEBUG
+    SLEEP: replies lost, fail-open, campaign claims rechecked): 0 lost, 0 unexpected, every
+    campaign milestone published, duplicates reported, commits at the end of every
+    partition."""
+    from test_dedup_fleet import OwnRedis  # noqa: PLC0415 - a server with DEBUG enabled
+
+    started = time.monotonic()
+    rng = random.Random(SEED)
+    posts = make_posts(RECORDS, SEED)
+    expected_alerts, expected_dead = expected_outcomes(posts, tmp_path)
+    t = topics_for(kafka, "faults")
+    group = unique_name("faults")
+    server = OwnRedis("--enable-debug-command", "yes").start()
+    args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
+    args += ["-X", "redis_timeout_ms=300"]
+    producer = PacedProducer(kafka, t.input, posts, seconds=max(20.0, KILLS * 4.0))
+    producer.start()
+    w = workers.start(args, name="killed")
+    kills = stalls = 0
+    try:
+        while kills < KILLS:
+            wait_until(lambda: assigned(w), scaled(60), "the restarted worker to be assigned",
+                       proc=w)
+            time.sleep(rng.uniform(0.2, 2.5))
+            if rng.random() < 0.5:
+                server_command(server.port, "DEBUG", "SLEEP", "0.8")
+                stalls += 1
+                time.sleep(rng.uniform(0.0, 0.5))
+            assert w.poll() is None, w.describe()
+            w.proc.send_signal(signal.SIGKILL)
+            w.proc.wait(timeout=30)
+            kills += 1
+            w = workers.start(args, name="killed")
+        producer.join(timeout=scaled(120))
+        assert producer.done.is_set() and not producer.errors, producer.errors[:5]
+        wait_committed_to_end(kafka, group, t.input, timeout=90, proc=w)
+        assert workers.stop(w) == 0, w.describe()
+    finally:
+        server.close()
+    figures = check_outputs(kafka, t, expected_alerts, expected_dead)
+    lost_replies = sum("unavailable" in r.get("msg", "") or "timed out" in r.get("msg", "")
+                       for x in workers.started for r in x.log_records())
+    figures.update(kills=kills, redis_stalls=stalls, redis_failures_logged=lost_replies,
+                   records=len(posts), seed=SEED,
+                   wall_s=round(time.monotonic() - started, 1))
+    report("sigkill", figures)
+    assert_nothing_lost(figures)
+
+
+def test_workers_join_and_leave_mid_stream(kafka, redis_clean, workers, tmp_path):
+    """Three workers of one group: the second and third join mid-stream, the first and
+    second are SIGTERMed mid-stream (each drains and commits before it leaves): 0 lost,
+    0 unexpected, 0 duplicates, commits at the end."""
+    started = time.monotonic()
+    posts = make_posts(RECORDS, SEED + 1)
+    expected_alerts, expected_dead = expected_outcomes(posts, tmp_path)
+    t = topics_for(kafka, "rebal")
+    group = unique_name("rebal")
+    args = worker_args(kafka, group, t, redis_clean.url)
+    producer = PacedProducer(kafka, t.input, posts, seconds=20.0)
+    producer.start()
+    w1 = workers.start(args, name="w1")
+    wait_until(lambda: assigned(w1), scaled(60), "w1 to be assigned", proc=w1)
+    time.sleep(3)
+    w2 = workers.start(args, name="w2")
+    time.sleep(3)
+    w3 = workers.start(args, name="w3")
+    time.sleep(4)
+    assert workers.stop(w1) == 0, w1.describe()
+    time.sleep(4)
+    assert workers.stop(w2) == 0, w2.describe()
+    producer.join(timeout=scaled(120))
+    assert producer.done.is_set() and not producer.errors, producer.errors[:5]
+    wait_committed_to_end(kafka, group, t.input, timeout=90, proc=w3)
+    assert workers.stop(w3) == 0, w3.describe()
+    figures = check_outputs(kafka, t, expected_alerts, expected_dead)
+    figures.update(records=len(posts), seed=SEED + 1, wall_s=round(time.monotonic() - started, 1))
+    report("rebalance", figures)
+    assert_nothing_lost(figures)
+    assert figures["duplicates"] == 0, figures
+    assert figures["dead_letter_duplicates"] == 0, figures
+
+
+def test_redis_reply_lost_keeps_campaign_claims(kafka, redis, workers, tmp_path):
+    """Issue 12, 2: Redis runs the batch script that claims a milestone but the worker's
+    read times out first (DEBUG SLEEP holds the reply; fail-open goes on without it). The
+    post's claim must still be published, as a replay once Redis answers, and its offset
+    committed only then; before, the record was never published."""
+    from test_dedup_fleet import OwnRedis  # noqa: PLC0415 - a restartable server with flags
+
+    server = OwnRedis("--enable-debug-command", "yes").start()
+    try:
+        t = topics_for(kafka, "lostreply")
+        group = unique_name("lostreply")
+        args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
+        args += ["-X", "campaign.milestones=5", "-X", "redis_timeout_ms=300"]
+        posts = [(f"c{i}", json.dumps({"id": f"c{i}", "text": WAVE_TEXTS[0],
+                                       "author": f"a{i}", "ts": 1732780800 + i}), 0)
+                 for i in range(5)]
+        w = workers.start(args, name="lostreply")
+        wait_until(lambda: assigned(w), scaled(60), "the worker to be assigned", proc=w)
+        kafka.produce(t.input, posts[:4])
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        sleeper = threading.Thread(
+            target=lambda: server_command(server.port, "DEBUG", "SLEEP", "3"), daemon=True)
+        sleeper.start()
+        time.sleep(0.2)  # Redis is asleep: the fifth post's script waits unread
+        kafka.produce(t.input, posts[4:])
+        sleeper.join(timeout=30)
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        records = kafka.consume_all(t.campaign)
+        assert workers.stop(w) == 0, w.describe()
+        got = [(r.key.decode(), r.json()["post_id"]) for r in records]
+        assert len(got) >= 1 and all(k.endswith(":5") and pid == "c4" for k, pid in got), (
+            got, w.describe())
+        logs = " ".join(r.get("msg", "") for r in w.log_records())
+        assert "unavailable" in logs, w.describe()  # the reply really was lost
+    finally:
+        server.close()
+
+
+def server_command(port, *args):
+    from harness import RedisClient  # noqa: PLC0415
+
+    with RedisClient("127.0.0.1", port, timeout=30) as c:
+        return c.command(*args)
