@@ -680,6 +680,111 @@ void pipeline_flood_tick(pipeline_t *p, time_t now)
             metrics_rules_set_muted(p->rule_metrics, r, flood_guard_muted(p->flood, r, now));
 }
 
+/* The store's items in input order, whichever worker analysed each post; returns their
+ * number. Posts that are only links, mentions or punctuation all share one fingerprint:
+ * clustering them would make one giant meaningless campaign, so they are left out. */
+static size_t pipeline_dedup_items(pipeline_t *p, const pipeline_result_t *results, size_t n)
+{
+    int64_t now = (int64_t)time(NULL);
+    size_t nitems = 0;
+    for (size_t i = 0; i < n; i++) {
+        p->post_item[i] = SIZE_MAX;
+        if (results[i].outcome != PIPELINE_PASS || fingerprint_is_empty(&p->fps[i]))
+            continue;
+        const post_t *post = &p->posts[i];
+        dedup_item_t *item = &p->items[nitems];
+        item->post_id = post->id;
+        item->post_id_len = post->id_len;
+        item->author = post->author;
+        item->author_len = post->author_len;
+        item->ts = post->has_ts ? post->ts : now;
+        item->fp = &p->fps[i];
+        p->post_item[i] = nitems++;
+    }
+    return nitems;
+}
+
+/* One round trip for the whole batch. A store failure costs duplicate information, not
+ * posts: rule alerts still go out, marked as such (fail-open), or, with the pause policy,
+ * the caller holds the batch until the store answers again (TW_ERR_REDIS). */
+static int pipeline_dedup(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
+                          pipeline_result_t *results, size_t nitems)
+{
+    int dedup_rc = 0;
+    if (nitems) {
+        bool redis = dedup_store_is_redis(p->dedup);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (redis) {
+            metrics_histogram_observe(&tw_metrics.redis_seconds, seconds_between(&t0, &t1));
+            atomic_store_explicit(&tw_metrics.redis_up, dedup_rc == 0, memory_order_relaxed);
+        }
+    }
+    if (dedup_rc == 0)
+        return 0;
+    atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
+    if (p->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
+        return TW_ERR_REDIS;
+    /* The store may have run the claims before its reply was lost (a timeout, a master
+     * failing), so Redis may name one of these posts a milestone's owner: only a replay of
+     * that post gets the claim back. The posts are queued for a recheck and their offsets
+     * held until it is published; past the queue's bound the batch is held as under pause. */
+    int rc;
+    if (p->dedup->campaign.nmilestones &&
+        (rc = pipeline_queue_unknown_claims(p, inputs, n, results, nitems)) != 0)
+        return rc;
+    atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
+    /* This worker's own memory still recognises repeats it saw itself (for
+     * dedup.alert_min_count); the alerts say the fleet-wide answer was unavailable. */
+    if (p->fallback && dedup_batch_check(p->fallback, p->items, nitems, p->dups) == 0) {
+        for (size_t i = 0; i < nitems; i++) {
+            p->dups[i].available = false;
+            p->dups[i].local = true;
+            p->dups[i].milestones = 0; /* campaigns are fleet-wide decisions only */
+        }
+    }
+    return 0;
+}
+
+/* Decides and encodes one decoded post: its shadow alert (shadow and muted rules' hits, when
+ * a shadow topic is set) and its alert (live hits, or a cluster past dedup.alert_min_count). */
+static int pipeline_decide(pipeline_t *p, size_t i, const pipeline_input_t *input,
+                           pipeline_result_t *r, time_t now)
+{
+    const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
+    match_set_t *ms = &p->matches[i];
+    int rc = pipeline_split_shadow(p, ms, r, now);
+    if (rc != 0)
+        return rc;
+    r->dup = dup;
+    if (dup && dup->available && dup->count > 1 && !dup->replay)
+        atomic_fetch_add(&tw_metrics.duplicates_total, 1);
+    if (r->nshadow && p->cfg->shadow_topic[0]) {
+        match_set_t shadow = {
+            .hits = p->shadow_hits + r->shadow_first, .count = r->nshadow, .cap = r->nshadow};
+        r->key = p->posts[i].id;
+        r->key_len = p->posts[i].id_len;
+        r->shadow_offset = p->alerts.len;
+        alert_encode_shadow(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i], &p->norms[i],
+                            &shadow, p->rules, dup, &input->source);
+        r->shadow_len = p->alerts.len - r->shadow_offset;
+    }
+    bool campaign = dup && (dup->available || dup->local) && p->cfg->dedup_alert_min_count > 0 &&
+                    dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
+    if (ms->count == 0 && !campaign)
+        return 0;
+    r->outcome = PIPELINE_ALERT;
+    r->key = p->posts[i].id;
+    r->key_len = p->posts[i].id_len;
+    r->alert_offset = p->alerts.len;
+    alert_encode_capped(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i], &p->norms[i], ms,
+                        p->rules, dup, &input->source);
+    r->alert_len = p->alerts.len - r->alert_offset;
+    return 0;
+}
+
 int pipeline_finish(pipeline_t *p)
 {
     if (pipeline_idle(p))
@@ -703,103 +808,17 @@ int pipeline_finish(pipeline_t *p)
     if (rc != 0)
         return rc;
     buf_reset(&p->alerts);
-    int64_t now = (int64_t)time(NULL);
-    size_t nitems = 0;
-    /* The store's items in input order, whichever worker analysed each post. */
-    for (size_t i = 0; i < n; i++) {
-        p->post_item[i] = SIZE_MAX;
-        /* Posts that are only links, mentions or punctuation all share one fingerprint;
-         * clustering them would make one giant meaningless campaign. */
-        if (results[i].outcome != PIPELINE_PASS || fingerprint_is_empty(&p->fps[i]))
-            continue;
-        const post_t *post = &p->posts[i];
-        dedup_item_t *item = &p->items[nitems];
-        item->post_id = post->id;
-        item->post_id_len = post->id_len;
-        item->author = post->author;
-        item->author_len = post->author_len;
-        item->ts = post->has_ts ? post->ts : now;
-        item->fp = &p->fps[i];
-        p->post_item[i] = nitems++;
-    }
-
-    /* One round trip for the whole batch. A store failure costs duplicate information, not
-     * posts: rule alerts still go out, marked as such (fail-open), or, with the pause policy,
-     * the caller holds the batch until the store answers again. */
-    int dedup_rc = 0;
-    if (nitems) {
-        bool redis = dedup_store_is_redis(p->dedup);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        dedup_rc = dedup_batch_check(p->dedup, p->items, nitems, p->dups);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (redis) {
-            metrics_histogram_observe(&tw_metrics.redis_seconds, seconds_between(&t0, &t1));
-            atomic_store_explicit(&tw_metrics.redis_up, dedup_rc == 0, memory_order_relaxed);
-        }
-    }
-    if (dedup_rc != 0) {
-        atomic_fetch_add(&tw_metrics.redis_errors_total, 1);
-        if (p->cfg->dedup_on_unavailable == CONFIG_UNAVAILABLE_PAUSE)
-            return TW_ERR_REDIS;
-        /* The store may have run the claims before its reply was lost (a timeout, a master
-         * failing), so Redis may name one of these posts a milestone's owner: only a replay
-         * of that post gets the claim back. The posts are queued for a recheck and their
-         * offsets held until it is published; past the queue's bound the batch is held as
-         * under pause. */
-        if (p->dedup->campaign.nmilestones &&
-            (rc = pipeline_queue_unknown_claims(p, inputs, n, results, nitems)) != 0)
-            return rc;
-        atomic_fetch_add(&tw_metrics.dedup_unavailable_total, nitems);
-        /* This worker's own memory still recognises repeats it saw itself (for
-         * dedup.alert_min_count); the alerts say the fleet-wide answer was unavailable. */
-        if (p->fallback && dedup_batch_check(p->fallback, p->items, nitems, p->dups) == 0) {
-            for (size_t i = 0; i < nitems; i++) {
-                p->dups[i].available = false;
-                p->dups[i].local = true;
-                p->dups[i].milestones = 0; /* campaigns are fleet-wide decisions only */
-            }
-        }
-    }
+    size_t nitems = pipeline_dedup_items(p, results, n);
+    if ((rc = pipeline_dedup(p, inputs, n, results, nitems)) != 0)
+        return rc;
     if ((rc = pipeline_campaigns(p, inputs, n, results)) != 0)
         return rc;
-
     p->nshadow_hits = 0;
-    time_t now_s = time(NULL);
-    for (size_t i = 0; i < n; i++) {
-        pipeline_result_t *r = &results[i];
-        if (r->outcome != PIPELINE_PASS)
-            continue;
-        const dedup_result_t *dup = p->post_item[i] == SIZE_MAX ? NULL : &p->dups[p->post_item[i]];
-        match_set_t *ms = &p->matches[i];
-        if ((rc = pipeline_split_shadow(p, ms, r, now_s)) != 0)
+    time_t now = time(NULL);
+    for (size_t i = 0; i < n; i++)
+        if (results[i].outcome == PIPELINE_PASS &&
+            (rc = pipeline_decide(p, i, &inputs[i], &results[i], now)) != 0)
             return rc;
-        r->dup = dup;
-        if (dup && dup->available && dup->count > 1 && !dup->replay)
-            atomic_fetch_add(&tw_metrics.duplicates_total, 1);
-        if (r->nshadow && p->cfg->shadow_topic[0]) {
-            match_set_t shadow = {
-                .hits = p->shadow_hits + r->shadow_first, .count = r->nshadow, .cap = r->nshadow};
-            r->key = p->posts[i].id;
-            r->key_len = p->posts[i].id_len;
-            r->shadow_offset = p->alerts.len;
-            alert_encode_shadow(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i],
-                                &p->norms[i], &shadow, p->rules, dup, &inputs[i].source);
-            r->shadow_len = p->alerts.len - r->shadow_offset;
-        }
-        bool campaign = dup && (dup->available || dup->local) &&
-                        p->cfg->dedup_alert_min_count > 0 &&
-                        dup->count >= (uint64_t)p->cfg->dedup_alert_min_count;
-        if (ms->count == 0 && !campaign)
-            continue;
-        r->outcome = PIPELINE_ALERT;
-        r->key = p->posts[i].id;
-        r->key_len = p->posts[i].id_len;
-        r->alert_offset = p->alerts.len;
-        alert_encode_capped(&p->alerts, (size_t)p->cfg->alert_max_bytes, &p->posts[i], &p->norms[i],
-                            ms, p->rules, dup, &inputs[i].source);
-        r->alert_len = p->alerts.len - r->alert_offset;
-    }
     if (p->alerts.failed)
         return TW_ERR_NOMEM;
     pipeline_count_batch(p, inputs, n, results);
