@@ -287,9 +287,104 @@ static int run_http_start(const config_t *cfg, http_server_t **http)
     tw_diag_t diag;
     tw_diag_init(&diag);
     int rc = http_server_start(cfg, http, &diag);
-    for (size_t i = 0; i < diag.count; i++)
-        log_error("%s", diag.lines[i]);
+    tw_diag_log_all(&diag, NULL, NULL);
     tw_diag_fini(&diag);
+    return rc;
+}
+
+/* run_batch: the worker was stopped while the batch waited for Redis (pause policy). */
+#define RUN_STOPPED_WHILE_PAUSED 1
+
+/* One polled batch: processed (held while Redis is away under the pause policy) and
+ * published. Returns 0, RUN_STOPPED_WHILE_PAUSED, or a failure that stops the worker
+ * without committing the batch (logged). */
+static int run_batch(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_t *records,
+                     pipeline_input_t *inputs, pipeline_result_t *results, size_t n,
+                     const run_options_t *opts)
+{
+    const config_t *cfg = ctx->cfg;
+    for (size_t i = 0; i < n; i++) {
+        inputs[i].data = records[i].value;
+        inputs[i].len = records[i].len;
+        inputs[i].source = (alert_source_t){.topic = cfg->input_topic,
+                                            .partition = records[i].partition,
+                                            .offset = records[i].offset};
+    }
+    int rc = pipeline_process(pipe, inputs, n, results);
+    if (rc == TW_ERR_REDIS)
+        rc = run_pause_until_redis(ctx, pipe, records, inputs, &n, results, opts);
+    if (rc == TW_ERR_REDIS)
+        return RUN_STOPPED_WHILE_PAUSED;
+    if (rc != 0) {
+        log_error("pipeline failed: %s; stopping without committing the batch", tw_err_str(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = run_publish(ctx, pipe, &records[i], &results[i]);
+    if (rc != 0)
+        log_error("publishing failed: %s; stopping without committing the batch", tw_err_str(rc));
+    return rc;
+}
+
+/* Drain: everything fetched was processed; wait for its acknowledgements, store and commit
+ * what they cover, then leave the group. Not ready from here on. */
+static void run_drain(run_ctx_t *ctx, pipeline_t *pipe)
+{
+    atomic_store(&tw_metrics.draining, 1);
+    /* The last counts decide too (a short flood may end between two ticks). */
+    pipe->flood_tick_ms = 0;
+    pipeline_flood_tick(pipe, time(NULL));
+    run_publish_controls(ctx, pipe);
+    log_info("draining: %zu post(s) awaiting acknowledgement",
+             offset_tracker_pending(ctx->tracker));
+    int left = kafka_sink_flush(ctx->sink, (int)ctx->cfg->shutdown_timeout_s * 1000 / 2);
+    if (left)
+        log_warn("%d record(s) unacknowledged at shutdown; their posts will be re-read", left);
+    run_store_finished(ctx);
+    kafka_source_commit(ctx->src);
+}
+
+/* The poll loop: claims rechecks, hot reload between batches, a batch, the flood guard's
+ * tick, deliveries and commits, until stopped (or at the end with stop_at_end). */
+static int run_loop(run_ctx_t *ctx, pipeline_t *pipe, engine_t *engine, reload_t *reloader,
+                    flood_guard_t *flood, kafka_record_t *records, pipeline_input_t *inputs,
+                    pipeline_result_t *results, const run_options_t *opts)
+{
+    const config_t *cfg = ctx->cfg;
+    int rc = 0;
+    int64_t last_redis_check_ms = metrics_now_mono_ms();
+    int64_t next_recheck_ms = 0;
+    while (!atomic_load(opts->stop) && !ctx->failed) {
+        metrics_heartbeat();
+        if ((rc = run_recheck_claims(ctx, pipe, &next_recheck_ms)) != 0) {
+            log_error("publishing rechecked campaign claims failed: %s; stopping without "
+                      "committing their posts",
+                      tw_err_str(rc));
+            break;
+        }
+        /* between batches: one set per batch */
+        if (reload_apply(reloader, engine, pipe, cfg) && flood &&
+            flood_rules_guard_update(flood, cfg, pipe->rules) != 0) {
+            log_error("flood guard: out of memory on reload; the guard is off until restart");
+            pipeline_set_flood(pipe, NULL);
+        }
+        size_t n = kafka_source_poll_batch(ctx->src, records, (size_t)cfg->batch_size,
+                                           (int)cfg->batch_timeout_ms);
+        if (n && (rc = run_batch(ctx, pipe, records, inputs, results, n, opts)) != 0) {
+            if (rc == RUN_STOPPED_WHILE_PAUSED)
+                rc = 0; /* the batch stays uncommitted, re-read later */
+            break;
+        }
+        pipeline_flood_tick(pipe, time(NULL));
+        run_publish_controls(ctx, pipe);
+        kafka_sink_poll(ctx->sink, 0);
+        run_store_finished(ctx);
+        run_check_redis_when_idle(engine->dedup, n == 0, &last_redis_check_ms);
+        if (opts->stop_at_end && kafka_source_at_end(ctx->src) &&
+            offset_tracker_pending(ctx->tracker) == 0)
+            break;
+    }
+
     return rc;
 }
 
@@ -347,87 +442,19 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
-    int64_t last_redis_check_ms = metrics_now_mono_ms();
-    int64_t next_recheck_ms = 0;
-    while (!atomic_load(opts->stop) && !ctx.failed) {
-        metrics_heartbeat();
-        if ((rc = run_recheck_claims(&ctx, &pipe, &next_recheck_ms)) != 0) {
-            log_error("publishing rechecked campaign claims failed: %s; stopping without "
-                      "committing their posts",
-                      tw_err_str(rc));
-            break;
-        }
-        /* between batches: one set per batch */
-        if (reload_apply(reloader, &engine, &pipe, cfg) && flood &&
-            flood_rules_guard_update(flood, cfg, pipe.rules) != 0) {
-            log_error("flood guard: out of memory on reload; the guard is off until restart");
-            pipeline_set_flood(&pipe, NULL);
-        }
-        size_t n = kafka_source_poll_batch(ctx.src, records, batch, (int)cfg->batch_timeout_ms);
-        if (n) {
-            for (size_t i = 0; i < n; i++) {
-                inputs[i].data = records[i].value;
-                inputs[i].len = records[i].len;
-                inputs[i].source = (alert_source_t){.topic = cfg->input_topic,
-                                                    .partition = records[i].partition,
-                                                    .offset = records[i].offset};
-            }
-            rc = pipeline_process(&pipe, inputs, n, results);
-            if (rc == TW_ERR_REDIS)
-                rc = run_pause_until_redis(&ctx, &pipe, records, inputs, &n, results, opts);
-            if (rc == TW_ERR_REDIS) {
-                rc = 0; /* stopped while paused: the batch stays uncommitted, re-read later */
-                break;
-            }
-            if (rc != 0) {
-                log_error("pipeline failed: %s; stopping without committing the batch",
-                          tw_err_str(rc));
-                break;
-            }
-            for (size_t i = 0; i < n && rc == 0; i++)
-                rc = run_publish(&ctx, &pipe, &records[i], &results[i]);
-            if (rc != 0) {
-                log_error("publishing failed: %s; stopping without committing the batch",
-                          tw_err_str(rc));
-                break;
-            }
-        }
-        pipeline_flood_tick(&pipe, time(NULL));
-        run_publish_controls(&ctx, &pipe);
-        kafka_sink_poll(ctx.sink, 0);
-        run_store_finished(&ctx);
-        run_check_redis_when_idle(engine.dedup, n == 0, &last_redis_check_ms);
-        if (opts->stop_at_end && kafka_source_at_end(ctx.src) &&
-            offset_tracker_pending(ctx.tracker) == 0)
-            break;
-    }
+    rc = run_loop(&ctx, &pipe, &engine, reloader, flood, records, inputs, results, opts);
 
     /* A failure stops the process as a signal would: everyone sharing the flag stops, and the
      * shutdown watchdog starts, so a drain that hangs (librdkafka's close with the brokers
      * gone) cannot keep a failed worker alive forever. */
     if (ctx.failed || rc != 0)
         atomic_store(opts->stop, 1);
-    /* Drain: everything fetched was processed above; wait for its acknowledgements, store
-     * and commit what they cover, then leave the group. Not ready from here on. */
-    atomic_store(&tw_metrics.draining, 1);
-    /* The last counts decide too (a short flood may end between two ticks). */
-    if (pipe_ready) {
-        pipe.flood_tick_ms = 0;
-        pipeline_flood_tick(&pipe, time(NULL));
-        run_publish_controls(&ctx, &pipe);
-    }
-    log_info("draining: %zu post(s) awaiting acknowledgement", offset_tracker_pending(ctx.tracker));
-    int left = kafka_sink_flush(ctx.sink, (int)cfg->shutdown_timeout_s * 1000 / 2);
-    if (left)
-        log_warn("%d record(s) unacknowledged at shutdown; their posts will be re-read", left);
-    run_store_finished(&ctx);
-    kafka_source_commit(ctx.src);
+    run_drain(&ctx, &pipe);
     if (ctx.failed && rc == 0)
         rc = TW_ERR_KAFKA;
 
 out:
-    for (size_t i = 0; i < diag.count; i++)
-        log_error("%s", diag.lines[i]);
+    tw_diag_log_all(&diag, NULL, NULL);
     tw_diag_fini(&diag);
     kafka_source_close(ctx.src);
     kafka_sink_free(ctx.sink);
