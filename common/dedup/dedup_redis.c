@@ -201,18 +201,17 @@ static int reserve_rows(dedup_redis_t *r, size_t n)
     return 0;
 }
 
-/* Signatures as binary little-endian 16-bit entries, the same bytes on every host; posts
+/* The batch's signatures as fingerprint_sig_to_le() writes them, one after the other; posts
  * without bands have none. */
 static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
 {
     buf_reset(sigs);
     for (size_t i = 0; i < n; i++) {
-        const fingerprint_t *fp = items[i].fp;
-        for (size_t j = 0; fp->nbands && j < FINGERPRINT_SIG_LEN; j++) {
-            unsigned char le[2] = {(unsigned char)(fp->sig[j] & 0xFF),
-                                   (unsigned char)(fp->sig[j] >> 8)};
-            buf_append(sigs, le, 2);
-        }
+        if (!items[i].fp->nbands)
+            continue;
+        unsigned char le[FINGERPRINT_SIG_BYTES];
+        fingerprint_sig_to_le(items[i].fp, le);
+        buf_append(sigs, le, sizeof(le));
     }
     return sigs->failed ? TW_ERR_NOMEM : 0;
 }
@@ -413,16 +412,16 @@ static int take_sig(dedup_redis_t *r, dedup_cluster_t *c, const redisReply *repl
     return r->sigbuf.failed ? TW_ERR_NOMEM : 0;
 }
 
+/* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
+ * it: a cluster without a signature (or with one of another size) cannot be checked. Only band
+ * matches are checked, and a post with bands has a signature. */
 static bool cluster_verified(const dedup_redis_t *r, const dedup_cluster_t *c,
                              const fingerprint_t *fp)
 {
     if (!c->has_sig || c->sig_len != FINGERPRINT_SIG_BYTES)
         return true;
-    const unsigned char *s = (const unsigned char *)r->sigbuf.data + c->sig_off;
-    uint32_t eq = 0;
-    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
-        eq += (uint16_t)(s[2 * j] | (s[2 * j + 1] << 8)) == fp->sig[j];
-    return eq >= r->base.verify_matches;
+    const unsigned char *sig = (const unsigned char *)r->sigbuf.data + c->sig_off;
+    return fingerprint_sig_matches_le(fp, sig) >= r->base.verify_matches;
 }
 
 /* Sizes the batch's scratch for the worst case (every key and cluster of the batch distinct),
