@@ -31,6 +31,7 @@
 #include "dedup/redis_conn.h"
 #include "dedup/redis_script.h"
 #include "dedup/redis_url.h"
+#include "util/array.h"
 #include "util/buf.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -95,6 +96,12 @@ typedef struct {
     const redisReply **rows;
     size_t rows_cap;
 } dedup_redis_t;
+
+/* The store's per-batch arrays: sized to the largest batch seen, never shrunk. */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
+{
+    return tw_array_grow(p, cap, need, size, 64, rc);
+}
 
 static void put_be64(unsigned char *out, uint64_t v)
 {
@@ -191,14 +198,9 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
 
 static int reserve_rows(dedup_redis_t *r, size_t n)
 {
-    if (n <= r->rows_cap)
-        return 0;
-    const redisReply **rows = realloc(r->rows, n * 2 * sizeof(*rows));
-    if (!rows)
-        return TW_ERR_NOMEM;
-    r->rows = rows;
-    r->rows_cap = n * 2;
-    return 0;
+    int rc = 0;
+    r->rows = grow(r->rows, &r->rows_cap, n, sizeof(*r->rows), &rc);
+    return rc;
 }
 
 /* The batch's signatures as fingerprint_sig_to_le() writes them, one after the other; posts
@@ -331,19 +333,6 @@ static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
     memset(c, 0, sizeof(*c));
     c->id = id;
     return c;
-}
-
-static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
-{
-    if (need <= *cap)
-        return p;
-    void *q = realloc(p, need * 2 * size);
-    if (!q) {
-        *rc = TW_ERR_NOMEM;
-        return p;
-    }
-    *cap = need * 2;
-    return q;
 }
 
 static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
