@@ -59,8 +59,8 @@ TW_TEST(arabic_script_is_its_own_blocks_only)
     TW_ASSERT(!unicode_is_arabic_script('a'));
 }
 
-/* The binary search agrees with a plain scan at every code point, for a table with single
- * points, adjacent ranges and gaps, of every length from 0 to 7. */
+/* The binary search (and the range test on it) agrees with a plain scan at every code point,
+ * for a table with single points, adjacent ranges and gaps, of every length from 0 to 7. */
 TW_TEST(range_lookup_agrees_with_a_scan)
 {
     static const unicode_range_t table[] = {{0x41, 0x41},       {0x42, 0x45},   {0x50, 0x5F},
@@ -72,6 +72,11 @@ TW_TEST(range_lookup_agrees_with_a_scan)
             for (size_t i = 0; i < n; i++)
                 in |= cp >= table[i].lo && cp <= table[i].hi;
             TW_ASSERT_INT_EQ(unicode_in_ranges(cp, table, n), in);
+            size_t floor = n; /* the last entry whose lo is <= cp */
+            for (size_t i = 0; i < n; i++)
+                if (table[i].lo <= cp)
+                    floor = i;
+            TW_ASSERT_INT_EQ(unicode_table_floor(cp, table, n, sizeof(table[0])), floor);
         }
     }
 }
