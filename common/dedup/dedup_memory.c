@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "util/array.h"
 #include "util/buf.h"
 #include "util/hashmap.h"
 #include "dedup/dedup.h"
@@ -280,14 +281,11 @@ static cluster_t *dedup_memory_cluster(dedup_memory_t *m, uint64_t id, int64_t n
     }
     if (m->ncluster_list >= m->max_clusters && dedup_memory_sweep(m, now) != 0)
         return NULL;
-    if (m->ncluster_list == m->cluster_cap) {
-        size_t cap = m->cluster_cap ? m->cluster_cap * 2 : 64;
-        cluster_t *list = realloc(m->cluster_list, cap * sizeof(*list));
-        if (!list)
-            return NULL;
-        m->cluster_list = list;
-        m->cluster_cap = cap;
-    }
+    int rc = 0;
+    m->cluster_list = tw_array_grow(m->cluster_list, &m->cluster_cap, m->ncluster_list + 1,
+                                    sizeof(*m->cluster_list), 64, &rc);
+    if (rc != 0)
+        return NULL;
     cluster_t *c = &m->cluster_list[m->ncluster_list];
     memset(c, 0, sizeof(*c));
     c->id = id;

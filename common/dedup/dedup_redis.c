@@ -31,11 +31,15 @@
 #include "dedup/redis_conn.h"
 #include "dedup/redis_script.h"
 #include "dedup/redis_url.h"
+#include "util/array.h"
 #include "util/buf.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 
 #define REDIS_KEY_PREFIX "tw:"
+
+/* Cluster mode: post_keys holds, per post, its exact key and its index bands' keys. */
+#define POST_KEYS_STRIDE (1 + FINGERPRINT_BANDS)
 
 /* Cluster mode, per batch: one distinct exact or band key. */
 typedef struct {
@@ -53,7 +57,7 @@ typedef struct {
     uint64_t id;
     bool fetched;   /* its signature was asked for */
     bool has_sig;   /* after fetch or a post of the batch signed it */
-    size_t sig_off; /* in sigbuf when has_sig: 2 * FINGERPRINT_SIG_LEN bytes or sig_len */
+    size_t sig_off; /* in sigbuf when has_sig: FINGERPRINT_SIG_BYTES bytes or sig_len */
     size_t sig_len;
     size_t nposts; /* posts of the batch that chose it, linked through post_next */
     size_t first_post, last_post;
@@ -93,6 +97,12 @@ typedef struct {
     size_t rows_cap;
 } dedup_redis_t;
 
+/* The store's per-batch arrays: sized to the largest batch seen, never shrunk. */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
+{
+    return tw_array_grow(p, cap, need, size, 64, rc);
+}
+
 static void put_be64(unsigned char *out, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -107,10 +117,12 @@ static uint64_t get_be64(const unsigned char *in)
     return v;
 }
 
-/* The id of band key b = value: a hash of both, so equal values of two bands differ. */
-static uint64_t dedup_band_key_id(uint32_t band, uint64_t value)
+/* The id of key k of a post, k = 0 for its exact hash and b + 1 for band b: a hash of both,
+ * so equal values of two bands differ. Single server: the band key names; cluster: the batch's
+ * key identities. */
+static uint64_t dedup_key_id(uint32_t k, uint64_t value)
 {
-    uint64_t pair[2] = {(uint64_t)band + 1, value};
+    uint64_t pair[2] = {k, value};
     return fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
 }
 
@@ -186,47 +198,35 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
 
 static int reserve_rows(dedup_redis_t *r, size_t n)
 {
-    if (n <= r->rows_cap)
-        return 0;
-    const redisReply **rows = realloc(r->rows, n * 2 * sizeof(*rows));
-    if (!rows)
-        return TW_ERR_NOMEM;
-    r->rows = rows;
-    r->rows_cap = n * 2;
-    return 0;
+    int rc = 0;
+    r->rows = grow(r->rows, &r->rows_cap, n, sizeof(*r->rows), &rc);
+    return rc;
 }
 
-/* Signatures as binary little-endian 16-bit entries, the same bytes on every host; posts
+/* The batch's signatures as fingerprint_sig_to_le() writes them, one after the other; posts
  * without bands have none. */
 static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
 {
     buf_reset(sigs);
     for (size_t i = 0; i < n; i++) {
-        const fingerprint_t *fp = items[i].fp;
-        for (size_t j = 0; fp->nbands && j < FINGERPRINT_SIG_LEN; j++) {
-            unsigned char le[2] = {(unsigned char)(fp->sig[j] & 0xFF),
-                                   (unsigned char)(fp->sig[j] >> 8)};
-            buf_append(sigs, le, 2);
-        }
+        if (!items[i].fp->nbands)
+            continue;
+        unsigned char le[FINGERPRINT_SIG_BYTES];
+        fingerprint_sig_to_le(items[i].fp, le);
+        buf_append(sigs, le, sizeof(le));
     }
     return sigs->failed ? TW_ERR_NOMEM : 0;
 }
 
-static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
-                                    dedup_result_t *results)
+/* The single-server script's argv (lua/batch.lua): EVALSHA sha 0 prefix window epoch n
+ * min_authors verify nms ms.., then per post: post_id author ts sig nfields, the exact hash and
+ * the band key ids (8 bytes each, big-endian). argv[0..1] are left for the script. */
+static int single_batch_args(dedup_redis_t *r, const dedup_item_t *items, size_t n)
 {
-    int rc = redis_conn_connect(&r->conn);
-    if (rc != 0)
-        return rc;
-    if (append_sigs(&r->sigs, items, n) != 0)
-        return TW_ERR_NOMEM;
-
-    /* EVALSHA sha 0 prefix window epoch n min_authors verify nms ms.., then per post: post_id
-     * author ts sig nfields, the exact hash and the band key ids (8 bytes each, big-endian) */
     const dedup_campaign_t *camp = &r->base.campaign;
     redis_args_t *a = &r->args;
     redis_args_reset(a);
-    redis_args_ptr(a, "", 0); /* EVALSHA sha, filled in below */
+    redis_args_ptr(a, "", 0); /* EVALSHA sha, filled in by the caller */
     redis_args_ptr(a, "", 0);
     redis_args_ptr(a, "0", 1);
     redis_args_ptr(a, REDIS_KEY_PREFIX, sizeof(REDIS_KEY_PREFIX) - 1);
@@ -245,7 +245,7 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         redis_args_ptr(a, items[i].author ? items[i].author : "",
                        items[i].author ? items[i].author_len : 0);
         redis_args_fmt(a, "%" PRId64, items[i].ts);
-        size_t sig_len = fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+        size_t sig_len = fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
         redis_args_ptr(a, sig_len ? sig : "", sig_len);
         sig += sig_len;
         redis_args_fmt(a, "%" PRIu32, dedup_index_bands(fp) + 1);
@@ -253,12 +253,17 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         put_be64(id, fp->exact);
         redis_args_bytes(a, id, 8);
         for (uint32_t b = 0; b < dedup_index_bands(fp); b++) {
-            put_be64(id, dedup_band_key_id(b, fp->bands[b]));
+            put_be64(id, dedup_key_id(b + 1, fp->bands[b]));
             redis_args_bytes(a, id, 8);
         }
     }
-    if (redis_args_resolve(a) != 0)
-        return TW_ERR_NOMEM;
+    return redis_args_resolve(a) != 0 ? TW_ERR_NOMEM : 0;
+}
+
+/* Runs the script, sending its body once when the server lacks it; the reply or NULL. */
+static redisReply *single_batch_run(dedup_redis_t *r)
+{
+    redis_args_t *a = &r->args;
     redis_script_evalsha(&r->batch_script, a->argv, a->argvlen);
     redisReply *reply = redis_conn_command(&r->conn, (int)a->n, a->argv, a->argvlen);
     if (redis_script_missing(reply)) {
@@ -266,6 +271,20 @@ static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items,
         redis_script_eval(&r->batch_script, a->argv, a->argvlen);
         reply = redis_conn_command(&r->conn, (int)a->n, a->argv, a->argvlen);
     }
+    return reply;
+}
+
+static int dedup_redis_single_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
+                                    dedup_result_t *results)
+{
+    int rc = redis_conn_connect(&r->conn);
+    if (rc != 0)
+        return rc;
+    if (append_sigs(&r->sigs, items, n) != 0)
+        return TW_ERR_NOMEM;
+    if ((rc = single_batch_args(r, items, n)) != 0)
+        return rc;
+    redisReply *reply = single_batch_run(r);
     if (!reply)
         return TW_ERR_REDIS;
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -314,19 +333,6 @@ static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
     memset(c, 0, sizeof(*c));
     c->id = id;
     return c;
-}
-
-static void *grow(void *p, size_t *cap, size_t need, size_t size, int *rc)
-{
-    if (need <= *cap)
-        return p;
-    void *q = realloc(p, need * 2 * size);
-    if (!q) {
-        *rc = TW_ERR_NOMEM;
-        return p;
-    }
-    *cap = need * 2;
-    return q;
 }
 
 static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
@@ -395,31 +401,31 @@ static int take_sig(dedup_redis_t *r, dedup_cluster_t *c, const redisReply *repl
     return r->sigbuf.failed ? TW_ERR_NOMEM : 0;
 }
 
+/* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
+ * it: a cluster without a signature (or with one of another size) cannot be checked. Only band
+ * matches are checked, and a post with bands has a signature. */
 static bool cluster_verified(const dedup_redis_t *r, const dedup_cluster_t *c,
                              const fingerprint_t *fp)
 {
-    if (!c->has_sig || c->sig_len != 2 * FINGERPRINT_SIG_LEN)
+    if (!c->has_sig || c->sig_len != FINGERPRINT_SIG_BYTES)
         return true;
-    const unsigned char *s = (const unsigned char *)r->sigbuf.data + c->sig_off;
-    uint32_t eq = 0;
-    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
-        eq += (uint16_t)(s[2 * j] | (s[2 * j + 1] << 8)) == fp->sig[j];
-    return eq >= r->base.verify_matches;
+    const unsigned char *sig = (const unsigned char *)r->sigbuf.data + c->sig_off;
+    return fingerprint_sig_matches_le(fp, sig) >= r->base.verify_matches;
 }
 
-static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
-                                     dedup_result_t *results)
+/* Sizes the batch's scratch for the worst case (every key and cluster of the batch distinct),
+ * so that pointers into keys and clusters stay valid while the batch runs, and lays out the
+ * batch's signatures. */
+static int cluster_batch_reserve(dedup_redis_t *r, const dedup_item_t *items, size_t n)
 {
-    const size_t stride = 1 + FINGERPRINT_BANDS;
-    const dedup_campaign_t *camp = &r->base.campaign;
-    const bool verify = r->base.verify_matches > 0;
     int rc = 0;
     size_t maxkeys = 0;
     for (size_t i = 0; i < n; i++)
         maxkeys += 1 + dedup_index_bands(items[i].fp);
     size_t maxclusters = n + maxkeys;
     size_t maxcmds = maxkeys + maxclusters + 1;
-    r->post_keys = grow(r->post_keys, &r->posts_cap, n * stride, sizeof(*r->post_keys), &rc);
+    r->post_keys =
+        grow(r->post_keys, &r->posts_cap, n * POST_KEYS_STRIDE, sizeof(*r->post_keys), &rc);
     r->post_cluster = grow(r->post_cluster, &r->post_cluster_cap, n, sizeof(*r->post_cluster), &rc);
     r->post_next = grow(r->post_next, &r->post_next_cap, n, sizeof(*r->post_next), &rc);
     r->post_sig = grow(r->post_sig, &r->post_sig_cap, n, sizeof(*r->post_sig), &rc);
@@ -432,48 +438,62 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         idmap_reset(&r->clustermap, maxclusters) != 0)
         return TW_ERR_NOMEM;
     r->nkeys = r->nclusters = 0;
-    redis_args_reset(&r->args);
     buf_reset(&r->sigbuf);
     buf_reset(&r->names);
     if (append_sigs(&r->sigs, items, n) != 0)
         return TW_ERR_NOMEM;
     for (size_t i = 0, off = 0; i < n; i++) {
         r->post_sig[i] = off;
-        off += items[i].fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+        off += items[i].fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
     }
+    return 0;
+}
 
-    /* the batch's distinct keys; identity = hash of (band + 1 or 0, value): a collision of two
-     * different keys of one batch (p ~ keys^2 / 2^64) would merge their lookups */
+/* The index of key k of a post (0: its exact hash, b + 1: band b) among the batch's distinct
+ * keys, added with its name when new. A collision of the ids of two different keys of one
+ * batch (p ~ keys^2 / 2^64) would merge their lookups. */
+static uint32_t key_entry(dedup_redis_t *r, uint32_t k, uint64_t value)
+{
+    uint64_t id = dedup_key_id(k, value);
+    bool inserted;
+    uint64_t *idx = u64map_put(&r->keymap, id, r->nkeys, &inserted);
+    if (inserted) {
+        dedup_key_t *key = &r->keys[r->nkeys++];
+        memset(key, 0, sizeof(*key));
+        key->id = id;
+        key->name_off = r->names.len;
+        if (k)
+            buf_printf(&r->names, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", k - 1, value,
+                       0);
+        else
+            buf_printf(&r->names, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", value, 0);
+        key->name_len = (uint32_t)(r->names.len - key->name_off - 1);
+    }
+    return (uint32_t)*idx;
+}
+
+/* The batch's distinct keys with their names and slots, and each post's keys among them. */
+static int collect_keys(dedup_redis_t *r, const dedup_item_t *items, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        for (uint32_t k = 0; k <= dedup_index_bands(fp); k++) {
-            uint64_t value = k ? fp->bands[k - 1] : fp->exact;
-            uint64_t pair[2] = {k, value};
-            uint64_t id = fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
-            bool inserted;
-            uint64_t *idx = u64map_put(&r->keymap, id, r->nkeys, &inserted);
-            if (inserted) {
-                dedup_key_t *key = &r->keys[r->nkeys++];
-                memset(key, 0, sizeof(*key));
-                key->id = id;
-                key->name_off = r->names.len;
-                if (k)
-                    buf_printf(&r->names, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", k - 1,
-                               value, 0);
-                else
-                    buf_printf(&r->names, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", value, 0);
-                key->name_len = (uint32_t)(r->names.len - key->name_off - 1);
-            }
-            r->post_keys[i * stride + k] = (uint32_t)*idx;
-        }
+        for (uint32_t k = 0; k <= dedup_index_bands(fp); k++)
+            r->post_keys[i * POST_KEYS_STRIDE + k] =
+                key_entry(r, k, k ? fp->bands[k - 1] : fp->exact);
     }
     if (r->names.failed)
         return TW_ERR_NOMEM;
     for (size_t j = 0; j < r->nkeys; j++)
         r->keys[j].slot =
             redis_cluster_slot(r->names.data + r->keys[j].name_off, r->keys[j].name_len);
+    return 0;
+}
 
-    /* phase 1: GET every key; HGET the signature of every cluster the batch could start */
+/* Phase 1: GET every key; with verification, HGET the signature of every cluster the batch
+ * could start (its posts' exact hashes). */
+static int fetch_keys(dedup_redis_t *r, const dedup_item_t *items, size_t n, bool verify)
+{
+    redis_args_reset(&r->args);
     size_t ncmds = 0;
     for (size_t j = 0; j < r->nkeys; j++) {
         size_t start = r->args.n;
@@ -482,12 +502,10 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
         cmd_add(r, &ncmds, start, r->args.n, r->keys[j].slot);
     }
     size_t nkeycmds = ncmds;
-    size_t fetch_from = 0;
-    for (size_t i = 0; verify && i < n; i++) {
-        dedup_cluster_t *c = cluster_entry(r, items[i].fp->exact);
-        push_sig_fetch(r, c, &ncmds);
-    }
-    if ((rc = cluster_round(r, nkeycmds, ncmds, 1)) != 0)
+    for (size_t i = 0; verify && i < n; i++)
+        push_sig_fetch(r, cluster_entry(r, items[i].fp->exact), &ncmds);
+    int rc = cluster_round(r, nkeycmds, ncmds, 1);
+    if (rc != 0)
         return rc;
     for (size_t j = 0; rc == 0 && j < nkeycmds; j++) {
         const redisReply *reply = r->replies[j];
@@ -498,81 +516,100 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             rc = TW_ERR_REDIS;
         }
     }
-    for (size_t c = nkeycmds, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
+    /* the batch had no cluster before this phase: fetch k is cluster k */
+    for (size_t c = nkeycmds, cl = 0; rc == 0 && c < ncmds; c++, cl++)
         rc = take_sig(r, &r->clusters[cl], r->replies[c]);
     if (rc == TW_ERR_REDIS)
         log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster: unexpected reply: %s",
                         r->replies[0]->type == REDIS_REPLY_ERROR ? r->replies[0]->str : "?");
     replies_free(r, ncmds);
-    if (rc != 0)
-        return rc;
+    return rc;
+}
 
-    /* phase 1b: the signatures of the clusters the existing keys name */
-    if (verify) {
-        ncmds = 0;
-        fetch_from = r->nclusters;
-        redis_args_reset(&r->args);
-        for (size_t j = 0; j < r->nkeys; j++) {
-            if (!r->keys[j].present)
-                continue;
-            dedup_cluster_t *c = cluster_entry(r, r->keys[j].value);
-            push_sig_fetch(r, c, &ncmds);
+/* Phase 1b, with verification: HGET the signatures of the clusters the existing keys name. */
+static int fetch_named_sigs(dedup_redis_t *r)
+{
+    size_t ncmds = 0;
+    size_t fetch_from = r->nclusters;
+    redis_args_reset(&r->args);
+    for (size_t j = 0; j < r->nkeys; j++) {
+        if (r->keys[j].present)
+            push_sig_fetch(r, cluster_entry(r, r->keys[j].value), &ncmds);
+    }
+    int rc = 0;
+    if (ncmds && (rc = cluster_round(r, 0, ncmds, 1)) != 0)
+        return rc;
+    for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
+        rc = take_sig(r, &r->clusters[cl], r->replies[c]);
+    replies_free(r, ncmds);
+    return rc;
+}
+
+/* The cluster a post joins, decided as the single-server script decides it: the one its exact
+ * key names, else the one of its first band key whose signature verifies, else a new one named
+ * by its exact hash. pk: its key indexes. */
+static uint64_t choose_cluster(dedup_redis_t *r, const fingerprint_t *fp, const uint32_t *pk,
+                               bool verify)
+{
+    const dedup_key_t *x = &r->keys[pk[0]];
+    if (x->present || x->written)
+        return x->value;
+    for (uint32_t b = 1; b <= dedup_index_bands(fp); b++) {
+        const dedup_key_t *key = &r->keys[pk[b]];
+        if (!key->present && !key->written)
+            continue;
+        if (!verify || cluster_verified(r, cluster_entry(r, key->value), fp))
+            return key->value;
+    }
+    return fp->exact;
+}
+
+/* Applies post i's choice of cluster c to the batch's overlay, as phase 2 will apply it in
+ * Redis, so that later posts of the batch see it; appends the post to c's posts. */
+static int join_cluster(dedup_redis_t *r, size_t i, const fingerprint_t *fp, dedup_cluster_t *c)
+{
+    if (fp->nbands && !c->has_sig) {
+        c->has_sig = true; /* HSETNX: the first signed post's signature */
+        c->sig_off = r->sigbuf.len;
+        c->sig_len = FINGERPRINT_SIG_BYTES;
+        buf_append(&r->sigbuf, r->sigs.data + r->post_sig[i], c->sig_len);
+        if (r->sigbuf.failed)
+            return TW_ERR_NOMEM;
+    }
+    const uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
+    for (uint32_t b = 0; b <= dedup_index_bands(fp); b++) {
+        dedup_key_t *key = &r->keys[pk[b]];
+        if (!key->present && !key->written) {
+            key->written = true; /* SET NX: the first writer's cluster stays */
+            key->value = c->id;
         }
-        if (ncmds && (rc = cluster_round(r, 0, ncmds, 1)) != 0)
-            return rc;
-        for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
-            rc = take_sig(r, &r->clusters[cl], r->replies[c]);
-        replies_free(r, ncmds);
+    }
+    r->post_cluster[i] = (uint32_t)(c - r->clusters);
+    r->post_next[i] = UINT32_MAX;
+    if (c->nposts++)
+        r->post_next[c->last_post] = (uint32_t)i;
+    else
+        c->first_post = i;
+    c->last_post = i;
+    return 0;
+}
+
+/* The cluster of every post, in batch order. */
+static int choose_clusters(dedup_redis_t *r, const dedup_item_t *items, size_t n, bool verify)
+{
+    for (size_t i = 0; i < n; i++) {
+        const fingerprint_t *fp = items[i].fp;
+        uint64_t id = choose_cluster(r, fp, &r->post_keys[i * POST_KEYS_STRIDE], verify);
+        int rc = join_cluster(r, i, fp, cluster_entry(r, id));
         if (rc != 0)
             return rc;
     }
+    return 0;
+}
 
-    /* the cluster of every post, in batch order, as the single-server script decides it */
-    for (size_t i = 0; i < n; i++) {
-        const fingerprint_t *fp = items[i].fp;
-        const uint32_t *pk = &r->post_keys[i * stride];
-        const dedup_key_t *x = &r->keys[pk[0]];
-        uint64_t id = fp->exact;
-        bool found = x->present || x->written;
-        if (found)
-            id = x->value;
-        for (uint32_t b = 1; !found && b <= dedup_index_bands(fp); b++) {
-            const dedup_key_t *key = &r->keys[pk[b]];
-            if (!key->present && !key->written)
-                continue;
-            found = !verify || cluster_verified(r, cluster_entry(r, key->value), fp);
-            if (found)
-                id = key->value;
-        }
-        dedup_cluster_t *c = cluster_entry(r, id);
-        if (fp->nbands && !c->has_sig) {
-            c->has_sig = true; /* HSETNX: the first signed post's signature */
-            c->sig_off = r->sigbuf.len;
-            c->sig_len = 2 * FINGERPRINT_SIG_LEN;
-            buf_append(&r->sigbuf, r->sigs.data + r->post_sig[i], c->sig_len);
-            if (r->sigbuf.failed)
-                return TW_ERR_NOMEM;
-        }
-        for (uint32_t b = 0; b <= dedup_index_bands(fp); b++) {
-            dedup_key_t *key = &r->keys[pk[b]];
-            if (!key->present && !key->written) {
-                key->written = true; /* SET NX: the first writer's cluster stays */
-                key->value = id;
-            }
-        }
-        r->post_cluster[i] = (uint32_t)(c - r->clusters);
-        r->post_next[i] = UINT32_MAX;
-        if (c->nposts++)
-            r->post_next[c->last_post] = (uint32_t)i;
-        else
-            c->first_post = i;
-        c->last_post = i;
-    }
-
-    /* phase 2, one pipeline: every key written once (SET NX EX when it was absent, else
-     * EXPIRE), then one script per chosen cluster with its posts in batch order */
-    redis_args_reset(&r->args);
-    ncmds = 0;
+/* Queues every key's write: SET NX EX when it was absent, else EXPIRE. */
+static void queue_key_writes(dedup_redis_t *r, size_t *ncmds)
+{
     for (size_t j = 0; j < r->nkeys; j++) {
         const dedup_key_t *key = &r->keys[j];
         const char *name = r->names.data + key->name_off;
@@ -589,9 +626,15 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             redis_args_ptr(&r->args, "EX", 2);
             redis_args_fmt(&r->args, "%" PRId64, r->window_s);
         }
-        cmd_add(r, &ncmds, start, r->args.n, key->slot);
+        cmd_add(r, ncmds, start, r->args.n, key->slot);
     }
-    nkeycmds = ncmds;
+}
+
+/* Queues one script (lua/cluster.lua) per chosen cluster with its posts in batch order; its
+ * slot comes from its first key, argument 3. */
+static void queue_cluster_scripts(dedup_redis_t *r, const dedup_item_t *items, size_t *ncmds)
+{
+    const dedup_campaign_t *camp = &r->base.campaign;
     for (size_t cl = 0; cl < r->nclusters; cl++) {
         const dedup_cluster_t *c = &r->clusters[cl];
         if (!c->nposts)
@@ -611,77 +654,115 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
             redis_args_fmt(&r->args, "%" PRIu64, camp->milestones[m]);
         for (size_t i = c->first_post; i != UINT32_MAX; i = r->post_next[i]) {
             const dedup_item_t *it = &items[i];
-            size_t sig_len = it->fp->nbands ? 2 * FINGERPRINT_SIG_LEN : 0;
+            size_t sig_len = it->fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
             redis_args_ptr(&r->args, it->post_id, it->post_id_len);
             redis_args_ptr(&r->args, it->author ? it->author : "", it->author ? it->author_len : 0);
             redis_args_fmt(&r->args, "%" PRId64, it->ts);
             redis_args_ptr(&r->args, sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
         }
-        cmd_add(r, &ncmds, start, r->args.n, 0);
+        cmd_add(r, ncmds, start, r->args.n, 0);
     }
-    if ((rc = cluster_round(r, nkeycmds, ncmds, 3)) != 0)
-        return rc;
-    /* a node that never saw the script (new, restarted, flushed): send the body once there */
+}
+
+/* A node that never saw the script (new, restarted, flushed) answered NOSCRIPT to some of the
+ * scripts [from, ncmds): sends those once more with the body, replacing their replies. */
+static int retry_missing_scripts(dedup_redis_t *r, size_t from, size_t ncmds)
+{
     size_t nretry = 0;
-    for (size_t c = nkeycmds; c < ncmds; c++) {
-        const redisReply *reply = r->replies[c];
-        nretry += redis_script_missing(reply);
+    for (size_t c = from; c < ncmds; c++)
+        nretry += redis_script_missing(r->replies[c]);
+    if (!nretry)
+        return 0;
+    redis_cluster_cmd_t *retry = malloc(nretry * sizeof(*retry));
+    redisReply **again = calloc(nretry, sizeof(*again));
+    size_t *which = malloc(nretry * sizeof(*which));
+    int rc = retry && again && which ? 0 : TW_ERR_NOMEM;
+    size_t m = 0;
+    for (size_t c = from; rc == 0 && c < ncmds; c++) {
+        if (!redis_script_missing(r->replies[c]))
+            continue;
+        size_t start = r->cmd_arg[c];
+        redis_script_eval(&r->cluster_script, r->args.argv + start, r->args.argvlen + start);
+        which[m] = c;
+        retry[m++] = r->cmds[c];
     }
-    if (nretry) {
-        redis_cluster_cmd_t *retry = malloc(nretry * sizeof(*retry));
-        redisReply **again = calloc(nretry, sizeof(*again));
-        size_t *which = malloc(nretry * sizeof(*which));
-        rc = retry && again && which ? 0 : TW_ERR_NOMEM;
-        size_t m = 0;
-        for (size_t c = nkeycmds; rc == 0 && c < ncmds; c++) {
-            const redisReply *reply = r->replies[c];
-            if (!redis_script_missing(reply))
-                continue;
-            size_t start = r->cmd_arg[c];
-            redis_script_eval(&r->cluster_script, r->args.argv + start, r->args.argvlen + start);
-            which[m] = c;
-            retry[m++] = r->cmds[c];
-        }
-        if (rc == 0)
-            rc = redis_cluster_exec(r->cluster, retry, m, again);
-        for (size_t j = 0; rc == 0 && j < m; j++) {
-            freeReplyObject(r->replies[which[j]]);
-            r->replies[which[j]] = again[j];
-        }
-        free(retry);
-        free(again);
-        free(which);
-        if (rc != 0) {
-            replies_free(r, ncmds);
-            return rc;
-        }
+    if (rc == 0)
+        rc = redis_cluster_exec(r->cluster, retry, m, again);
+    for (size_t j = 0; rc == 0 && j < m; j++) {
+        freeReplyObject(r->replies[which[j]]);
+        r->replies[which[j]] = again[j];
     }
-    for (size_t c = 0; rc == 0 && c < ncmds; c++) {
+    free(retry);
+    free(again);
+    free(which);
+    return rc;
+}
+
+/* Points rows[i] at post i's row in its cluster's script reply (scripts [from, ncmds), in the
+ * order of the chosen clusters), after checking that no command of phase 2 failed. */
+static int take_rows(dedup_redis_t *r, size_t from, size_t ncmds)
+{
+    for (size_t c = 0; c < ncmds; c++) {
         const redisReply *reply = r->replies[c];
         if (reply->type == REDIS_REPLY_ERROR) {
             log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster dedup failed: %s",
                             reply->str);
-            rc = TW_ERR_REDIS;
+            return TW_ERR_REDIS;
         }
     }
-    for (size_t c = nkeycmds, cl = 0; rc == 0 && c < ncmds; c++, cl++) {
+    for (size_t c = from, cl = 0; c < ncmds; c++, cl++) {
         while (!r->clusters[cl].nposts)
             cl++;
         const dedup_cluster_t *cluster = &r->clusters[cl];
         const redisReply *reply = r->replies[c];
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != cluster->nposts) {
-            rc = TW_ERR_REDIS;
-            break;
-        }
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != cluster->nposts)
+            return TW_ERR_REDIS;
         size_t j = 0;
         for (size_t i = cluster->first_post; i != UINT32_MAX; i = r->post_next[i])
             r->rows[i] = reply->element[j++];
     }
+    return 0;
+}
+
+/* Phase 2, one pipeline: every key written once, then one script per chosen cluster; the
+ * scripts' rows are the batch's results. */
+static int write_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
+                       dedup_result_t *results)
+{
+    redis_args_reset(&r->args);
+    size_t ncmds = 0;
+    queue_key_writes(r, &ncmds);
+    size_t nkeycmds = ncmds;
+    queue_cluster_scripts(r, items, &ncmds);
+    int rc = cluster_round(r, nkeycmds, ncmds, 3);
+    if (rc != 0)
+        return rc;
+    rc = retry_missing_scripts(r, nkeycmds, ncmds);
+    if (rc == 0)
+        rc = take_rows(r, nkeycmds, ncmds);
     if (rc == 0)
         rc = parse_rows(r, r->rows, 0, n, results);
     for (size_t i = 0; rc == 0 && i < n; i++)
         results[i].cluster = r->clusters[r->post_cluster[i]].id;
     replies_free(r, ncmds);
+    return rc;
+}
+
+static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
+                                     dedup_result_t *results)
+{
+    const bool verify = r->base.verify_matches > 0;
+    int rc = cluster_batch_reserve(r, items, n);
+    if (rc == 0)
+        rc = collect_keys(r, items, n);
+    if (rc == 0)
+        rc = fetch_keys(r, items, n, verify);
+    if (rc == 0 && verify)
+        rc = fetch_named_sigs(r);
+    if (rc == 0)
+        rc = choose_clusters(r, items, n, verify);
+    if (rc == 0)
+        rc = write_batch(r, items, n, results);
     return rc;
 }
 

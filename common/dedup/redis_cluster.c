@@ -39,7 +39,7 @@ struct redis_cluster {
     int16_t *target; /* per command: node to send to this round, -1 done */
     bool *asking;
     size_t cap;
-    rc_queued_t *queue; /* per node, commands in send order: queue[node * cap + k] */
+    rc_queued_t *queue; /* per node, commands in send order: queue[node * n + k] */
     size_t *nqueued;
     size_t queue_cap;
 };
@@ -325,6 +325,138 @@ static void rc_pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Makes room for n commands per node in the send queues. */
+static int rc_reserve_queue(redis_cluster_t *c, size_t n)
+{
+    if (c->queue_cap >= n * c->nnodes)
+        return 0;
+    rc_queued_t *q = realloc(c->queue, n * c->nnodes * sizeof(*q));
+    if (!q)
+        return TW_ERR_NOMEM;
+    c->queue = q;
+    c->queue_cap = n * c->nnodes;
+    return 0;
+}
+
+/* Appends every command without a reply to its target node's connection (ASKING first where
+ * an ASK redirect asked for it) and to that node's queue, queue[node * n + k]. A command whose
+ * slot no master serves fails the round. */
+static int rc_queue_pending(redis_cluster_t *c, const redis_cluster_cmd_t *cmds, size_t n,
+                            redisReply **replies)
+{
+    int rc = 0;
+    bool unmapped = false;
+    memset(c->nqueued, 0, REDIS_CLUSTER_MAX_NODES * sizeof(*c->nqueued));
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i])
+            continue;
+        int node = c->target[i];
+        if (node < 0) {
+            unmapped = true;
+            continue;
+        }
+        if (rc_node_connect(c, &c->nodes[node]) != 0) {
+            rc = TW_ERR_REDIS;
+            break;
+        }
+        redisContext *ctx = c->nodes[node].ctx;
+        if (c->asking[i]) {
+            const char *asking[1] = {"ASKING"};
+            redisAppendCommandArgv(ctx, 1, asking, NULL);
+        }
+        redisAppendCommandArgv(ctx, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        c->queue[(size_t)node * n + c->nqueued[node]++] = (rc_queued_t){i, c->asking[i]};
+    }
+    if (unmapped && rc == 0) {
+        rc = TW_ERR_REDIS; /* a slot no master serves: the cluster is not ok */
+        log_ratelimited(LOG_LEVEL_WARN, "redis.slots", 10,
+                        "redis cluster: a key's slot has no master");
+    }
+    return rc;
+}
+
+/* Sends everything everywhere before reading any reply, so that the nodes work in parallel. */
+static void rc_flush_queues(redis_cluster_t *c)
+{
+    for (size_t node = 0; node < c->nnodes; node++) {
+        int done = 0;
+        while (c->nqueued[node] && c->nodes[node].ctx && !done)
+            if (redisBufferWrite(c->nodes[node].ctx, &done) != REDIS_OK)
+                break;
+    }
+}
+
+/* An error reply that sends queued command q again next round: MOVED (the slot map is
+ * updated, and refreshed after the round), ASK (once, with ASKING), TRYAGAIN or CLUSTERDOWN.
+ * Any other error is the command's answer. */
+static bool rc_redirected(redis_cluster_t *c, rc_queued_t q, const redisReply *reply,
+                          bool *need_refresh)
+{
+    int target = -1;
+    if (strncmp(reply->str, "MOVED ", 6) == 0) {
+        int slot = rc_parse_redirect(c, reply->str, &target);
+        if (slot < 0)
+            return false;
+        c->slots[slot] = (int16_t)target;
+        c->target[q.cmd] = (int16_t)target;
+        c->moved++;
+        *need_refresh = true;
+        return true;
+    }
+    if (strncmp(reply->str, "ASK ", 4) == 0) {
+        if (rc_parse_redirect(c, reply->str, &target) < 0)
+            return false;
+        c->target[q.cmd] = (int16_t)target;
+        c->asking[q.cmd] = true;
+        c->ask++;
+        return true;
+    }
+    if (strncmp(reply->str, "TRYAGAIN", 8) == 0 || strncmp(reply->str, "CLUSTERDOWN", 11) == 0) {
+        /* a multi-key command on a slot being migrated, or a failover: same target (and
+         * ASKING) next round, after a pause */
+        c->asking[q.cmd] = q.asking;
+        return true;
+    }
+    return false;
+}
+
+/* Reads the replies to node's queue (stride n) into replies, counting the answered ones off
+ * *pending. A connection lost drops the node and the slot map, and fails the round after its
+ * other nodes' replies are read. */
+static int rc_read_node(redis_cluster_t *c, size_t node, size_t n, redisReply **replies,
+                        size_t *pending, bool *need_refresh)
+{
+    int rc = 0;
+    rc_node_t *nd = &c->nodes[node];
+    for (size_t k = 0; k < c->nqueued[node]; k++) {
+        rc_queued_t q = c->queue[node * n + k];
+        redisReply *reply = NULL;
+        if (nd->ctx && q.asking) {
+            if (redisGetReply(nd->ctx, (void **)&reply) != REDIS_OK)
+                reply = NULL;
+            freeReplyObject(reply);
+            reply = NULL;
+        }
+        if (!nd->ctx || redisGetReply(nd->ctx, (void **)&reply) != REDIS_OK || !reply) {
+            if (nd->ctx)
+                log_ratelimited(LOG_LEVEL_WARN, "redis.io", 10, "redis %s:%d: %s", nd->host,
+                                nd->port, nd->ctx->errstr[0] ? nd->ctx->errstr : "connection lost");
+            rc_node_disconnect(nd);
+            c->have_map = false; /* the node may have failed over */
+            rc = TW_ERR_REDIS;
+            continue;
+        }
+        c->asking[q.cmd] = false;
+        if (reply->type == REDIS_REPLY_ERROR && rc_redirected(c, q, reply, need_refresh)) {
+            freeReplyObject(reply);
+            continue;
+        }
+        replies[q.cmd] = reply;
+        (*pending)--;
+    }
+    return rc;
+}
+
 int redis_cluster_exec(redis_cluster_t *c, const redis_cluster_cmd_t *cmds, size_t n,
                        redisReply **replies)
 {
@@ -343,105 +475,15 @@ int redis_cluster_exec(redis_cluster_t *c, const redis_cluster_cmd_t *cmds, size
     int rc = 0;
     size_t pending = n;
     for (int round = 0; pending && round < REDIS_CLUSTER_MAX_ROUNDS; round++) {
-        /* queue per node; the queue array is n entries per node in use */
-        if (c->queue_cap < n * c->nnodes) {
-            rc_queued_t *q = realloc(c->queue, n * c->nnodes * sizeof(*q));
-            if (!q) {
-                rc = TW_ERR_NOMEM;
-                break;
-            }
-            c->queue = q;
-            c->queue_cap = n * c->nnodes;
-        }
-        size_t qstride = n;
-        memset(c->nqueued, 0, REDIS_CLUSTER_MAX_NODES * sizeof(*c->nqueued));
-        bool need_refresh = false, unmapped = false;
-        for (size_t i = 0; i < n; i++) {
-            if (replies[i])
-                continue;
-            int node = c->target[i];
-            if (node < 0) {
-                unmapped = true;
-                continue;
-            }
-            if (rc_node_connect(c, &c->nodes[node]) != 0) {
-                rc = TW_ERR_REDIS;
-                break;
-            }
-            redisContext *ctx = c->nodes[node].ctx;
-            if (c->asking[i]) {
-                const char *asking[1] = {"ASKING"};
-                redisAppendCommandArgv(ctx, 1, asking, NULL);
-            }
-            redisAppendCommandArgv(ctx, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
-            c->queue[(size_t)node * qstride + c->nqueued[node]++] = (rc_queued_t){i, c->asking[i]};
-        }
-        if (unmapped && rc == 0) {
-            rc = TW_ERR_REDIS; /* a slot no master serves: the cluster is not ok */
-            log_ratelimited(LOG_LEVEL_WARN, "redis.slots", 10,
-                            "redis cluster: a key's slot has no master");
-        }
-        /* send everything everywhere first, so the nodes work in parallel */
+        if ((rc = rc_reserve_queue(c, n)) != 0)
+            break;
+        bool need_refresh = false;
+        rc = rc_queue_pending(c, cmds, n, replies);
+        rc_flush_queues(c);
         for (size_t node = 0; node < c->nnodes; node++) {
-            int done = 0;
-            while (c->nqueued[node] && c->nodes[node].ctx && !done)
-                if (redisBufferWrite(c->nodes[node].ctx, &done) != REDIS_OK)
-                    break;
-        }
-        for (size_t node = 0; node < c->nnodes; node++) {
-            for (size_t k = 0; k < c->nqueued[node]; k++) {
-                rc_node_t *nd = &c->nodes[node];
-                rc_queued_t q = c->queue[node * qstride + k];
-                redisReply *reply = NULL;
-                if (nd->ctx && q.asking) {
-                    if (redisGetReply(nd->ctx, (void **)&reply) != REDIS_OK)
-                        reply = NULL;
-                    freeReplyObject(reply);
-                    reply = NULL;
-                }
-                if (!nd->ctx || redisGetReply(nd->ctx, (void **)&reply) != REDIS_OK || !reply) {
-                    if (nd->ctx)
-                        log_ratelimited(LOG_LEVEL_WARN, "redis.io", 10, "redis %s:%d: %s", nd->host,
-                                        nd->port,
-                                        nd->ctx->errstr[0] ? nd->ctx->errstr : "connection lost");
-                    rc_node_disconnect(nd);
-                    c->have_map = false; /* the node may have failed over */
-                    rc = TW_ERR_REDIS;
-                    continue;
-                }
-                c->asking[q.cmd] = false;
-                if (reply->type == REDIS_REPLY_ERROR) {
-                    int target = -1;
-                    if (strncmp(reply->str, "MOVED ", 6) == 0) {
-                        int slot = rc_parse_redirect(c, reply->str, &target);
-                        if (slot >= 0) {
-                            c->slots[slot] = (int16_t)target;
-                            c->target[q.cmd] = (int16_t)target;
-                            c->moved++;
-                            need_refresh = true;
-                            freeReplyObject(reply);
-                            continue;
-                        }
-                    } else if (strncmp(reply->str, "ASK ", 4) == 0) {
-                        if (rc_parse_redirect(c, reply->str, &target) >= 0) {
-                            c->target[q.cmd] = (int16_t)target;
-                            c->asking[q.cmd] = true;
-                            c->ask++;
-                            freeReplyObject(reply);
-                            continue;
-                        }
-                    } else if (strncmp(reply->str, "TRYAGAIN", 8) == 0 ||
-                               strncmp(reply->str, "CLUSTERDOWN", 11) == 0) {
-                        /* a multi-key command on a slot being migrated, or a failover:
-                         * same target (and ASKING) next round, after a pause */
-                        c->asking[q.cmd] = q.asking;
-                        freeReplyObject(reply);
-                        continue;
-                    }
-                }
-                replies[q.cmd] = reply;
-                pending--;
-            }
+            int read_rc = rc_read_node(c, node, n, replies, &pending, &need_refresh);
+            if (read_rc != 0)
+                rc = read_rc;
         }
         if (rc != 0)
             break;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "links/host.h"
+#include "util/array.h"
 #include "util/hashmap.h"
 
 /* Names live in one arena; the index maps a 64-bit hash of a name to its arena offset. Two
@@ -78,16 +79,11 @@ static int set_insert(domain_set_t *set, const char *name, size_t len)
 {
     if (set->index.count >= DOMAIN_SET_MAX_NAMES)
         return TW_ERR_TOO_LARGE;
-    if (set->arena_len + len + 1 > set->arena_cap) {
-        size_t cap = set->arena_cap ? set->arena_cap * 2 : 1u << 16;
-        while (cap < set->arena_len + len + 1)
-            cap *= 2;
-        char *arena = realloc(set->arena, cap);
-        if (!arena)
-            return TW_ERR_NOMEM;
-        set->arena = arena;
-        set->arena_cap = cap;
-    }
+    int rc = 0;
+    set->arena =
+        tw_array_grow(set->arena, &set->arena_cap, set->arena_len + len + 1, 1, 1u << 16, &rc);
+    if (rc != 0)
+        return rc;
     for (unsigned attempt = 0; attempt < DOMAIN_SET_MAX_PROBES; attempt++) {
         bool inserted;
         uint64_t *offset =

@@ -6,19 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/array.h"
+
 int match_items_add(match_items_t *list, char *expr, unsigned flags, const match_pat_t *pat)
 {
     if (!expr)
         return TW_ERR_NOMEM;
-    if (list->count == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 256;
-        match_item_t *items = realloc(list->items, cap * sizeof(*items));
-        if (!items) {
-            free(expr);
-            return TW_ERR_NOMEM;
-        }
-        list->items = items;
-        list->cap = cap;
+    int rc = 0;
+    list->items =
+        tw_array_grow(list->items, &list->cap, list->count + 1, sizeof(*list->items), 256, &rc);
+    if (rc != 0) {
+        free(expr);
+        return rc;
     }
     list->items[list->count].expr = expr;
     list->items[list->count].flags = flags;

@@ -406,6 +406,14 @@ static void sample_u64(buf_t *out, const char *name, uint64_t value)
     buf_append_char(out, '\n');
 }
 
+static void sample_i64(buf_t *out, const char *name, int64_t value)
+{
+    buf_append_str(out, name);
+    buf_append_char(out, ' ');
+    buf_append_i64(out, value);
+    buf_append_char(out, '\n');
+}
+
 static void counter(buf_t *out, const char *name, const char *help, uint64_t value)
 {
     header(out, name, "counter", help);
@@ -415,10 +423,7 @@ static void counter(buf_t *out, const char *name, const char *help, uint64_t val
 static void gauge(buf_t *out, const char *name, const char *help, int64_t value)
 {
     header(out, name, "gauge", help);
-    buf_append_str(out, name);
-    buf_append_char(out, ' ');
-    buf_append_i64(out, value);
-    buf_append_char(out, '\n');
+    sample_i64(out, name, value);
 }
 
 static void gauge_f(buf_t *out, const char *name, const char *help, double value)

@@ -74,9 +74,7 @@ static const uint8_t norm_ascii_space[128] = {
  * vowels and final consonants (L+V -> LV, LV+T -> LVT), and a few others. Derived from
  * utf8proc 2.8's data (every ccc-0 code point after the first in a canonical decomposition);
  * test_normalize.c compares the result with utf8proc_map() for each of them. */
-static const struct {
-    int32_t first, last;
-} norm_comp_seconds[] = {
+static const unicode_range_t norm_comp_seconds[] = {
     {0x09BE, 0x09BE},   {0x09D7, 0x09D7},   {0x0B3E, 0x0B3E},   {0x0B56, 0x0B57},
     {0x0BBE, 0x0BBE},   {0x0BD7, 0x0BD7},   {0x0CC2, 0x0CC2},   {0x0CD5, 0x0CD6},
     {0x0D3E, 0x0D3E},   {0x0D57, 0x0D57},   {0x0DCF, 0x0DCF},   {0x0DDF, 0x0DDF},
@@ -169,17 +167,8 @@ static bool norm_cp_is_comp_second(int32_t cp)
 {
     if (cp < 0x09BE || cp > 0x11930)
         return false;
-    size_t lo = 0, hi = sizeof(norm_comp_seconds) / sizeof(norm_comp_seconds[0]);
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (cp < norm_comp_seconds[mid].first)
-            hi = mid;
-        else if (cp > norm_comp_seconds[mid].last)
-            lo = mid + 1;
-        else
-            return true;
-    }
-    return false;
+    return unicode_in_ranges(cp, norm_comp_seconds,
+                             sizeof(norm_comp_seconds) / sizeof(norm_comp_seconds[0]));
 }
 
 static inline int norm_ccc(int32_t cp)

@@ -124,17 +124,10 @@ static int32_t norm_skel_arabic(int32_t cp)
 
 static const char *norm_confusable(int32_t cp)
 {
-    size_t lo = 0, hi = confusables_table_len;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (cp < confusables_table[mid].cp)
-            hi = mid;
-        else if (cp > confusables_table[mid].cp)
-            lo = mid + 1;
-        else
-            return confusables_table[mid].proto;
-    }
-    return NULL;
+    size_t i = unicode_table_floor(cp, confusables_table, confusables_table_len,
+                                   sizeof(confusables_table[0]));
+    return i < confusables_table_len && confusables_table[i].cp == cp ? confusables_table[i].proto
+                                                                      : NULL;
 }
 
 static inline void norm_info_ascii(normalize_skeleton_info_t *info, unsigned char c)

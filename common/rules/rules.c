@@ -19,6 +19,7 @@
 
 #include "links/domain_set.h"
 #include "normalize/normalize.h"
+#include "util/array.h"
 #include "util/hashmap.h"
 
 static const char *const severity_names[] = {
@@ -121,15 +122,12 @@ __attribute__((format(printf, 4, 5))) static void loader_error(loader_t *ld, con
 
 static void *loader_grow(loader_t *ld, void *ptr, size_t *cap, size_t count, size_t elem)
 {
-    if (count < *cap)
-        return ptr;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(ptr, ncap * elem);
-    if (!p) {
+    int rc = 0;
+    void *p = tw_array_grow(ptr, cap, count + 1, elem, 16, &rc);
+    if (rc != 0) {
         ld->nomem = true;
         return NULL;
     }
-    *cap = ncap;
     return p;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/array.h"
 #include "util/log.h"
 
 typedef struct {
@@ -66,14 +67,11 @@ void tw_diag_add(tw_diag_t *diag, const char *fmt, ...)
 {
     if (!diag)
         return;
-    if (diag->count == diag->cap) {
-        size_t cap = diag->cap ? diag->cap * 2 : 8;
-        char **lines = realloc(diag->lines, cap * sizeof(*lines));
-        if (!lines)
-            return;
-        diag->lines = lines;
-        diag->cap = cap;
-    }
+    int rc = 0;
+    diag->lines =
+        tw_array_grow(diag->lines, &diag->cap, diag->count + 1, sizeof(*diag->lines), 8, &rc);
+    if (rc != 0)
+        return;
     va_list ap;
     va_start(ap, fmt);
     char *line = NULL;

@@ -1,27 +1,11 @@
 #include "util/unicode.h"
 
-#include <stddef.h>
-
-typedef struct {
-    int32_t lo, hi;
-} unicode_range_t;
-
-static bool unicode_in_ranges(int32_t cp, const unicode_range_t *ranges, size_t n)
-{
-    if (cp < ranges[0].lo)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (cp >= ranges[i].lo && cp <= ranges[i].hi)
-            return true;
-    return false;
-}
-
 /* The union of the lists match and fingerprint used to keep apart: match lacked Bopomofo
  * (annotation of Chinese, written without spaces like the Han it annotates), fingerprint
  * lacked Tai Tham, New Tai Lue, Myanmar extensions, the Han numerals and kana marks of
  * U+3021..U+303C, halfwidth Katakana and the kana supplements. Each of these is written
  * without spaces, so a stage that missed one either never matched a keyword inside a
- * sentence or shingled a whole sentence as one word. Sorted by lo. */
+ * sentence or shingled a whole sentence as one word. Sorted by lo (unicode_in_ranges). */
 bool unicode_is_unspaced_script(int32_t cp)
 {
     static const unicode_range_t ranges[] = {

@@ -142,6 +142,56 @@ static int check_campaign(dedup_store_t *store)
     return bad;
 }
 
+/* Posts too short to have a signature (nbands = 0) mixed with signed ones, with verification
+ * on: unsigned posts cluster by their exact hash alone and never take part in a signature
+ * comparison, in every store (the stores compare signatures with fingerprint.c's helpers). */
+static int check_unsigned(dedup_store_t *store)
+{
+    static const sample_t posts[] = {
+        {"u1", "alice", "ok", 10},
+        {"s1", "bob", "win a free phone today click the link and claim it now", 11},
+        {"u2", "carol", "ok!!", 12},
+        {"u3", "dave", "ok", 20},
+        {"s2", "erin", "win a free phone today just click the link and claim it now", 21},
+        {"u4", "frank", "fine", 22},
+    };
+    enum { NPOSTS = sizeof(posts) / sizeof(posts[0]) };
+    dedup_item_t items[NPOSTS];
+    fingerprint_t fps[NPOSTS];
+    dedup_result_t r[NPOSTS];
+    for (size_t i = 0; i < NPOSTS; i++) {
+        fingerprint_compute(posts[i].text, strlen(posts[i].text), &fps[i]);
+        items[i] = (dedup_item_t){posts[i].id,     strlen(posts[i].id),
+                                  posts[i].author, strlen(posts[i].author),
+                                  posts[i].ts,     &fps[i]};
+        if ((posts[i].id[0] == 'u') != (fps[i].nbands == 0))
+            return fprintf(stderr, "%s: unexpected nbands %u\n", posts[i].id, fps[i].nbands), 1;
+    }
+    dedup_verify_set(store, 50);
+    if (dedup_batch_check(store, items, 3, r) != 0)
+        return fprintf(stderr, "batch 1 failed\n"), 1;
+    if (dedup_batch_check(store, items + 3, NPOSTS - 3, r + 3) != 0)
+        return fprintf(stderr, "batch 2 failed\n"), 1;
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s\n", #cond);                                             \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    for (size_t i = 0; i < NPOSTS; i++)
+        EXPECT(r[i].available);
+    EXPECT(r[0].count == 1 && r[0].cluster == fps[0].exact);
+    EXPECT(r[1].count == 1 && r[1].cluster != r[0].cluster);
+    EXPECT(r[2].cluster == r[0].cluster && r[2].count == 2);
+    EXPECT(r[3].cluster == r[0].cluster && r[3].count == 3 && r[3].authors == 3);
+    EXPECT(r[4].cluster == r[1].cluster && r[4].count == 2); /* verified band match */
+    EXPECT(r[5].cluster != r[0].cluster && r[5].cluster != r[1].cluster && r[5].count == 1);
+#undef EXPECT
+    return bad;
+}
+
 TW_TEST(campaign_milestones_parse)
 {
     dedup_campaign_t c;
@@ -171,6 +221,14 @@ TW_TEST(memory_store_semantics)
     dedup_store_t *store;
     TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1000, &store), 0);
     TW_ASSERT_INT_EQ(check_store(store), 0);
+    dedup_store_free(store);
+}
+
+TW_TEST(memory_store_unsigned_posts)
+{
+    dedup_store_t *store;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1000, &store), 0);
+    TW_ASSERT_INT_EQ(check_unsigned(store), 0);
     dedup_store_free(store);
 }
 
@@ -223,6 +281,12 @@ TW_TEST(redis_store_matches_memory_store)
     int rc4 = ready == 0 ? dedup_redis_new(url4, 3600, 2000, &store4, NULL) : -1;
     int campaign = rc4 == 0 ? check_campaign(store4) : -1;
     dedup_store_free(store4);
+    char url5[64];
+    snprintf(url5, sizeof(url5), "redis://127.0.0.1:%d/5", port);
+    dedup_store_t *store5 = NULL;
+    int rc5 = ready == 0 ? dedup_redis_new(url5, 3600, 2000, &store5, NULL) : -1;
+    int unsigned_posts = rc5 == 0 ? check_unsigned(store5) : -1;
+    dedup_store_free(store5);
 
     /* Redis going away costs duplicate information, never a crash or a hang */
     int down_rc = 0, down_available = 1;
@@ -247,6 +311,8 @@ TW_TEST(redis_store_matches_memory_store)
     TW_ASSERT_INT_EQ(semantics, 0);
     TW_ASSERT_INT_EQ(rc4, 0);
     TW_ASSERT_INT_EQ(campaign, 0);
+    TW_ASSERT_INT_EQ(rc5, 0);
+    TW_ASSERT_INT_EQ(unsigned_posts, 0);
     TW_ASSERT(down_rc != 0);
     TW_ASSERT_INT_EQ(down_available, 0);
 }
@@ -472,7 +538,8 @@ TW_TEST(redis_cluster_store_matches_memory_store)
     char url[128];
     snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", tc.ports[1],
              tc.ports[2]);
-    int semantics = -1, campaign = -1, migrated = -1, down_rc = 0, down_available = 1;
+    int semantics = -1, campaign = -1, unsigned_posts = -1, migrated = -1, down_rc = 0,
+        down_available = 1;
     bool migration_ok = false;
     uint64_t moved = 0, ask = 0;
     if (up == 0) {
@@ -487,6 +554,12 @@ TW_TEST(redis_cluster_store_matches_memory_store)
         store = NULL;
         if (dedup_redis_new(url, 3600, 2000, &store, NULL) == 0)
             campaign = check_campaign(store);
+        dedup_store_free(store);
+
+        cluster_flush(&tc);
+        store = NULL;
+        if (dedup_redis_new(url, 3600, 2000, &store, NULL) == 0)
+            unsigned_posts = check_unsigned(store);
         dedup_store_free(store);
 
         /* the slot of the first sample's exact key moves from its owner to the next node.
@@ -529,6 +602,7 @@ TW_TEST(redis_cluster_store_matches_memory_store)
     TW_ASSERT_INT_EQ(up, 0);
     TW_ASSERT_INT_EQ(semantics, 0);
     TW_ASSERT_INT_EQ(campaign, 0);
+    TW_ASSERT_INT_EQ(unsigned_posts, 0);
     TW_ASSERT(migration_ok);
     TW_ASSERT_INT_EQ(migrated, 0);
     TW_ASSERT(ask > 0);
@@ -675,9 +749,9 @@ TW_TEST(redis_url_errors_are_reported)
 
 int main(void)
 {
-    TW_RUN(TW_CASE(memory_store_semantics), TW_CASE(memory_store_stays_bounded),
-           TW_CASE(campaign_milestones_parse), TW_CASE(memory_store_campaign_milestones),
-           TW_CASE(redis_store_matches_memory_store), TW_CASE(redis_store_layout),
-           TW_CASE(redis_cluster_store_matches_memory_store),
+    TW_RUN(TW_CASE(memory_store_semantics), TW_CASE(memory_store_unsigned_posts),
+           TW_CASE(memory_store_stays_bounded), TW_CASE(campaign_milestones_parse),
+           TW_CASE(memory_store_campaign_milestones), TW_CASE(redis_store_matches_memory_store),
+           TW_CASE(redis_store_layout), TW_CASE(redis_cluster_store_matches_memory_store),
            TW_CASE(redis_url_errors_are_reported));
 }

@@ -59,8 +59,30 @@ TW_TEST(arabic_script_is_its_own_blocks_only)
     TW_ASSERT(!unicode_is_arabic_script('a'));
 }
 
+/* The binary search (and the range test on it) agrees with a plain scan at every code point,
+ * for a table with single points, adjacent ranges and gaps, of every length from 0 to 7. */
+TW_TEST(range_lookup_agrees_with_a_scan)
+{
+    static const unicode_range_t table[] = {{0x41, 0x41},       {0x42, 0x45},   {0x50, 0x5F},
+                                            {0x61, 0x61},       {0x100, 0x2FF}, {0x300, 0x300},
+                                            {0x10000, 0x10FFFF}};
+    for (size_t n = 0; n <= sizeof(table) / sizeof(table[0]); n++) {
+        for (int32_t cp = -1; cp <= 0x110000; cp++) {
+            bool in = false;
+            for (size_t i = 0; i < n; i++)
+                in |= cp >= table[i].lo && cp <= table[i].hi;
+            TW_ASSERT_INT_EQ(unicode_in_ranges(cp, table, n), in);
+            size_t floor = n; /* the last entry whose lo is <= cp */
+            for (size_t i = 0; i < n; i++)
+                if (table[i].lo <= cp)
+                    floor = i;
+            TW_ASSERT_INT_EQ(unicode_table_floor(cp, table, n, sizeof(table[0])), floor);
+        }
+    }
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(unspaced_scripts_are_the_union_of_the_old_lists),
-           TW_CASE(arabic_script_is_its_own_blocks_only));
+           TW_CASE(arabic_script_is_its_own_blocks_only), TW_CASE(range_lookup_agrees_with_a_scan));
 }
