@@ -296,6 +296,5 @@ int main(void)
            TW_CASE(enum_values_are_parsed_at_load),
            TW_CASE(bad_enum_value_is_refused_with_the_allowed_list),
            TW_CASE(secrets_are_masked_by_the_table_flag),
-           TW_CASE(docs_list_enum_values_and_secrets),
-           TW_CASE(shares_are_fractions_from_0_to_1));
+           TW_CASE(docs_list_enum_values_and_secrets), TW_CASE(shares_are_fractions_from_0_to_1));
 }
