@@ -137,7 +137,6 @@ def test_campaign_milestones_once_on_redis_cluster(kafka, redis_cluster, workers
                     "redis" in r.get("msg", "")]
         assert not problems, problems
     assert redis_cluster.keys() > 0
-    with pytest.raises(RedisError):  # the state really is sharded: no node serves every key
-        for p in redis_cluster.ports:
-            RedisCluster.command(p, "GET", "tw:probe-a")
-            RedisCluster.command(p, "GET", "tw:probe-b")
+    # the state really is sharded: the keys the workers wrote sit on more than one master
+    per_node = [RedisCluster.command(p, "DBSIZE") for p in redis_cluster.ports]
+    assert sum(1 for n in per_node if n > 0) >= 2, per_node

@@ -697,7 +697,14 @@ TW_TEST(test_real_snort_regexes)
             match_db_size_bytes(fx.db));
     TW_ASSERT_INT_EQ(fx.rs->nrules, count);
     long flagged = scan_posts(&fx, 20000);
-    TW_ASSERT(flagged >= 0);
+    fprintf(stderr, "  %s regexes flag %ld posts\n", prefix, flagged);
+    /* Both lists hold rules that match ordinary text (measured: the Snort set flags 19,998 of
+     * the first 20,000 posts of the full set; SpamAssassin's rule 0 is "."), so nearly every
+     * post is flagged; a scan that failed would return -1 or -2 instead. */
+    if (snort)
+        TW_ASSERT(flagged > 19000 && flagged <= 20000);
+    else
+        TW_ASSERT_INT_EQ(flagged, 3000);
     if (snort) {
         /* pattern 3 is "^CWD\s+~root" with flags ims */
         TW_ASSERT_INT_EQ(fixture_scan(&fx, "cwd  ~ROOT"), 0);
