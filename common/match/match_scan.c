@@ -516,7 +516,9 @@ static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsign
         return TW_ERR_SCAN;
     if (db->hs[NORM_VIEW_FOLDED])
         rc = match_run(ctx, db->hs[NORM_VIEW_FOLDED]);
-    bool need_skel = db->hs[NORM_VIEW_SKELETON] || db->hs[NORM_VIEW_SQUASH];
+    /* Plain ASCII posts (most of them) have the folded text as their skeleton: unless the
+     * squash view needs the skeleton as its input, there is nothing to derive or scan. */
+    bool need_skel = (db->hs[NORM_VIEW_SKELETON] && !folded->ascii) || db->hs[NORM_VIEW_SQUASH];
     normalize_skeleton_info_t info = {.same = true};
     if (rc == 0 && need_skel && folded->len)
         rc = normalize_skeleton_ex(folded, &scratch->skeleton, &info);

@@ -320,6 +320,10 @@ int normalize_text(const char *src, size_t len, normalized_t *norm)
      * slow path reserves more when a decomposition expands. */
     if ((rc = norm_reserve(norm, len + 2)) != 0)
         goto fail;
+    unsigned char high = 0;
+    for (size_t k = 0; k < len; k++)
+        high |= (unsigned char)src[k];
+    norm->ascii = high < 0x80;
 
     const unsigned char *s = (const unsigned char *)src;
     norm_out_t out = {.norm = norm};

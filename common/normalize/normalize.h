@@ -19,6 +19,8 @@ typedef struct normalized {
     uint32_t *src_start; /* per normalized byte: first original byte that produced it */
     uint32_t *src_end;   /* per normalized byte: one past the last original byte */
     size_t cap;          /* capacity of the three arrays; buffers are reused between calls */
+    bool ascii;          /* normalize_text: the source was plain ASCII, so its skeleton view is
+                            this text itself (no look-alike, mark or NFKC expansion in it) */
 } normalized_t;
 /* Offset map details: output that came from several original code points (a composed
  * "e" + U+0301, a fullwidth letter, "ss" from U+00DF) maps every byte to the whole original
