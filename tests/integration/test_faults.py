@@ -336,3 +336,105 @@ def server_command(port, *args):
 
     with RedisClient("127.0.0.1", port, timeout=30) as c:
         return c.command(*args)
+
+
+# ---------------------------------------------------------------------------------------
+# Redis and broker faults (issue 12, campaign items 3 and 4)
+
+FAULT_RECORDS = int(os.environ.get("TW_FAULTS_FAULT_RECORDS", "1500"))
+RECOVERY_WAVE = 6  # near-duplicate posts sent once the faults are over
+RECOVERY_TEXT = "free giveaway for the recovery wave reply before the night is over"
+
+
+def recovery_wave(tag):
+    """RECOVERY_WAVE posts of one text by different authors, all on partition 0 (in order):
+    once Redis answers again the second and later ones must be clustered with the first."""
+    return [(f"rw{tag}-{i}", json.dumps({"id": f"rw{tag}-{i}", "text": RECOVERY_TEXT,
+                                         "author": f"rwa{i}", "ts": 1732790000 + i}), 0)
+            for i in range(RECOVERY_WAVE)]
+
+
+def wave_not_clustered(kafka, t, wave):
+    """The wave's second and later posts whose alerts lack a duplicate object with
+    count > 1 (none when the duplicate state recovered once Redis was back), and the highest
+    count seen."""
+    by_post = {}
+    for r in kafka.consume_all(t.alerts):
+        body = r.json()
+        by_post.setdefault(body["post_id"], []).append(body.get("duplicate"))
+    bad, top = [], 0
+    for pid, _value, _part in wave[1:]:
+        dups = by_post.get(pid) or [None]
+        for dup in dups:
+            if isinstance(dup, dict) and dup.get("count", 0) > 1:
+                top = max(top, dup["count"])
+            else:
+                bad.append((pid, dup))
+    return bad, top
+
+
+def in_thread(fn, *args):
+    thread = threading.Thread(target=fn, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("policy", ["fail-open", "pause"])
+def test_redis_faults_mid_stream(kafka, redis, workers, tmp_path, policy):
+    """One worker, a FAULT_RECORDS-post stream, and three Redis faults in turn while it
+    flows: redis-server SIGSTOPped for 2.5 s then SIGCONTed, killed and restarted on the same
+    port 1.5 s later (its data gone), and slowed (DEBUG SLEEP 1.5 s, past the worker's
+    300 ms timeout). Under both policies: 0 lost, 0 unexpected, every dead letter, commits at
+    the end, exit 0 on SIGTERM, and a near-duplicate wave sent after the faults is clustered
+    (duplicate count > 1). Campaign milestones are reported, not asserted: a restarted Redis
+    forgets the clusters, and fail-open does not count the posts it let through."""
+    from test_dedup_fleet import OwnRedis  # noqa: PLC0415 - restartable, DEBUG enabled
+
+    started = time.monotonic()
+    seed = SEED + (2 if policy == "fail-open" else 3)
+    posts = make_posts(FAULT_RECORDS, seed)
+    wave = recovery_wave(policy)
+    expected_alerts, expected_dead = expected_outcomes(posts + wave, tmp_path)
+    t = topics_for(kafka, f"rf-{policy}")
+    group = unique_name(f"rf-{policy}")
+    server = OwnRedis("--enable-debug-command", "yes").start()
+    args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
+    args += ["-X", "redis_timeout_ms=300", "-X", f"dedup.on_unavailable={policy}"]
+    try:
+        w = workers.start(args, name=f"rf-{policy}")
+        wait_until(lambda: assigned(w), scaled(60), "the worker to be assigned", proc=w)
+        producer = PacedProducer(kafka, t.input, posts, seconds=14.0)
+        producer.start()
+        time.sleep(2.0)
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        time.sleep(2.5)
+        os.kill(server.proc.pid, signal.SIGCONT)
+        time.sleep(1.5)
+        server.kill()
+        time.sleep(1.5)
+        server.start()
+        time.sleep(2.0)
+        sleeper = in_thread(server_command, server.port, "DEBUG", "SLEEP", "1.5")
+        sleeper.join(timeout=30)
+        producer.join(timeout=scaled(120))
+        assert producer.done.is_set() and not producer.errors, producer.errors[:5]
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        kafka.produce(t.input, [(k, v, p) for k, v, p in wave])
+        wait_committed_to_end(kafka, group, t.input, timeout=60, proc=w)
+        assert w.poll() is None, w.describe()
+        assert workers.stop(w) == 0, w.describe()
+    finally:
+        if server.proc is not None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.close()
+    figures = check_outputs(kafka, t, expected_alerts, expected_dead)
+    logs = [r.get("msg", "") for r in w.log_records()]
+    figures.update(policy=policy, records=len(posts) + len(wave), seed=seed,
+                   redis_failures_logged=sum("unavailable" in m or "timed out" in m
+                                             for m in logs),
+                   wall_s=round(time.monotonic() - started, 1))
+    not_clustered, figures["recovery_wave_max_count"] = wave_not_clustered(kafka, t, wave)
+    report(f"redis-faults-{policy}", figures)
+    for key in ("lost", "unexpected", "dead_letters_lost", "dead_letters_unexpected"):
+        assert not figures[key], f"{key}: {figures[key]} ({figures})"
+    assert not not_clustered, f"recovery wave not clustered: {not_clustered}"
