@@ -438,3 +438,58 @@ def test_redis_faults_mid_stream(kafka, redis, workers, tmp_path, policy):
     for key in ("lost", "unexpected", "dead_letters_lost", "dead_letters_unexpected"):
         assert not figures[key], f"{key}: {figures[key]} ({figures})"
     assert not not_clustered, f"recovery wave not clustered: {not_clustered}"
+
+
+def test_broker_stopped_and_restarted_mid_stream(kafka, redis_clean, workers, tmp_path):
+    """A private broker (the session's must stay up) is SIGKILLed mid-stream and restarted
+    on the same ports and data 3 s later, while the posts keep coming (the producer
+    buffers): 0 lost, 0 unexpected, every dead letter and campaign milestone, commits at the
+    end, no crash (exit 0 on SIGTERM), /readyz 503 while the broker is down and 200 after."""
+    from harness import KAFKA_LIB, KafkaBroker, free_port, missing_prerequisite  # noqa: PLC0415
+    from test_ops import RestartableBroker, http_get  # noqa: PLC0415
+
+    problem = KafkaBroker.prerequisites()
+    if problem:
+        missing_prerequisite(problem)
+    started = time.monotonic()
+    posts = make_posts(FAULT_RECORDS, SEED + 4)
+    expected_alerts, expected_dead = expected_outcomes(posts, tmp_path)
+    broker = RestartableBroker(KAFKA_LIB)
+    try:
+        broker.start()
+        t = topics_for(broker, "brk")
+        group = unique_name("brk")
+        port = free_port()
+        args = worker_args(broker, group, t, redis_clean.url) + [
+            "--http", f"127.0.0.1:{port}", "-X", "kafka.statistics.interval.ms=500"]
+        w = workers.start(args, name="brk")
+        wait_until(lambda: assigned(w), scaled(60), "the worker to be assigned", proc=w)
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, scaled(30), "/readyz 200",
+                   proc=w)
+        producer = PacedProducer(broker, t.input, posts, seconds=14.0)
+        producer.start()
+        time.sleep(4.0)
+        broker.kill()
+        down = time.monotonic()
+        wait_until(lambda: http_get(port, "/readyz")[0] == 503, scaled(30),
+                   "/readyz 503 with the broker down", proc=w)
+        detect_s = time.monotonic() - down
+        time.sleep(max(0.0, 3.0 - detect_s))
+        assert http_get(port, "/healthz")[0] == 200 and w.poll() is None, w.describe()
+        broker.restart()
+        back = time.monotonic()
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, scaled(60),
+                   "/readyz 200 after the broker is back", proc=w)
+        recover_s = time.monotonic() - back
+        producer.join(timeout=scaled(120))
+        assert producer.done.is_set() and not producer.errors, producer.errors[:5]
+        wait_committed_to_end(broker, group, t.input, timeout=90, proc=w)
+        assert workers.stop(w) == 0, w.describe()
+        figures = check_outputs(broker, t, expected_alerts, expected_dead)
+    finally:
+        broker.stop()
+    figures.update(records=len(posts), seed=SEED + 4, readyz_503_after_s=round(detect_s, 1),
+                   readyz_200_after_restart_s=round(recover_s, 1),
+                   wall_s=round(time.monotonic() - started, 1))
+    report("broker-restart", figures)
+    assert_nothing_lost(figures)
