@@ -438,6 +438,7 @@ def test_redis_faults_mid_stream(kafka, redis, workers, tmp_path, policy):
     for key in ("lost", "unexpected", "dead_letters_lost", "dead_letters_unexpected"):
         assert not figures[key], f"{key}: {figures[key]} ({figures})"
     assert not not_clustered, f"recovery wave not clustered: {not_clustered}"
+    assert figures["redis_failures_logged"] >= 1, "the faults went unnoticed: " + w.describe()
 
 
 def test_broker_stopped_and_restarted_mid_stream(kafka, redis_clean, workers, tmp_path):
