@@ -388,6 +388,42 @@ static int config_walk_yaml(config_t *cfg, yaml_document_t *doc, yaml_node_t *no
     return rc;
 }
 
+/* Nesting a configuration needs is a few levels; libyaml's document loader takes minutes on a
+ * million '[' (issue 12, hostile configs), so the depth is checked with the event parser first. */
+enum { CONFIG_MAX_YAML_DEPTH = 64 };
+
+/* Returns TW_ERR_CONFIG (with a diagnostic) when the YAML in f nests deeper than
+ * CONFIG_MAX_YAML_DEPTH, else 0; syntax errors are left to the loader to report. */
+static int config_check_yaml_depth(FILE *f, const char *path, tw_diag_t *diag)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return TW_ERR_NOMEM;
+    yaml_parser_set_input_file(&parser, f);
+    int rc = 0, depth = 0;
+    for (bool done = false; !done;) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event))
+            break;
+        if (event.type == YAML_SEQUENCE_START_EVENT || event.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > CONFIG_MAX_YAML_DEPTH) {
+                tw_diag_add(diag, "%s:%zu: YAML nested deeper than %d levels", path,
+                            event.start_mark.line + 1, CONFIG_MAX_YAML_DEPTH);
+                rc = TW_ERR_CONFIG;
+                done = true;
+            }
+        } else if (event.type == YAML_SEQUENCE_END_EVENT || event.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (event.type == YAML_STREAM_END_EVENT) {
+            done = true;
+        }
+        yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+    rewind(f);
+    return rc;
+}
+
 int config_load_file(config_t *cfg, const char *path, tw_diag_t *diag)
 {
     FILE *f = fopen(path, "rb");
@@ -395,9 +431,13 @@ int config_load_file(config_t *cfg, const char *path, tw_diag_t *diag)
         tw_diag_add(diag, "%s: cannot open: %s", path, strerror(errno));
         return TW_ERR_IO;
     }
+    int rc = config_check_yaml_depth(f, path, diag);
+    if (rc != 0) {
+        fclose(f);
+        return rc;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
-    int rc = 0;
     if (!yaml_parser_initialize(&parser)) {
         fclose(f);
         return TW_ERR_NOMEM;
