@@ -376,6 +376,11 @@ static int config_walk_yaml(config_t *cfg, yaml_document_t *doc, yaml_node_t *no
             int sub = config_walk_yaml(cfg, doc, v, key, path, diag);
             if (sub != 0)
                 rc = sub;
+        } else if (v->type == YAML_SCALAR_NODE &&
+                   strlen((const char *)v->data.scalar.value) != v->data.scalar.length) {
+            /* "a\0b" would silently become "a" */
+            tw_diag_add(diag, "%s: %s: value contains a NUL character", origin, key);
+            rc = TW_ERR_CONFIG;
         } else if (v->type == YAML_SCALAR_NODE) {
             int sub = config_set(cfg, key, (const char *)v->data.scalar.value, origin, diag);
             if (sub != 0)
