@@ -464,6 +464,21 @@ int config_load_file(config_t *cfg, const char *path, tw_diag_t *diag)
         rc = TW_ERR_CONFIG;
     }
     yaml_document_delete(&doc);
+    /* yaml_parser_load stops after the first document: what follows is checked too, or a
+     * second document (or junk after an empty one) would be ignored without a word. */
+    if (!yaml_parser_load(&parser, &doc)) {
+        tw_diag_add(diag, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+                    parser.problem ? parser.problem : "YAML syntax error");
+        rc = TW_ERR_CONFIG;
+    } else {
+        yaml_node_t *next = yaml_document_get_root_node(&doc);
+        if (next) {
+            tw_diag_add(diag, "%s:%zu: more than one YAML document; put all keys in one", path,
+                        next->start_mark.line + 1);
+            rc = TW_ERR_CONFIG;
+        }
+        yaml_document_delete(&doc);
+    }
     yaml_parser_delete(&parser);
     fclose(f);
     return rc;
