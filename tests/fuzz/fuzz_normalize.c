@@ -114,13 +114,18 @@ static char *fuzz_reference(const uint8_t *src, size_t len, size_t *out_len)
     size_t in_len = 0, o = 0;
     if (!in || !out)
         abort();
-    for (size_t i = 0; i < len; i++) {
-        if (i + 2 < len && src[i] == 0xEF && src[i + 1] == 0xBF && src[i + 2] >= 0xB9 &&
-            src[i + 2] <= 0xBB) {
-            i += 2;
-            continue;
+    /* Every format character (gc=Cf: interlinear annotations, Arabic number signs, ...) and
+     * the unassigned default-ignorables are dropped, as normalize.c drops them. */
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(src + i, (utf8proc_ssize_t)(len - i), &cp);
+        bool drop = utf8proc_category(cp) == UTF8PROC_CATEGORY_CF || cp == 0x2065 ||
+                    (cp >= 0xFFF0 && cp <= 0xFFF8) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+        if (!drop) {
+            memcpy(in + in_len, src + i, (size_t)k);
+            in_len += (size_t)k;
         }
-        in[in_len++] = src[i];
+        i += (size_t)k;
     }
     utf8proc_uint8_t *mapped = NULL;
     utf8proc_ssize_t n = 0;
