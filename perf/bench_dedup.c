@@ -2,8 +2,8 @@
  *
  * usage: bench_dedup [--posts FILE] [--n N] [--batch B] [--store memory|URL]...
  *
- * FILE is one post per line (default: /work/shared/data/posts/posts_mixed.txt, or
- * $TW_SHARED_DATA/posts/posts_mixed.txt). Every line is normalized and fingerprinted once,
+ * FILE is one post per line (default: $TW_SHARED_DATA/posts/posts_mixed.txt, else
+ * ../shared/data/posts/posts_mixed.txt beside the source tree). Every line is normalized and fingerprinted once,
  * up front, the way the pipeline does it (empty fingerprints are skipped as the pipeline
  * skips them); then each --store (memory, redis://..., redis+cluster://...) gets the same
  * stream, with post ids "p<line>", authors "u<line % 5000>" and ts = 1700000000 + line, in
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     char default_path[4096];
     const char *data = getenv("TW_SHARED_DATA");
     snprintf(default_path, sizeof(default_path), "%s/posts/posts_mixed.txt",
-             data && *data ? data : "/work/shared/data");
+             data && *data ? data : TW_SHARED_DATA_DIR);
     const char *path = default_path;
     size_t limit = 50000, batch = 500, nstores = 0;
     const char *stores[MAX_STORES];

@@ -2,11 +2,11 @@
 """Rule-set scale benchmark: compile time, cached start-up and scan throughput for 1k, 10k and
 50k real patterns.
 
-usage: perf/bench_rules.py [--bin build/tidewatch] [--data /work/shared/data]
+usage: perf/bench_rules.py [--bin build/tidewatch] [--data ../shared/data]
                            [--tiers 1000,10000,50000] [--posts 50000]
                            [--out perf/results/rules-2cpu.json]
 
-Patterns (real, public, /work/shared/data/patterns): every word of profanity_wash_54lang.tsv
+Patterns (real, public, ../shared/data/patterns): every word of profanity_wash_54lang.tsv
 (54 languages, up to a quarter of a tier) and domains sampled from
 phishing_domains_blocklistproject.txt for the rest, as keywords, five per rule, plus the first
 100 SpamAssassin body regexes; default views (folded + skeleton), and a `squash` variant of
@@ -39,7 +39,7 @@ def run(cmd, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/tidewatch")
-    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", "/work/shared/data"))
+    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")))
     ap.add_argument("--tiers", default="1000,10000,50000")
     ap.add_argument("--posts", type=int, default=50000)
     ap.add_argument("--out", default="perf/results/rules-2cpu.json")

@@ -2,7 +2,7 @@
 """Thread scaling of `tidewatch scan`: the same posts and the same 10k-pattern rule set at
 --threads 1, 2, ... N, wall and CPU time of each run, and the outputs compared byte for byte.
 
-usage: perf/bench_threads.py [--bin build/tidewatch] [--data /work/shared/data]
+usage: perf/bench_threads.py [--bin build/tidewatch] [--data ../shared/data]
                              [--threads 1,2] [--posts 40000] [--patterns 10000] [--repeat 3]
                              [--out perf/results/threads-2cpu.json]
 
@@ -90,7 +90,7 @@ def write_rules(path, data, npatterns):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/tidewatch")
-    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", "/work/shared/data"))
+    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--posts", type=int, default=40000)
     ap.add_argument("--patterns", type=int, default=10000)

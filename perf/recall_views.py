@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Recall of obfuscated keywords and false positives on real posts, per normalization view.
 
-usage: perf/recall_views.py [--bin build/tidewatch] [--data /work/shared/data]
+usage: perf/recall_views.py [--bin build/tidewatch] [--data ../shared/data]
                             [--max-keywords 400] [--posts 218361] [--out perf/results/recall_views.json]
 
 Keywords: the English list of profanity_ldnoobw.tsv (real, public; Latin script, 4+ letters).
@@ -108,7 +108,7 @@ def scan(binary, rules, posts):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/tidewatch")
-    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", "/work/shared/data"))
+    ap.add_argument("--data", default=os.environ.get("TW_SHARED_DATA", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")))
     ap.add_argument("--max-keywords", type=int, default=400)
     ap.add_argument("--posts", type=int, default=0, help="real posts to scan, 0 = all")
     ap.add_argument("--out", default="perf/results/recall_views.json")
