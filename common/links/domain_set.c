@@ -226,15 +226,9 @@ int domain_set_load_file(domain_set_t *set, const char *path, tw_diag_t *diag)
     char chunk[1 << 16];
     size_t got;
     while (err == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (size + got > cap) {
-            cap = cap ? cap * 2 : sizeof chunk;
-            char *grown = realloc(data, cap);
-            if (!grown) {
-                err = TW_ERR_NOMEM;
-                break;
-            }
-            data = grown;
-        }
+        data = tw_array_grow(data, &cap, size + got, 1, sizeof chunk, &err);
+        if (err != 0)
+            break;
         memcpy(data + size, chunk, got);
         size += got;
     }

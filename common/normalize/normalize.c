@@ -320,10 +320,7 @@ int normalize_text(const char *src, size_t len, normalized_t *norm)
      * slow path reserves more when a decomposition expands. */
     if ((rc = norm_reserve(norm, len + 2)) != 0)
         goto fail;
-    unsigned char high = 0;
-    for (size_t k = 0; k < len; k++)
-        high |= (unsigned char)src[k];
-    norm->ascii = high < 0x80;
+    norm->ascii = true; /* until the loop meets a non-ASCII character */
 
     const unsigned char *s = (const unsigned char *)src;
     norm_out_t out = {.norm = norm};
@@ -388,6 +385,7 @@ int normalize_text(const char *src, size_t len, normalized_t *norm)
             continue;
         }
 
+        norm->ascii = false;
         size_t n;
         int32_t cp = utf8_decode(s + i, s + len, &n);
         const utf8proc_property_t *prop = utf8proc_get_property(cp);

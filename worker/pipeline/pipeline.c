@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/array.h"
 #include "util/log.h"
 #include "metrics/metrics.h"
 
@@ -391,14 +392,10 @@ static int encode_claims(const pipeline_t *p, const post_t *post, const dedup_re
     for (size_t k = 0; dup->available && k < camp->nmilestones; k++) {
         if (!(dup->milestones & (1u << k)))
             continue;
-        if (*n == *cap) {
-            size_t grown_cap = *cap ? *cap * 2 : 16;
-            pipeline_campaign_t *grown = realloc(*records, grown_cap * sizeof(*grown));
-            if (!grown)
-                return TW_ERR_NOMEM;
-            *records = grown;
-            *cap = grown_cap;
-        }
+        int rc = 0;
+        *records = tw_array_grow(*records, cap, *n + 1, sizeof(**records), 16, &rc);
+        if (rc != 0)
+            return rc;
         pipeline_campaign_t *c = &(*records)[(*n)++];
         char hex[17];
         dedup_cluster_hex(dup->cluster, hex);
@@ -449,16 +446,11 @@ static int pipeline_queue_unknown_claims(pipeline_t *p, const pipeline_input_t *
 {
     if (p->nunknown + nitems > p->max_unknown_claims)
         return TW_ERR_REDIS;
-    if (p->nunknown + nitems > p->unknown_cap) {
-        size_t cap = p->unknown_cap ? p->unknown_cap : 256;
-        while (cap < p->nunknown + nitems)
-            cap *= 2;
-        pipeline_unknown_claim_t *grown = realloc(p->unknown, cap * sizeof(*grown));
-        if (!grown)
-            return TW_ERR_NOMEM;
-        p->unknown = grown;
-        p->unknown_cap = cap;
-    }
+    int grow_rc = 0;
+    p->unknown = tw_array_grow(p->unknown, &p->unknown_cap, p->nunknown + nitems,
+                               sizeof(*p->unknown), 256, &grow_rc);
+    if (grow_rc != 0)
+        return grow_rc;
     size_t queued = p->nunknown;
     for (size_t i = 0; i < n; i++) {
         if (p->post_item[i] == SIZE_MAX)
@@ -495,14 +487,9 @@ static int pipeline_queue_unknown_claims(pipeline_t *p, const pipeline_input_t *
 
 static int pipeline_reserve_rechecked(pipeline_t *p, size_t n)
 {
-    if (n > p->rechecked_cap) {
-        pipeline_rechecked_t *grown = realloc(p->rechecked, n * sizeof(*grown));
-        if (!grown)
-            return TW_ERR_NOMEM;
-        p->rechecked = grown;
-        p->rechecked_cap = n;
-    }
-    return pipeline_reserve(p, n);
+    int rc = 0;
+    p->rechecked = tw_array_grow(p->rechecked, &p->rechecked_cap, n, sizeof(*p->rechecked), 1, &rc);
+    return rc != 0 ? rc : pipeline_reserve(p, n);
 }
 
 int pipeline_recheck_claims(pipeline_t *p)
@@ -602,14 +589,11 @@ static int pipeline_split_shadow(pipeline_t *p, match_set_t *ms, pipeline_result
             ms->hits[kept++] = *hit;
             continue;
         }
-        if (p->nshadow_hits == p->shadow_hits_cap) {
-            size_t cap = p->shadow_hits_cap ? p->shadow_hits_cap * 2 : 64;
-            match_rule_hit_t *grown = realloc(p->shadow_hits, cap * sizeof(*grown));
-            if (!grown)
-                return TW_ERR_NOMEM;
-            p->shadow_hits = grown;
-            p->shadow_hits_cap = cap;
-        }
+        int rc = 0;
+        p->shadow_hits = tw_array_grow(p->shadow_hits, &p->shadow_hits_cap, p->nshadow_hits + 1,
+                                       sizeof(*p->shadow_hits), 64, &rc);
+        if (rc != 0)
+            return rc;
         p->shadow_hits[p->nshadow_hits++] = *hit;
         r->nshadow++;
     }
@@ -632,16 +616,12 @@ static void pipeline_on_mute(void *arg, const flood_mute_t *m)
              m->fleet ? "fleet" : "this worker's", m->max_share * 100);
     if (!m->reported_here)
         return;
-    if (p->ncontrols == p->controls_cap) {
-        size_t cap = p->controls_cap ? p->controls_cap * 2 : 4;
-        pipeline_campaign_t *grown = realloc(p->controls, cap * sizeof(*grown));
-        if (!grown) {
-            log_error("flood guard: out of memory; the rule_muted record of %s is lost",
-                      m->rule_id);
-            return;
-        }
-        p->controls = grown;
-        p->controls_cap = cap;
+    int rc = 0;
+    p->controls = tw_array_grow(p->controls, &p->controls_cap, p->ncontrols + 1,
+                                sizeof(*p->controls), 4, &rc);
+    if (rc != 0) {
+        log_error("flood guard: out of memory; the rule_muted record of %s is lost", m->rule_id);
+        return;
     }
     pipeline_campaign_t *c = &p->controls[p->ncontrols++];
     c->key_offset = p->control_buf.len;
