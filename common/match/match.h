@@ -17,7 +17,8 @@
 
 #define MATCH_MAX_SPANS_PER_RULE 8
 #define MATCH_MAX_RULES_PER_POST 256
-#define MATCH_MAX_FIELDS         30 /* distinct non-text fields rules of one set may target */
+#define MATCH_MAX_FIELDS         30  /* distinct non-text fields rules of one set may target */
+#define MATCH_MAX_UNICODE_HOSTS  256 /* non-ASCII dotted names canonicalized per text */
 
 typedef struct match_db match_db_t;
 typedef struct match_scratch match_scratch_t;

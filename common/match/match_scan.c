@@ -482,10 +482,19 @@ static int match_scan_domains(match_ctx_t *ctx, const char *text, size_t len)
 {
     const match_db_t *db = ctx->db;
     const rule_set_t *rs = db->rs;
-    size_t pos = 0;
+    size_t pos = 0, nunicode = 0;
     link_host_t h;
     host_keys_t keys;
     while (links_next_host(text, len, &pos, &h)) {
+        /* An ASCII host is lowercased and looked up, no more. A Unicode one costs an IDNA
+         * mapping and a skeleton (an allocation): a text stuffed with thousands of dotted
+         * non-ASCII words gets the first MATCH_MAX_UNICODE_HOSTS of them, while its ASCII
+         * hosts, and so every listed name written as such, are all still looked up. */
+        bool unicode = false;
+        for (size_t k = 0; k < h.host_len && !unicode; k++)
+            unicode = (unsigned char)h.host[k] >= 0x80;
+        if (unicode && nunicode++ >= MATCH_MAX_UNICODE_HOSTS)
+            continue;
         if (host_canonicalize(h.host, h.host_len, &keys) != 0)
             continue;
         for (size_t d = 0; d < db->ndomains; d++) {

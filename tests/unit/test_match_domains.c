@@ -94,6 +94,15 @@ TW_TEST(hosts_match_by_name_or_parent_never_substring)
                           got, sizeof got),
                      "bad.links:paypal.com@0-30");
     TW_ASSERT_STR_EQ(scan(&fx, "paypal is not a link", got, sizeof got), "");
+    /* A text stuffed with Unicode dotted words before the link: past the cap of Unicode hosts
+     * canonicalized per text, ASCII hosts are still all looked up. */
+    char stuffed[24000];
+    size_t used = 0;
+    for (int i = 0; i < 1000 && used + 32 < sizeof stuffed; i++)
+        used += (size_t)snprintf(stuffed + used, sizeof stuffed - used,
+                                 "\xD1\x81\xD0\xBB%d.\xD0\xB2\xD1\x80 ", i);
+    snprintf(stuffed + used, sizeof stuffed - used, "evil-bank.example");
+    TW_ASSERT(strstr(scan(&fx, stuffed, got, sizeof got), "bad.links:evil-bank.example@") == got);
     fixture_fini(&fx);
     tw_diag_fini(&diag);
 }
