@@ -170,7 +170,9 @@ static void encode_capped(buf_t *out, size_t max_bytes, const post_t *post,
 {
     size_t start = out->len;
     encode_alert(out, post, norm, matches, rules, dup, source, shadow);
-    if (!max_bytes || !matches || out->len - start <= max_bytes)
+    /* Without matches there is nothing to drop: the alert stays as it is, not "truncated"
+     * (fuzz_alert found an over-cap alert of a post without matches marked truncated). */
+    if (!max_bytes || !matches || matches->count == 0 || out->len - start <= max_bytes)
         return;
     /* Too large: keep fewer matches, halving until it fits (a few re-encodes, once in a
      * while), then win back what fits one match at a time. */
