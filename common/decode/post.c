@@ -129,6 +129,12 @@ post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const c
         snprintf(errstr, errlen, "post is not valid UTF-8");
         return POST_INVALID_UTF8;
     }
+    /* RFC 8259 lets a parser ignore a byte order mark, and some producers write one before
+     * every document: one leading BOM is skipped rather than dead-lettering their stream. */
+    if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
+        data += 3;
+        len -= 3;
+    }
     /* Duplicate keys are refused: two parsers that pick different copies of "text" would let a
      * post show reviewers one text while the rules scanned another. */
     json_error_t jerr;

@@ -104,6 +104,23 @@ TW_TEST(deep_nesting_is_refused_not_crashed)
     post_clear(&post);
 }
 
+/* RFC 8259, 8.1: a parser may ignore a byte order mark. Producers on some platforms write one
+ * before each JSON document; refusing those posts would dead-letter a whole producer's
+ * stream. Only one BOM, at the very start: anywhere else it is text (or a JSON error). */
+TW_TEST(a_leading_byte_order_mark_is_ignored)
+{
+    post_t post;
+    post_init(&post);
+    TW_ASSERT_INT_EQ(decode("\xef\xbb\xbf{\"id\":\"p1\",\"text\":\"\xef\xbb\xbfhi\"}", &post),
+                     POST_OK);
+    TW_ASSERT_MEM_EQ(post.id, post.id_len, "p1", 2);
+    TW_ASSERT_MEM_EQ(post.text, post.text_len, "\xef\xbb\xbfhi", 5);
+    TW_ASSERT_INT_EQ(decode("\xef\xbb\xbf\xef\xbb\xbf{\"id\":\"p1\",\"text\":\"hi\"}", &post),
+                     POST_INVALID_JSON);
+    TW_ASSERT_INT_EQ(decode("\xef\xbb\xbf", &post), POST_INVALID_JSON);
+    post_clear(&post);
+}
+
 TW_TEST(json_string_escaping)
 {
     buf_t b;
@@ -120,5 +137,6 @@ int main(void)
 {
     TW_RUN(TW_CASE(decodes_the_default_fields), TW_CASE(numeric_ids_and_rfc3339_times),
            TW_CASE(configurable_field_names), TW_CASE(bad_input_gets_a_reason),
-           TW_CASE(deep_nesting_is_refused_not_crashed), TW_CASE(json_string_escaping));
+           TW_CASE(deep_nesting_is_refused_not_crashed),
+           TW_CASE(a_leading_byte_order_mark_is_ignored), TW_CASE(json_string_escaping));
 }
