@@ -162,6 +162,17 @@ int dedup_memory_new(int64_t window_s, size_t max_clusters, dedup_store_t **out)
 int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_store_t **out,
                     tw_diag_t *diag);
 
+/* Redis Cluster index (docs/DEDUP.md): each epoch's index is split into
+ * DEDUP_CLUSTER_INDEX_SHARDS hashes tw:i:<epoch>:{<shard>} (one hash slot each, spread over the
+ * masters); a field lives in shard field % DEDUP_CLUSTER_INDEX_SHARDS. Every worker of a fleet
+ * must use the same value. */
+#define DEDUP_CLUSTER_INDEX_SHARDS 256
+
+static inline unsigned dedup_cluster_index_shard(uint64_t field)
+{
+    return (unsigned)(field % DEDUP_CLUSTER_INDEX_SHARDS);
+}
+
 /* For tests and logs: the MOVED and ASK redirections a cluster store followed (0 otherwise). */
 void dedup_redis_redirections(const dedup_store_t *store, uint64_t *moved, uint64_t *ask);
 

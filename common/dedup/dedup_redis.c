@@ -4,25 +4,29 @@
  * atomically (a second worker sees all of it or none of it).
  *
  * redis+cluster://: Redis Cluster refuses a script that touches keys of several hash slots, so
- * a batch runs in phases, each one pipelined to every master at once (redis_cluster.c):
- *   1. GET of every distinct exact and band key of the batch (and, with verification, HGET of
- *      the signature of each cluster the batch could start); 1b. HGET of the signatures of the
- *      clusters those keys name, when verification needs them;
- *   2. the cluster choice of every post is made here, in batch order, exactly as the script
- *      makes it (earlier posts' new keys and signatures are applied to a local overlay); then,
- *      in one pipeline, SET NX EX / EXPIRE of every key and one EVALSHA per chosen cluster on
- *      its three keys, hash-tagged tw:c:{cluster}, which does steps 2, 3 and 5 atomically.
- * Race (docs/DEDUP.md): between phase 1 and 2 of one worker, another worker may create a key
- * the first saw absent; SET NX keeps the first writer's cluster, so the two near-duplicate posts
- * can end in two clusters. Counts stay exact per cluster and milestones are still claimed once
- * (they live in the per-cluster script). */
+ * a batch runs in phases, each one pipelined to every master at once (redis_cluster.c), on the
+ * single server's layout with the index sharded (tw:i:<epoch>:{<shard>}, DEDUP_CLUSTER_INDEX_SHARDS
+ * hashes per epoch, spread over the masters):
+ *   1. HMGET of every field of the batch, one per live epoch and shard; 1b. the own field of
+ *      every cluster those fields name (its singleton record or marker) when it is not one of
+ *      the batch's, and with verification HGET tw:c:{cluster} sig of the clusters with a hash;
+ *   2. the decision of every post, in batch order, exactly as batch.lua makes it, on a local
+ *      overlay of the fields (so post k sees posts 1..k-1): singletons and their replays are
+ *      decided here, their record going into their exact field;
+ *   3. one pipeline: HSET + EXPIREAT per shard of the current epoch, and one EVALSHA per
+ *      cluster with a hash that posts joined (lua/cluster.lua on its three keys, hash-tagged
+ *      tw:c:{cluster}; a singleton joined by its second post is created there, its record's
+ *      post first), which does steps 2, 3 and 5 atomically per cluster.
+ * The epoch comes from the worker's clock. Races between the phases: docs/DEDUP.md. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dedup/dedup.h"
 #include "dedup/dedup_lua.h"
@@ -38,29 +42,50 @@
 
 #define REDIS_KEY_PREFIX "tw:"
 
-/* Cluster mode: post_keys holds, per post, its exact key and its index bands' keys. */
+/* Cluster mode: post_keys holds, per post, the indexes of its exact field and its index bands'
+ * fields among the batch's fields. */
 #define POST_KEYS_STRIDE (1 + FINGERPRINT_BANDS)
 
-/* Cluster mode, per batch: one distinct exact or band key. */
-typedef struct {
-    uint64_t id;       /* identity of the key name (hash of band number and value) */
-    size_t name_off;   /* in scratch */
-    uint32_t name_len; /* "tw:x:<hex>" or "tw:b:<band>:<hex>" */
-    uint16_t slot;
-    bool present; /* phase 1: the key exists in Redis, naming cluster value */
-    bool written; /* set by an earlier post of this batch (was absent): names value */
-    uint64_t value;
-} dedup_key_t;
+/* Cluster mode: live epochs a lookup reads at most: the current one, the two older ones still
+ * alive (an epoch is window / 2) and the next one near its start (clock skew, below). */
+#define CLUSTER_MAX_EPOCHS 4
 
-/* Cluster mode, per batch: one cluster whose signature may be needed or that a post chose. */
+/* Cluster mode takes the epoch from the worker's clock (no TIME round trip): within this many
+ * seconds of the next epoch's start the next epoch is read too, so a worker whose clock is
+ * behind by up to this much still sees what a worker ahead wrote there (docs/DEDUP.md). */
+#define CLUSTER_CLOCK_SKEW_S 5
+
+/* Cluster mode, per batch: one index field (a post's exact hash or band key id, or a cluster's
+ * own field looked up for its record) and its value as the batch sees it. */
 typedef struct {
     uint64_t id;
-    bool fetched;   /* its signature was asked for */
-    bool has_sig;   /* after fetch or a post of the batch signed it */
-    size_t sig_off; /* in sigbuf when has_sig: FINGERPRINT_SIG_BYTES bytes or sig_len */
-    size_t sig_len;
-    size_t nposts; /* posts of the batch that chose it, linked through post_next */
-    size_t first_post, last_post;
+    uint32_t next;    /* next field of the same shard while a round is built */
+    bool present;     /* has a value: from Redis, or put by an earlier post of the batch */
+    bool fresh;       /* in the current epoch with its final value: not written again */
+    bool dirty;       /* put by the batch: HSET into the current epoch in phase 3 */
+    uint32_t val_len; /* 8 (a cluster id) or 8 + a singleton record */
+    size_t val_off;   /* in vals */
+} dedup_field_t;
+
+/* A signature as the batch knows it: none, or len bytes at off in sigbuf. */
+typedef struct {
+    bool set;
+    uint32_t len;
+    size_t off;
+} dedup_sig_t;
+
+/* Cluster mode, per batch: one cluster a field names or a post chose. */
+typedef struct {
+    uint64_t id;
+    bool sig_asked;      /* HGET tw:c:{id} sig was queued (phase 1b) */
+    dedup_sig_t hash;    /* its hash's signature as the script will find it */
+    bool cached;         /* cache: what verification uses (batch.lua's sigcache) */
+    dedup_sig_t cache;   /* valid when cached */
+    bool promote;        /* its singleton record's post goes first through its script */
+    uint32_t rec_len;    /* that record, in vals */
+    size_t rec_off;
+    size_t nposts;       /* posts of the batch that go through its script */
+    size_t first_post, last_post; /* linked through post_next */
 } dedup_cluster_t;
 
 typedef struct {
@@ -76,21 +101,26 @@ typedef struct {
     buf_t sigs;                    /* the batch's signatures, binary */
     /* cluster mode */
     redis_cluster_t *cluster;
-    dedup_key_t *keys;
-    size_t nkeys, keys_cap;
+    int64_t epochs[CLUSTER_MAX_EPOCHS]; /* live epochs of the batch, newest first */
+    size_t nepochs, cur_epoch;          /* epochs[cur_epoch]: the one written */
+    dedup_field_t *fields;
+    size_t nfields, fields_cap;
     dedup_cluster_t *clusters;
     size_t nclusters, clusters_cap;
-    u64map_t keymap, clustermap; /* id -> index in keys / clusters, per batch */
-    uint32_t *post_keys;         /* per post: 1 + FINGERPRINT_BANDS key indexes */
+    u64map_t fieldmap, clustermap; /* id -> index in fields / clusters, per batch */
+    uint32_t shard_head[DEDUP_CLUSTER_INDEX_SHARDS];
+    uint32_t *post_keys; /* per post: 1 + FINGERPRINT_BANDS field indexes */
     uint32_t *post_cluster;
-    uint32_t *post_next; /* next post of the same cluster, UINT32_MAX at the end */
+    uint32_t *post_next; /* next post of the same cluster's script, UINT32_MAX at the end */
     size_t posts_cap, post_cluster_cap, post_next_cap;
     redis_cluster_cmd_t *cmds;
     redisReply **replies;
-    size_t *cmd_arg; /* per command: index of its first argv entry */
-    size_t cmds_cap, replies_cap, cmd_arg_cap;
-    buf_t sigbuf;     /* cluster signatures of this batch */
-    buf_t names;      /* key names of this batch, NUL-separated */
+    size_t *cmd_arg;      /* per command: index of its first argv entry */
+    uint8_t *cmd_key_arg; /* per command: which argument is its key */
+    size_t cmds_cap, replies_cap, cmd_arg_cap, cmd_key_arg_cap;
+    buf_t sigbuf;     /* signatures of this batch's clusters */
+    buf_t vals;       /* field values of this batch, appended, never moved within */
+    buf_t record;     /* one singleton record being built */
     size_t *post_sig; /* per post: offset of its signature in sigs */
     size_t post_sig_cap;
     const redisReply **rows;
@@ -139,15 +169,18 @@ static void mark_unavailable(dedup_result_t *results, size_t n)
 }
 
 /* rows[i]: post i's row, {count, authors, first, last, replay, claimed, samples} from index
- * base on (the single-server script puts the cluster id first). Sample ids are copied into
- * r->samples (the replies are freed before the caller reads them). */
+ * base on (the single-server script puts the cluster id first); NULL for a post whose result
+ * the caller fills itself (cluster mode: singletons, decided without a script). Sample ids are
+ * copied into r->samples (the replies are freed before the caller reads them). */
 static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, size_t n,
                       dedup_result_t *results)
 {
     buf_reset(&r->samples);
     for (size_t i = 0; i < n; i++) {
         const redisReply *row = rows[i];
-        if (!row || row->type != REDIS_REPLY_ARRAY || row->elements != base + 7 ||
+        if (!row)
+            continue;
+        if (row->type != REDIS_REPLY_ARRAY || row->elements != base + 7 ||
             row->element[base + 6]->type != REDIS_REPLY_ARRAY)
             return TW_ERR_REDIS;
         for (size_t j = base; j < base + 6; j++)
@@ -160,6 +193,8 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
         /* pass 0 copies, pass 1 takes pointers once the buffer stops growing */
         size_t off = 0;
         for (size_t i = 0; i < n; i++) {
+            if (!rows[i])
+                continue;
             const redisReply *samples = rows[i]->element[base + 6];
             size_t ns = samples->elements < DEDUP_SAMPLE_IDS ? samples->elements : DEDUP_SAMPLE_IDS;
             for (size_t k = 0; k < ns; k++) {
@@ -181,6 +216,8 @@ static int parse_rows(dedup_redis_t *r, const redisReply **rows, size_t base, si
             return TW_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
+        if (!rows[i])
+            continue;
         redisReply **e = rows[i]->element;
         dedup_result_t *res = &results[i];
         if (base)
@@ -321,8 +358,198 @@ static int idmap_reset(u64map_t *m, size_t n)
     return 0;
 }
 
-/* The batch's entry for cluster id, created unfetched and unsigned when new. The clusters
- * array is reserved for the worst case before the batch, so pointers stay valid. */
+/* ---- singleton records: cluster id (8 bytes) + msgpack {ts, author, signature, post id}, the
+ * encoding batch.lua's cmsgpack.pack(ts, author, sig, pid) writes and cmsgpack.unpack reads */
+
+static void mp_put_int(buf_t *b, int64_t v)
+{
+    unsigned char out[9];
+    size_t len;
+    uint64_t u = (uint64_t)v;
+    if (v >= 0 && v <= 127) {
+        out[0] = (unsigned char)v;
+        len = 1;
+    } else if (v < 0 && v >= -32) {
+        out[0] = (unsigned char)(0xe0 | (v & 0x1f));
+        len = 1;
+    } else {
+        /* the smallest of uint8/16/32/64 (0xcc..0xcf) or int8/16/32/64 (0xd0..0xd3), as
+         * cmsgpack chooses it */
+        int bytes;
+        unsigned char tag;
+        if (v >= 0) {
+            bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffLL ? 4 : 8;
+            tag = bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf;
+        } else {
+            bytes = v >= -128 ? 1 : v >= -32768 ? 2 : v >= -2147483648LL ? 4 : 8;
+            tag = bytes == 1 ? 0xd0 : bytes == 2 ? 0xd1 : bytes == 4 ? 0xd2 : 0xd3;
+        }
+        out[0] = tag;
+        for (int k = 0; k < bytes; k++)
+            out[1 + k] = (unsigned char)(u >> (8 * (bytes - 1 - k)));
+        len = 1 + (size_t)bytes;
+    }
+    buf_append(b, out, len);
+}
+
+static void mp_put_str(buf_t *b, const char *s, size_t len)
+{
+    unsigned char hdr[5];
+    size_t hlen;
+    if (len < 32) {
+        hdr[0] = (unsigned char)(0xa0 | len);
+        hlen = 1;
+    } else if (len <= 0xff) {
+        hdr[0] = 0xd9;
+        hdr[1] = (unsigned char)len;
+        hlen = 2;
+    } else if (len <= 0xffff) {
+        hdr[0] = 0xda;
+        hdr[1] = (unsigned char)(len >> 8);
+        hdr[2] = (unsigned char)len;
+        hlen = 3;
+    } else {
+        hdr[0] = 0xdb;
+        for (int k = 0; k < 4; k++)
+            hdr[1 + k] = (unsigned char)(len >> (8 * (3 - k)));
+        hlen = 5;
+    }
+    buf_append(b, hdr, hlen);
+    buf_append(b, s, len);
+}
+
+/* Big-endian unsigned of width bytes at *p, if the input holds it. */
+static bool mp_take(const unsigned char **p, const unsigned char *end, int width, uint64_t *v)
+{
+    if (end - *p < width)
+        return false;
+    *v = 0;
+    for (int k = 0; k < width; k++)
+        *v = *v << 8 | (*p)[k];
+    *p += width;
+    return true;
+}
+
+static bool mp_get_int(const unsigned char **p, const unsigned char *end, int64_t *v)
+{
+    if (*p >= end)
+        return false;
+    unsigned char t = *(*p)++;
+    uint64_t u;
+    if (t <= 0x7f)
+        return *v = t, true;
+    if (t >= 0xe0)
+        return *v = (int8_t)t, true;
+    if (t >= 0xcc && t <= 0xcf) {
+        if (!mp_take(p, end, 1 << (t - 0xcc), &u))
+            return false;
+        return *v = (int64_t)u, true;
+    }
+    if (t >= 0xd0 && t <= 0xd3) {
+        int width = 1 << (t - 0xd0);
+        if (!mp_take(p, end, width, &u))
+            return false;
+        if (width < 8 && (u >> (8 * width - 1)))
+            u |= ~0ULL << (8 * width); /* sign-extend */
+        return *v = (int64_t)u, true;
+    }
+    if (t == 0xcb) { /* a double: cmsgpack writes one for a non-integer number */
+        double d;
+        if (!mp_take(p, end, 8, &u))
+            return false;
+        memcpy(&d, &u, sizeof(d));
+        return *v = (int64_t)d, true;
+    }
+    return false;
+}
+
+static bool mp_get_str(const unsigned char **p, const unsigned char *end, const char **s,
+                       size_t *len)
+{
+    if (*p >= end)
+        return false;
+    unsigned char t = *(*p)++;
+    uint64_t u;
+    if ((t & 0xe0) == 0xa0)
+        u = t & 0x1f;
+    else if (t == 0xd9 || t == 0xc4)
+        u = 0;
+    else if (t == 0xda || t == 0xc5)
+        u = 1;
+    else if (t == 0xdb || t == 0xc6)
+        u = 2;
+    else
+        return false;
+    if ((t & 0xe0) != 0xa0 && !mp_take(p, end, 1 << u, &u))
+        return false;
+    if ((uint64_t)(end - *p) < u)
+        return false;
+    *s = (const char *)*p;
+    *len = (size_t)u;
+    *p += u;
+    return true;
+}
+
+typedef struct {
+    int64_t ts;
+    const char *author, *sig, *pid;
+    size_t author_len, sig_len, pid_len;
+} dedup_record_t;
+
+/* Decodes the record after the 8-byte cluster id of a field's value; false if malformed. */
+static bool record_decode(const char *val, size_t len, dedup_record_t *rec)
+{
+    const unsigned char *p = (const unsigned char *)val + 8, *end = (const unsigned char *)val + len;
+    return len > 8 && mp_get_int(&p, end, &rec->ts) &&
+           mp_get_str(&p, end, &rec->author, &rec->author_len) &&
+           mp_get_str(&p, end, &rec->sig, &rec->sig_len) &&
+           mp_get_str(&p, end, &rec->pid, &rec->pid_len) && p == end;
+}
+
+/* ---- the batch's fields and clusters ---------------------------------------------------- */
+
+static const char *field_val(const dedup_redis_t *r, const dedup_field_t *f)
+{
+    return r->vals.data + f->val_off;
+}
+
+/* The cluster a present field names: the first 8 bytes of its value. */
+static uint64_t field_cluster(const dedup_redis_t *r, const dedup_field_t *f)
+{
+    return get_be64((const unsigned char *)field_val(r, f));
+}
+
+/* The batch's entry for field id, created absent when new. The fields array is reserved for
+ * the worst case before the batch, so pointers stay valid. */
+static uint32_t field_entry(dedup_redis_t *r, uint64_t id)
+{
+    bool inserted;
+    uint64_t *idx = u64map_put(&r->fieldmap, id, r->nfields, &inserted);
+    if (inserted) {
+        dedup_field_t *f = &r->fields[r->nfields++];
+        memset(f, 0, sizeof(*f));
+        f->id = id;
+    }
+    return (uint32_t)*idx;
+}
+
+static dedup_field_t *field_find(dedup_redis_t *r, uint64_t id)
+{
+    const uint64_t *idx = u64map_get(&r->fieldmap, id);
+    return idx ? &r->fields[*idx] : NULL;
+}
+
+/* Sets a field's value as the batch's HSET of the current epoch will: batch.lua's put(). */
+static int field_put(dedup_redis_t *r, dedup_field_t *f, const void *val, size_t len)
+{
+    f->val_off = r->vals.len;
+    f->val_len = (uint32_t)len;
+    buf_append(&r->vals, val, len);
+    f->present = f->fresh = f->dirty = true;
+    return r->vals.failed ? TW_ERR_NOMEM : 0;
+}
+
+/* The batch's entry for cluster id, created when new. */
 static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
 {
     bool inserted;
@@ -335,47 +562,95 @@ static dedup_cluster_t *cluster_entry(dedup_redis_t *r, uint64_t id)
     return c;
 }
 
-static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t argend, uint16_t slot)
+/* batch.lua's record(c): cluster c's own field when it holds c's singleton record or its
+ * 8-byte marker (a cluster with a hash); NULL when c has no live cluster (no field, or the
+ * field is the exact field of a post that joined another cluster). */
+static const dedup_field_t *cluster_record(dedup_redis_t *r, const dedup_cluster_t *c)
 {
-    r->cmds[*ncmds] = (redis_cluster_cmd_t){(int)(argend - argstart), NULL, NULL, slot};
+    const dedup_field_t *f = field_find(r, c->id);
+    if (!f || !f->present || f->val_len < 8 || field_cluster(r, f) != c->id)
+        return NULL;
+    return f;
+}
+
+static int sig_keep(dedup_redis_t *r, dedup_sig_t *sig, const void *bytes, size_t len)
+{
+    if (!len) {
+        *sig = (dedup_sig_t){0};
+        return 0;
+    }
+    *sig = (dedup_sig_t){true, (uint32_t)len, r->sigbuf.len};
+    buf_append(&r->sigbuf, bytes, len);
+    return r->sigbuf.failed ? TW_ERR_NOMEM : 0;
+}
+
+/* batch.lua's signature(c), cached for the batch: a singleton's from its record, a cluster
+ * with a hash's from its hash (phase 1b, plus the batch's updates), none without a cluster. */
+static int cluster_signature(dedup_redis_t *r, dedup_cluster_t *c)
+{
+    if (c->cached)
+        return 0;
+    c->cached = true;
+    const dedup_field_t *f = cluster_record(r, c);
+    dedup_record_t rec;
+    if (f && f->val_len > 8) {
+        if (record_decode(field_val(r, f), f->val_len, &rec))
+            return sig_keep(r, &c->cache, rec.sig, rec.sig_len);
+        c->cache = (dedup_sig_t){0};
+    } else {
+        c->cache = f ? c->hash : (dedup_sig_t){0};
+    }
+    return 0;
+}
+
+/* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
+ * it: a cluster without a signature (or with one of another size) cannot be checked. */
+static bool cluster_verified(dedup_redis_t *r, dedup_cluster_t *c, const fingerprint_t *fp)
+{
+    if (cluster_signature(r, c) != 0 || !c->cache.set || c->cache.len != FINGERPRINT_SIG_BYTES)
+        return true;
+    const unsigned char *sig = (const unsigned char *)r->sigbuf.data + c->cache.off;
+    return fingerprint_sig_matches_le(fp, sig) >= r->base.verify_matches;
+}
+
+/* What update() in cluster_update.lua does to the signature: the hash keeps its first one,
+ * and verification uses the hash's. */
+static int cluster_update_sig(dedup_redis_t *r, dedup_cluster_t *c, const void *sig, size_t len)
+{
+    if (!c->hash.set && len) {
+        int rc = sig_keep(r, &c->hash, sig, len);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->hash.set) {
+        c->cached = true;
+        c->cache = c->hash;
+    }
+    return 0;
+}
+
+/* ---- rounds ----------------------------------------------------------------------------- */
+
+static void cmd_add(dedup_redis_t *r, size_t *ncmds, size_t argstart, size_t key_arg)
+{
+    r->cmds[*ncmds] = (redis_cluster_cmd_t){(int)(r->args.n - argstart), NULL, NULL, 0};
     r->cmd_arg[*ncmds] = argstart; /* argv pointers are bound once argv is complete */
+    r->cmd_key_arg[*ncmds] = (uint8_t)key_arg;
     (*ncmds)++;
 }
 
-static void cmds_bind(dedup_redis_t *r, size_t ncmds)
-{
-    for (size_t c = 0; c < ncmds; c++) {
-        r->cmds[c].argv = r->args.argv + r->cmd_arg[c];
-        r->cmds[c].argvlen = r->args.argvlen + r->cmd_arg[c];
-    }
-}
-
-/* Queues HGET of a cluster's verification signature, once per cluster and batch. */
-static void push_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *ncmds)
-{
-    if (c->fetched)
-        return;
-    c->fetched = true;
-    size_t start = r->args.n;
-    redis_args_ptr(&r->args, "HGET", 4);
-    redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
-    redis_args_ptr(&r->args, "sig", 3);
-    cmd_add(r, ncmds, start, r->args.n, 0);
-}
-
-/* Sends one round: the argv is complete; commands from slot_from on take their slot from
- * their key_arg-th argument (earlier ones were given a slot when added); every node gets its
- * commands at once. */
-static int cluster_round(dedup_redis_t *r, size_t slot_from, size_t ncmds, size_t key_arg)
+/* Sends one round: the argv is complete; each command goes to its key's slot; every node gets
+ * its commands at once. */
+static int cluster_round(dedup_redis_t *r, size_t ncmds)
 {
     if (redis_args_resolve(&r->args) != 0)
         return TW_ERR_NOMEM;
-    for (size_t c = slot_from; c < ncmds; c++) {
-        size_t start = r->cmd_arg[c];
-        r->cmds[c].slot =
-            redis_cluster_slot(r->args.argv[start + key_arg], r->args.argvlen[start + key_arg]);
+    for (size_t c = 0; c < ncmds; c++) {
+        size_t key = r->cmd_arg[c] + r->cmd_key_arg[c];
+        r->cmds[c].argv = r->args.argv + r->cmd_arg[c];
+        r->cmds[c].argvlen = r->args.argvlen + r->cmd_arg[c];
+        r->cmds[c].slot = redis_cluster_slot(r->args.argv[key], r->args.argvlen[key]);
     }
-    cmds_bind(r, ncmds);
     return redis_cluster_exec(r->cluster, r->cmds, ncmds, r->replies);
 }
 
@@ -387,251 +662,413 @@ static void replies_free(dedup_redis_t *r, size_t ncmds)
     }
 }
 
-/* Records an HGET sig reply for cluster c. */
-static int take_sig(dedup_redis_t *r, dedup_cluster_t *c, const redisReply *reply)
+static void index_key(dedup_redis_t *r, int64_t epoch, unsigned shard)
 {
-    if (reply->type == REDIS_REPLY_NIL)
-        return 0;
-    if (reply->type != REDIS_REPLY_STRING)
-        return TW_ERR_REDIS;
-    c->has_sig = true;
-    c->sig_off = r->sigbuf.len;
-    c->sig_len = reply->len;
-    buf_append(&r->sigbuf, reply->str, reply->len);
-    return r->sigbuf.failed ? TW_ERR_NOMEM : 0;
+    redis_args_fmt(&r->args, REDIS_KEY_PREFIX "i:%" PRId64 ":{%u}", epoch, shard);
 }
 
-/* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
- * it: a cluster without a signature (or with one of another size) cannot be checked. Only band
- * matches are checked, and a post with bands has a signature. */
-static bool cluster_verified(const dedup_redis_t *r, const dedup_cluster_t *c,
-                             const fingerprint_t *fp)
+/* Links fields [from, to) into per-shard lists (shard_head), in field order. */
+static void shard_lists(dedup_redis_t *r, size_t from, size_t to)
 {
-    if (!c->has_sig || c->sig_len != FINGERPRINT_SIG_BYTES)
-        return true;
-    const unsigned char *sig = (const unsigned char *)r->sigbuf.data + c->sig_off;
-    return fingerprint_sig_matches_le(fp, sig) >= r->base.verify_matches;
+    uint32_t tail[DEDUP_CLUSTER_INDEX_SHARDS] = {0};
+    for (size_t s = 0; s < DEDUP_CLUSTER_INDEX_SHARDS; s++)
+        r->shard_head[s] = UINT32_MAX;
+    for (size_t j = from; j < to; j++) {
+        unsigned s = dedup_cluster_index_shard(r->fields[j].id);
+        r->fields[j].next = UINT32_MAX;
+        if (r->shard_head[s] == UINT32_MAX)
+            r->shard_head[s] = (uint32_t)j;
+        else
+            r->fields[tail[s]].next = (uint32_t)j;
+        tail[s] = (uint32_t)j;
+    }
 }
 
-/* Sizes the batch's scratch for the worst case (every key and cluster of the batch distinct),
- * so that pointers into keys and clusters stay valid while the batch runs, and lays out the
- * batch's signatures. */
+/* Queues one HMGET per live epoch and shard of fields [from, to): read by take_hmgets() in
+ * the same order. */
+static void queue_hmgets(dedup_redis_t *r, size_t from, size_t to, size_t *ncmds)
+{
+    shard_lists(r, from, to);
+    for (size_t e = 0; e < r->nepochs; e++)
+        for (unsigned s = 0; s < DEDUP_CLUSTER_INDEX_SHARDS; s++) {
+            if (r->shard_head[s] == UINT32_MAX)
+                continue;
+            size_t start = r->args.n;
+            redis_args_ptr(&r->args, "HMGET", 5);
+            index_key(r, r->epochs[e], s);
+            for (uint32_t j = r->shard_head[s]; j != UINT32_MAX; j = r->fields[j].next) {
+                unsigned char id[8];
+                put_be64(id, r->fields[j].id);
+                redis_args_bytes(&r->args, id, 8);
+            }
+            cmd_add(r, ncmds, start, 1);
+        }
+}
+
+/* Takes the HMGET replies from command *c on: each field's value from the newest epoch that
+ * has it; fresh when that is the current epoch. */
+static int take_hmgets(dedup_redis_t *r, size_t *c)
+{
+    for (size_t e = 0; e < r->nepochs; e++)
+        for (unsigned s = 0; s < DEDUP_CLUSTER_INDEX_SHARDS; s++) {
+            if (r->shard_head[s] == UINT32_MAX)
+                continue;
+            const redisReply *reply = r->replies[(*c)++];
+            if (reply->type != REDIS_REPLY_ARRAY)
+                return TW_ERR_REDIS;
+            size_t k = 0;
+            for (uint32_t j = r->shard_head[s]; j != UINT32_MAX; j = r->fields[j].next, k++) {
+                if (k >= reply->elements)
+                    return TW_ERR_REDIS;
+                const redisReply *v = reply->element[k];
+                dedup_field_t *f = &r->fields[j];
+                if (v->type == REDIS_REPLY_NIL || f->present)
+                    continue;
+                if (v->type != REDIS_REPLY_STRING || v->len < 8)
+                    return TW_ERR_REDIS;
+                f->present = true;
+                f->fresh = e == r->cur_epoch;
+                f->val_off = r->vals.len;
+                f->val_len = (uint32_t)v->len;
+                buf_append(&r->vals, v->str, v->len);
+            }
+        }
+    return r->vals.failed ? TW_ERR_NOMEM : 0;
+}
+
+static int log_reply_error(dedup_redis_t *r, size_t ncmds, int rc)
+{
+    for (size_t c = 0; rc == TW_ERR_REDIS && c < ncmds; c++)
+        if (r->replies[c] && r->replies[c]->type == REDIS_REPLY_ERROR) {
+            log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster dedup failed: %s",
+                            r->replies[c]->str);
+            break;
+        }
+    return rc;
+}
+
+/* The live epochs, newest first, from the worker's clock: the current one (epoch = time /
+ * (window / 2), as the single-server script takes it from Redis' TIME), the older ones whose
+ * EXPIREAT (end + window) is still ahead, and the next one within CLUSTER_CLOCK_SKEW_S of its
+ * start. */
+static void live_epochs(dedup_redis_t *r)
+{
+    int64_t width = dedup_redis_epoch_s(r->window_s);
+    int64_t now = (int64_t)time(NULL);
+    int64_t cur = now / width;
+    r->nepochs = 0;
+    if ((cur + 1) * width - now <= CLUSTER_CLOCK_SKEW_S)
+        r->epochs[r->nepochs++] = cur + 1;
+    r->cur_epoch = r->nepochs;
+    for (int64_t e = cur; r->nepochs < CLUSTER_MAX_EPOCHS && (e + 1) * width + r->window_s > now;
+         e--)
+        r->epochs[r->nepochs++] = e;
+}
+
+/* Sizes the batch's scratch for the worst case (every field and cluster of the batch
+ * distinct), so that pointers into fields and clusters stay valid while the batch runs, and
+ * lays out the batch's signatures. */
 static int cluster_batch_reserve(dedup_redis_t *r, const dedup_item_t *items, size_t n)
 {
     int rc = 0;
     size_t maxkeys = 0;
     for (size_t i = 0; i < n; i++)
         maxkeys += 1 + dedup_index_bands(items[i].fp);
+    size_t maxfields = 2 * maxkeys; /* + the clusters the batch's fields name */
     size_t maxclusters = n + maxkeys;
-    size_t maxcmds = maxkeys + maxclusters + 1;
+    size_t maxcmds = (2 * CLUSTER_MAX_EPOCHS + 2) * DEDUP_CLUSTER_INDEX_SHARDS + 2 * maxclusters;
     r->post_keys =
         grow(r->post_keys, &r->posts_cap, n * POST_KEYS_STRIDE, sizeof(*r->post_keys), &rc);
     r->post_cluster = grow(r->post_cluster, &r->post_cluster_cap, n, sizeof(*r->post_cluster), &rc);
     r->post_next = grow(r->post_next, &r->post_next_cap, n, sizeof(*r->post_next), &rc);
     r->post_sig = grow(r->post_sig, &r->post_sig_cap, n, sizeof(*r->post_sig), &rc);
-    r->keys = grow(r->keys, &r->keys_cap, maxkeys, sizeof(*r->keys), &rc);
+    r->fields = grow(r->fields, &r->fields_cap, maxfields, sizeof(*r->fields), &rc);
     r->clusters = grow(r->clusters, &r->clusters_cap, maxclusters, sizeof(*r->clusters), &rc);
     r->cmds = grow(r->cmds, &r->cmds_cap, maxcmds, sizeof(*r->cmds), &rc);
     r->replies = grow(r->replies, &r->replies_cap, maxcmds, sizeof(*r->replies), &rc);
     r->cmd_arg = grow(r->cmd_arg, &r->cmd_arg_cap, maxcmds, sizeof(*r->cmd_arg), &rc);
-    if (rc != 0 || reserve_rows(r, n) != 0 || idmap_reset(&r->keymap, maxkeys) != 0 ||
+    r->cmd_key_arg =
+        grow(r->cmd_key_arg, &r->cmd_key_arg_cap, maxcmds, sizeof(*r->cmd_key_arg), &rc);
+    if (rc != 0 || reserve_rows(r, n) != 0 || idmap_reset(&r->fieldmap, maxfields) != 0 ||
         idmap_reset(&r->clustermap, maxclusters) != 0)
         return TW_ERR_NOMEM;
-    r->nkeys = r->nclusters = 0;
+    r->nfields = r->nclusters = 0;
     buf_reset(&r->sigbuf);
-    buf_reset(&r->names);
+    buf_reset(&r->vals);
     if (append_sigs(&r->sigs, items, n) != 0)
         return TW_ERR_NOMEM;
     for (size_t i = 0, off = 0; i < n; i++) {
         r->post_sig[i] = off;
         off += items[i].fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
+        r->rows[i] = NULL;
     }
+    live_epochs(r);
     return 0;
 }
 
-/* The index of key k of a post (0: its exact hash, b + 1: band b) among the batch's distinct
- * keys, added with its name when new. A collision of the ids of two different keys of one
- * batch (p ~ keys^2 / 2^64) would merge their lookups. */
-static uint32_t key_entry(dedup_redis_t *r, uint32_t k, uint64_t value)
-{
-    uint64_t id = dedup_key_id(k, value);
-    bool inserted;
-    uint64_t *idx = u64map_put(&r->keymap, id, r->nkeys, &inserted);
-    if (inserted) {
-        dedup_key_t *key = &r->keys[r->nkeys++];
-        memset(key, 0, sizeof(*key));
-        key->id = id;
-        key->name_off = r->names.len;
-        if (k)
-            buf_printf(&r->names, REDIS_KEY_PREFIX "b:%" PRIu32 ":%016" PRIx64 "%c", k - 1, value,
-                       0);
-        else
-            buf_printf(&r->names, REDIS_KEY_PREFIX "x:%016" PRIx64 "%c", value, 0);
-        key->name_len = (uint32_t)(r->names.len - key->name_off - 1);
-    }
-    return (uint32_t)*idx;
-}
-
-/* The batch's distinct keys with their names and slots, and each post's keys among them. */
-static int collect_keys(dedup_redis_t *r, const dedup_item_t *items, size_t n)
+/* The batch's distinct fields (a post's exact hash is its exact field, as in batch.lua), and
+ * each post's fields among them. */
+static void collect_fields(dedup_redis_t *r, const dedup_item_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const fingerprint_t *fp = items[i].fp;
-        for (uint32_t k = 0; k <= dedup_index_bands(fp); k++)
-            r->post_keys[i * POST_KEYS_STRIDE + k] =
-                key_entry(r, k, k ? fp->bands[k - 1] : fp->exact);
+        uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
+        pk[0] = field_entry(r, fp->exact);
+        for (uint32_t b = 0; b < dedup_index_bands(fp); b++)
+            pk[1 + b] = field_entry(r, dedup_key_id(b + 1, fp->bands[b]));
     }
-    if (r->names.failed)
-        return TW_ERR_NOMEM;
-    for (size_t j = 0; j < r->nkeys; j++)
-        r->keys[j].slot =
-            redis_cluster_slot(r->names.data + r->keys[j].name_off, r->keys[j].name_len);
-    return 0;
 }
 
-/* Phase 1: GET every key; with verification, HGET the signature of every cluster the batch
- * could start (its posts' exact hashes). */
-static int fetch_keys(dedup_redis_t *r, const dedup_item_t *items, size_t n, bool verify)
+/* Phase 1: HMGET of every field of the batch in every live epoch, one command per epoch and
+ * shard. */
+static int fetch_fields(dedup_redis_t *r)
 {
     redis_args_reset(&r->args);
     size_t ncmds = 0;
-    for (size_t j = 0; j < r->nkeys; j++) {
-        size_t start = r->args.n;
-        redis_args_ptr(&r->args, "GET", 3);
-        redis_args_ptr(&r->args, r->names.data + r->keys[j].name_off, r->keys[j].name_len);
-        cmd_add(r, &ncmds, start, r->args.n, r->keys[j].slot);
-    }
-    size_t nkeycmds = ncmds;
-    for (size_t i = 0; verify && i < n; i++)
-        push_sig_fetch(r, cluster_entry(r, items[i].fp->exact), &ncmds);
-    int rc = cluster_round(r, nkeycmds, ncmds, 1);
+    queue_hmgets(r, 0, r->nfields, &ncmds);
+    int rc = cluster_round(r, ncmds);
     if (rc != 0)
         return rc;
-    for (size_t j = 0; rc == 0 && j < nkeycmds; j++) {
-        const redisReply *reply = r->replies[j];
-        if (reply->type == REDIS_REPLY_STRING) {
-            r->keys[j].present = true;
-            r->keys[j].value = strtoull(reply->str, NULL, 16);
-        } else if (reply->type != REDIS_REPLY_NIL) {
-            rc = TW_ERR_REDIS;
-        }
-    }
-    /* the batch had no cluster before this phase: fetch k is cluster k */
-    for (size_t c = nkeycmds, cl = 0; rc == 0 && c < ncmds; c++, cl++)
-        rc = take_sig(r, &r->clusters[cl], r->replies[c]);
-    if (rc == TW_ERR_REDIS)
-        log_ratelimited(LOG_LEVEL_WARN, "redis.script", 10, "redis cluster: unexpected reply: %s",
-                        r->replies[0]->type == REDIS_REPLY_ERROR ? r->replies[0]->str : "?");
+    size_t c = 0;
+    rc = log_reply_error(r, ncmds, take_hmgets(r, &c));
     replies_free(r, ncmds);
     return rc;
 }
 
-/* Phase 1b, with verification: HGET the signatures of the clusters the existing keys name. */
-static int fetch_named_sigs(dedup_redis_t *r)
+/* Queues HGET tw:c:{id} sig once per cluster. */
+static void queue_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *ncmds)
 {
-    size_t ncmds = 0;
-    size_t fetch_from = r->nclusters;
+    if (c->sig_asked)
+        return;
+    c->sig_asked = true;
+    size_t start = r->args.n;
+    redis_args_ptr(&r->args, "HGET", 4);
+    redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
+    redis_args_ptr(&r->args, "sig", 3);
+    cmd_add(r, ncmds, start, 1);
+}
+
+/* Phase 1b: every cluster the batch's fields name needs its own field (its record, or the
+ * marker of a cluster with a hash) when that is not one of the batch's fields; with
+ * verification, a cluster with a hash (or one not known yet) also its hash's signature. One
+ * round, skipped when nothing is missing. */
+static int fetch_named_clusters(dedup_redis_t *r, bool verify)
+{
+    size_t batch_fields = r->nfields;
+    for (size_t j = 0; j < batch_fields; j++)
+        if (r->fields[j].present)
+            field_entry(r, field_cluster(r, &r->fields[j]));
     redis_args_reset(&r->args);
-    for (size_t j = 0; j < r->nkeys; j++) {
-        if (r->keys[j].present)
-            push_sig_fetch(r, cluster_entry(r, r->keys[j].value), &ncmds);
+    size_t ncmds = 0;
+    if (r->nfields > batch_fields)
+        queue_hmgets(r, batch_fields, r->nfields, &ncmds);
+    for (size_t j = 0; verify && j < batch_fields; j++) {
+        if (!r->fields[j].present)
+            continue;
+        dedup_cluster_t *c = cluster_entry(r, field_cluster(r, &r->fields[j]));
+        const dedup_field_t *own = field_find(r, c->id);
+        if (!own->present && own - r->fields < (ptrdiff_t)batch_fields)
+            continue; /* no live cluster */
+        if (own->present && (own->val_len > 8 || field_cluster(r, own) != c->id))
+            continue; /* a singleton (its record has the signature), or no live cluster */
+        queue_sig_fetch(r, c, &ncmds);
     }
-    int rc = 0;
-    if (ncmds && (rc = cluster_round(r, 0, ncmds, 1)) != 0)
+    if (!ncmds)
+        return 0;
+    int rc = cluster_round(r, ncmds);
+    if (rc != 0)
         return rc;
-    for (size_t c = 0, cl = fetch_from; rc == 0 && c < ncmds; c++, cl++)
-        rc = take_sig(r, &r->clusters[cl], r->replies[c]);
+    size_t c = 0;
+    if (r->nfields > batch_fields)
+        rc = take_hmgets(r, &c);
+    /* a cluster's HGET was queued when it was first met, so in the order of the clusters */
+    for (size_t cl = 0; rc == 0 && cl < r->nclusters; cl++) {
+        if (!r->clusters[cl].sig_asked)
+            continue;
+        const redisReply *reply = r->replies[c++];
+        if (reply->type == REDIS_REPLY_STRING)
+            rc = sig_keep(r, &r->clusters[cl].hash, reply->str, reply->len);
+        else if (reply->type != REDIS_REPLY_NIL)
+            rc = TW_ERR_REDIS;
+    }
+    rc = log_reply_error(r, ncmds, rc);
     replies_free(r, ncmds);
     return rc;
 }
 
-/* The cluster a post joins, decided as the single-server script decides it: the one its exact
- * key names, else the one of its first band key whose signature verifies, else a new one named
- * by its exact hash. pk: its key indexes. */
-static uint64_t choose_cluster(dedup_redis_t *r, const fingerprint_t *fp, const uint32_t *pk,
-                               bool verify)
+/* Post i's result when no script runs for it: a new singleton, or a singleton's replay. */
+static void local_result(dedup_result_t *res, uint64_t cluster, size_t author_len, int64_t ts,
+                         bool replay)
 {
-    const dedup_key_t *x = &r->keys[pk[0]];
-    if (x->present || x->written)
-        return x->value;
-    for (uint32_t b = 1; b <= dedup_index_bands(fp); b++) {
-        const dedup_key_t *key = &r->keys[pk[b]];
-        if (!key->present && !key->written)
-            continue;
-        if (!verify || cluster_verified(r, cluster_entry(r, key->value), fp))
-            return key->value;
-    }
-    return fp->exact;
+    memset(res, 0, sizeof(*res));
+    res->cluster = cluster;
+    res->count = 1;
+    res->authors = author_len ? 1 : 0;
+    res->first_seen = res->last_seen = ts;
+    res->replay = replay;
+    res->available = true;
 }
 
-/* Applies post i's choice of cluster c to the batch's overlay, as phase 2 will apply it in
- * Redis, so that later posts of the batch see it; appends the post to c's posts. */
-static int join_cluster(dedup_redis_t *r, size_t i, const fingerprint_t *fp, dedup_cluster_t *c)
+/* Appends post i to cluster c's script. */
+static void script_post(dedup_redis_t *r, dedup_cluster_t *c, size_t i)
 {
-    if (fp->nbands && !c->has_sig) {
-        c->has_sig = true; /* HSETNX: the first signed post's signature */
-        c->sig_off = r->sigbuf.len;
-        c->sig_len = FINGERPRINT_SIG_BYTES;
-        buf_append(&r->sigbuf, r->sigs.data + r->post_sig[i], c->sig_len);
-        if (r->sigbuf.failed)
-            return TW_ERR_NOMEM;
-    }
-    const uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
-    for (uint32_t b = 0; b <= dedup_index_bands(fp); b++) {
-        dedup_key_t *key = &r->keys[pk[b]];
-        if (!key->present && !key->written) {
-            key->written = true; /* SET NX: the first writer's cluster stays */
-            key->value = c->id;
-        }
-    }
-    r->post_cluster[i] = (uint32_t)(c - r->clusters);
     r->post_next[i] = UINT32_MAX;
     if (c->nposts++)
         r->post_next[c->last_post] = (uint32_t)i;
     else
         c->first_post = i;
     c->last_post = i;
-    return 0;
 }
 
-/* The cluster of every post, in batch order. */
-static int choose_clusters(dedup_redis_t *r, const dedup_item_t *items, size_t n, bool verify)
+/* The cluster post i joins, decided as batch.lua decides it: the one its exact field names,
+ * else the one of its first band field whose signature verifies, else its exact hash. */
+static uint64_t choose_cluster(dedup_redis_t *r, const fingerprint_t *fp, const uint32_t *pk,
+                               bool verify)
 {
+    const dedup_field_t *x = &r->fields[pk[0]];
+    if (x->present)
+        return field_cluster(r, x);
+    for (uint32_t b = 1; b <= dedup_index_bands(fp); b++) {
+        const dedup_field_t *f = &r->fields[pk[b]];
+        if (!f->present)
+            continue;
+        uint64_t cand = field_cluster(r, f);
+        if (!verify || cluster_verified(r, cluster_entry(r, cand), fp))
+            return cand;
+    }
+    return fp->exact;
+}
+
+/* Phase 2 for post i, in batch order, on the batch's overlay exactly as batch.lua's loop runs
+ * on its found table: a singleton's replay or a new singleton is decided here (its record goes
+ * into its exact field); a post joining a cluster with a hash, or the second post of a
+ * singleton (which then gets a hash, its record's post first), goes through the cluster's
+ * script; then every field of the post not yet in the current epoch is put there. */
+static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool verify,
+                       bool eager, dedup_result_t *res)
+{
+    const fingerprint_t *fp = it->fp;
+    const uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
+    uint64_t id = choose_cluster(r, fp, pk, verify);
+    dedup_cluster_t *c = cluster_entry(r, id);
+    r->post_cluster[i] = (uint32_t)(c - r->clusters);
+    dedup_field_t *own = &r->fields[field_entry(r, id)]; /* present in the map already */
+    const dedup_field_t *recf = cluster_record(r, c);
+    dedup_record_t rec;
+    bool single = recf && recf->val_len > 8 && record_decode(field_val(r, recf), recf->val_len, &rec);
+    const char *sig = fp->nbands ? r->sigs.data + r->post_sig[i] : "";
+    size_t sig_len = fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
+    const char *author = it->author ? it->author : "";
+    size_t author_len = it->author ? it->author_len : 0;
+    bool has_hash = false;
+    int rc = 0;
+    if (single && rec.pid_len == it->post_id_len && memcmp(rec.pid, it->post_id, rec.pid_len) == 0) {
+        local_result(res, id, rec.author_len, rec.ts, true);
+    } else if (recf || eager) {
+        if (single) {
+            c->promote = true;
+            c->rec_off = recf->val_off;
+            c->rec_len = recf->val_len;
+            rc = cluster_update_sig(r, c, rec.sig, rec.sig_len);
+        }
+        if (rc == 0)
+            rc = cluster_update_sig(r, c, sig, sig_len);
+        script_post(r, c, i);
+        has_hash = true;
+    } else {
+        buf_reset(&r->record);
+        unsigned char cid[8];
+        put_be64(cid, id);
+        buf_append(&r->record, cid, 8);
+        mp_put_int(&r->record, it->ts);
+        mp_put_str(&r->record, author, author_len);
+        mp_put_str(&r->record, sig, sig_len);
+        mp_put_str(&r->record, it->post_id, it->post_id_len);
+        if (r->record.failed)
+            return TW_ERR_NOMEM;
+        rc = field_put(r, own, r->record.data, r->record.len);
+        c->cached = true;
+        if (rc == 0)
+            rc = sig_keep(r, &c->cache, sig, sig_len);
+        local_result(res, id, author_len, it->ts, false);
+    }
+    unsigned char marker[8];
+    put_be64(marker, id);
+    /* a cluster with a hash keeps its 8-byte id alone in its field, refreshed with the hash */
+    if (rc == 0 && has_hash && !(own->fresh && own->val_len == 8))
+        rc = field_put(r, own, marker, 8);
+    for (uint32_t b = 0; rc == 0 && b <= dedup_index_bands(fp); b++) {
+        dedup_field_t *f = &r->fields[pk[b]];
+        if (f->fresh)
+            continue;
+        if (f->present) /* an existing field keeps its cluster (its value is already there) */
+            f->fresh = f->dirty = true;
+        else
+            rc = field_put(r, f, marker, 8);
+    }
+    return rc;
+}
+
+static int decide_posts(dedup_redis_t *r, const dedup_item_t *items, size_t n, bool verify,
+                        dedup_result_t *results)
+{
+    const dedup_campaign_t *camp = &r->base.campaign;
+    /* milestone 1 is claimed by a cluster's first post: those need the cluster hash at once */
+    bool eager = camp->nmilestones > 0 && camp->milestones[0] <= 1;
     for (size_t i = 0; i < n; i++) {
-        const fingerprint_t *fp = items[i].fp;
-        uint64_t id = choose_cluster(r, fp, &r->post_keys[i * POST_KEYS_STRIDE], verify);
-        int rc = join_cluster(r, i, fp, cluster_entry(r, id));
+        int rc = decide_post(r, &items[i], i, verify, eager, &results[i]);
         if (rc != 0)
             return rc;
     }
     return 0;
 }
 
-/* Queues every key's write: SET NX EX when it was absent, else EXPIRE. */
-static void queue_key_writes(dedup_redis_t *r, size_t *ncmds)
+/* Queues one HSET per shard of the current epoch with every field the batch put there, each
+ * followed by EXPIREAT end of the epoch + window. */
+static void queue_index_writes(dedup_redis_t *r, size_t *ncmds)
 {
-    for (size_t j = 0; j < r->nkeys; j++) {
-        const dedup_key_t *key = &r->keys[j];
-        const char *name = r->names.data + key->name_off;
+    shard_lists(r, 0, r->nfields);
+    int64_t epoch = r->epochs[r->cur_epoch];
+    int64_t expire_at = (epoch + 1) * dedup_redis_epoch_s(r->window_s) + r->window_s;
+    for (unsigned s = 0; s < DEDUP_CLUSTER_INDEX_SHARDS; s++) {
         size_t start = r->args.n;
-        if (key->present) {
-            redis_args_ptr(&r->args, "EXPIRE", 6);
-            redis_args_ptr(&r->args, name, key->name_len);
-            redis_args_fmt(&r->args, "%" PRId64, r->window_s);
-        } else {
-            redis_args_ptr(&r->args, "SET", 3);
-            redis_args_ptr(&r->args, name, key->name_len);
-            redis_args_fmt(&r->args, "%016" PRIx64, key->value);
-            redis_args_ptr(&r->args, "NX", 2);
-            redis_args_ptr(&r->args, "EX", 2);
-            redis_args_fmt(&r->args, "%" PRId64, r->window_s);
+        bool any = false;
+        for (uint32_t j = r->shard_head[s]; j != UINT32_MAX; j = r->fields[j].next) {
+            const dedup_field_t *f = &r->fields[j];
+            if (!f->dirty)
+                continue;
+            if (!any) {
+                redis_args_ptr(&r->args, "HSET", 4);
+                index_key(r, epoch, s);
+                any = true;
+            }
+            unsigned char id[8];
+            put_be64(id, f->id);
+            redis_args_bytes(&r->args, id, 8);
+            redis_args_bytes(&r->args, field_val(r, f), f->val_len);
         }
-        cmd_add(r, ncmds, start, r->args.n, key->slot);
+        if (!any)
+            continue;
+        cmd_add(r, ncmds, start, 1);
+        start = r->args.n;
+        redis_args_ptr(&r->args, "EXPIREAT", 8);
+        index_key(r, epoch, s);
+        redis_args_fmt(&r->args, "%" PRId64, expire_at);
+        cmd_add(r, ncmds, start, 1);
     }
 }
 
-/* Queues one script (lua/cluster.lua) per chosen cluster with its posts in batch order; its
- * slot comes from its first key, argument 3. */
+static void script_entry(dedup_redis_t *r, const char *pid, size_t pid_len, const char *author,
+                         size_t author_len, int64_t ts, const char *sig, size_t sig_len)
+{
+    redis_args_bytes(&r->args, pid, pid_len);
+    redis_args_bytes(&r->args, author, author_len);
+    redis_args_fmt(&r->args, "%" PRId64, ts);
+    redis_args_bytes(&r->args, sig, sig_len);
+}
+
+/* Queues one script (lua/cluster.lua) per cluster that has posts for it, in batch order,
+ * after the promoted singleton record's post; its slot comes from its first key, argument 3. */
 static void queue_cluster_scripts(dedup_redis_t *r, const dedup_item_t *items, size_t *ncmds)
 {
     const dedup_campaign_t *camp = &r->base.campaign;
@@ -647,20 +1084,23 @@ static void queue_cluster_scripts(dedup_redis_t *r, const dedup_item_t *items, s
         redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:m", c->id);
         redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}:a", c->id);
         redis_args_fmt(&r->args, "%" PRId64, r->window_s);
-        redis_args_fmt(&r->args, "%zu", c->nposts);
+        redis_args_fmt(&r->args, "%zu", c->nposts + c->promote);
         redis_args_fmt(&r->args, "%" PRIu64, camp->min_authors);
         redis_args_fmt(&r->args, "%zu", camp->nmilestones);
         for (size_t m = 0; m < camp->nmilestones; m++)
             redis_args_fmt(&r->args, "%" PRIu64, camp->milestones[m]);
+        dedup_record_t rec;
+        if (c->promote && record_decode(r->vals.data + c->rec_off, c->rec_len, &rec))
+            script_entry(r, rec.pid, rec.pid_len, rec.author, rec.author_len, rec.ts, rec.sig,
+                         rec.sig_len);
         for (size_t i = c->first_post; i != UINT32_MAX; i = r->post_next[i]) {
             const dedup_item_t *it = &items[i];
             size_t sig_len = it->fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
-            redis_args_ptr(&r->args, it->post_id, it->post_id_len);
-            redis_args_ptr(&r->args, it->author ? it->author : "", it->author ? it->author_len : 0);
-            redis_args_fmt(&r->args, "%" PRId64, it->ts);
-            redis_args_ptr(&r->args, sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
+            script_entry(r, it->post_id, it->post_id_len, it->author ? it->author : "",
+                         it->author ? it->author_len : 0, it->ts,
+                         sig_len ? r->sigs.data + r->post_sig[i] : "", sig_len);
         }
-        cmd_add(r, ncmds, start, r->args.n, 0);
+        cmd_add(r, ncmds, start, 3);
     }
 }
 
@@ -699,7 +1139,8 @@ static int retry_missing_scripts(dedup_redis_t *r, size_t from, size_t ncmds)
 }
 
 /* Points rows[i] at post i's row in its cluster's script reply (scripts [from, ncmds), in the
- * order of the chosen clusters), after checking that no command of phase 2 failed. */
+ * order of the clusters; a promoted record's row, the first, is not a post of the batch), after
+ * checking that no command of phase 3 failed. */
 static int take_rows(dedup_redis_t *r, size_t from, size_t ncmds)
 {
     for (size_t c = 0; c < ncmds; c++) {
@@ -715,31 +1156,33 @@ static int take_rows(dedup_redis_t *r, size_t from, size_t ncmds)
             cl++;
         const dedup_cluster_t *cluster = &r->clusters[cl];
         const redisReply *reply = r->replies[c];
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != cluster->nposts)
+        if (reply->type != REDIS_REPLY_ARRAY ||
+            reply->elements != cluster->nposts + cluster->promote)
             return TW_ERR_REDIS;
-        size_t j = 0;
+        size_t j = cluster->promote;
         for (size_t i = cluster->first_post; i != UINT32_MAX; i = r->post_next[i])
             r->rows[i] = reply->element[j++];
     }
     return 0;
 }
 
-/* Phase 2, one pipeline: every key written once, then one script per chosen cluster; the
- * scripts' rows are the batch's results. */
+/* Phase 3, one pipeline: the current epoch's HSET + EXPIREAT per shard written, then one
+ * script per cluster with a hash that posts joined; the scripts' rows are those posts'
+ * results (the others were decided in phase 2). */
 static int write_batch(dedup_redis_t *r, const dedup_item_t *items, size_t n,
                        dedup_result_t *results)
 {
     redis_args_reset(&r->args);
     size_t ncmds = 0;
-    queue_key_writes(r, &ncmds);
-    size_t nkeycmds = ncmds;
+    queue_index_writes(r, &ncmds);
+    size_t nindex = ncmds;
     queue_cluster_scripts(r, items, &ncmds);
-    int rc = cluster_round(r, nkeycmds, ncmds, 3);
+    int rc = cluster_round(r, ncmds);
     if (rc != 0)
         return rc;
-    rc = retry_missing_scripts(r, nkeycmds, ncmds);
+    rc = retry_missing_scripts(r, nindex, ncmds);
     if (rc == 0)
-        rc = take_rows(r, nkeycmds, ncmds);
+        rc = take_rows(r, nindex, ncmds);
     if (rc == 0)
         rc = parse_rows(r, r->rows, 0, n, results);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -753,14 +1196,14 @@ static int dedup_redis_cluster_batch(dedup_redis_t *r, const dedup_item_t *items
 {
     const bool verify = r->base.verify_matches > 0;
     int rc = cluster_batch_reserve(r, items, n);
+    if (rc == 0) {
+        collect_fields(r, items, n);
+        rc = fetch_fields(r);
+    }
     if (rc == 0)
-        rc = collect_keys(r, items, n);
+        rc = fetch_named_clusters(r, verify);
     if (rc == 0)
-        rc = fetch_keys(r, items, n, verify);
-    if (rc == 0 && verify)
-        rc = fetch_named_sigs(r);
-    if (rc == 0)
-        rc = choose_clusters(r, items, n, verify);
+        rc = decide_posts(r, items, n, verify, results);
     if (rc == 0)
         rc = write_batch(r, items, n, results);
     return rc;
@@ -787,9 +1230,9 @@ static void dedup_redis_free(dedup_store_t *store)
     redis_cluster_free(r->cluster);
     redis_url_fini(&r->url);
     redis_args_fini(&r->args);
-    free(r->keys);
+    free(r->fields);
     free(r->clusters);
-    u64map_fini(&r->keymap);
+    u64map_fini(&r->fieldmap);
     u64map_fini(&r->clustermap);
     free(r->post_keys);
     free(r->post_cluster);
@@ -798,11 +1241,13 @@ static void dedup_redis_free(dedup_store_t *store)
     free(r->cmds);
     free(r->replies);
     free(r->cmd_arg);
+    free(r->cmd_key_arg);
     free(r->rows);
     buf_fini(&r->samples);
     buf_fini(&r->sigs);
     buf_fini(&r->sigbuf);
-    buf_fini(&r->names);
+    buf_fini(&r->vals);
+    buf_fini(&r->record);
     free(r);
 }
 
@@ -856,7 +1301,8 @@ int dedup_redis_new(const char *url, int64_t window_s, int timeout_ms, dedup_sto
     buf_init(&r->samples);
     buf_init(&r->sigs);
     buf_init(&r->sigbuf);
-    buf_init(&r->names);
+    buf_init(&r->vals);
+    buf_init(&r->record);
     redis_script_init(&r->batch_script, dedup_lua_batch, dedup_lua_batch_len);
     redis_script_init(&r->cluster_script, dedup_lua_cluster, dedup_lua_cluster_len);
     int rc = redis_url_parse(url, &r->url, diag);
