@@ -527,6 +527,8 @@ static void migrate_hook(void *arg, bool before)
     }
 }
 
+static int check_cluster_layout(const test_cluster_t *tc, const char *url);
+
 TW_TEST(redis_cluster_store_matches_memory_store)
 {
     if (system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1") !=
@@ -538,7 +540,7 @@ TW_TEST(redis_cluster_store_matches_memory_store)
     char url[128];
     snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", tc.ports[1],
              tc.ports[2]);
-    int semantics = -1, campaign = -1, unsigned_posts = -1, migrated = -1, down_rc = 0,
+    int semantics = -1, campaign = -1, unsigned_posts = -1, layout = -1, migrated = -1, down_rc = 0,
         down_available = 1;
     bool migration_ok = false;
     uint64_t moved = 0, ask = 0;
@@ -561,6 +563,9 @@ TW_TEST(redis_cluster_store_matches_memory_store)
         if (dedup_redis_new(url, 3600, 2000, &store, NULL) == 0)
             unsigned_posts = check_unsigned(store);
         dedup_store_free(store);
+
+        cluster_flush(&tc);
+        layout = check_cluster_layout(&tc, url);
 
         /* the slot of the index shard of the first sample's exact field (tw:i:<epoch>:{shard},
          * one slot for every epoch) moves from its owner to the next node. (Not a cluster's own
@@ -603,6 +608,7 @@ TW_TEST(redis_cluster_store_matches_memory_store)
     TW_ASSERT_INT_EQ(semantics, 0);
     TW_ASSERT_INT_EQ(campaign, 0);
     TW_ASSERT_INT_EQ(unsigned_posts, 0);
+    TW_ASSERT_INT_EQ(layout, 0);
     TW_ASSERT(migration_ok);
     TW_ASSERT_INT_EQ(migrated, 0);
     TW_ASSERT(ask > 0);
@@ -713,6 +719,185 @@ static int check_layout(int port)
     EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
     EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
     EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
+#undef EXPECT
+    dedup_store_free(store);
+    return bad;
+}
+
+/* Keys whose name starts with prefix, over the cluster's three masters. */
+static long cluster_count_keys(const test_cluster_t *tc, const char *prefix)
+{
+    long total = 0;
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        long n = count_keys(tc->ports[i], prefix);
+        if (n < 0)
+            return -1;
+        total += n;
+    }
+    return total;
+}
+
+/* TTL of key on whichever master holds it; -3 when none answers. */
+static long long cluster_key_ttl(const test_cluster_t *tc, const char *key)
+{
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        long long ttl = key_ttl(tc->ports[i], key, strlen(key));
+        if (ttl != -2 && ttl != -3)
+            return ttl;
+    }
+    return -3;
+}
+
+/* Sleeps until the wall clock is `frac` of a second past a whole second. */
+static void sleep_to_second(double frac)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double wait = 1.0 - now.tv_nsec / 1e9 + frac;
+    struct timespec tick = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
+    nanosleep(&tick, NULL);
+}
+
+/* The Redis Cluster layout (docs/DEDUP.md): a singleton leaves no cluster keys, only fields of
+ * the sharded epoch index, is recognised when replayed, and its record is the single server's
+ * msgpack (cmsgpack reads it); a second post in a later batch creates the cluster's hash,
+ * members and authors from the record; a flushed script cache is refilled; milestone 1 is
+ * claimed by a cluster's first post; an entry found in the previous epoch is carried into the
+ * next one, and everything is gone once the window and an epoch have passed. */
+static int check_cluster_layout(const test_cluster_t *tc, const char *url)
+{
+    dedup_store_t *store = NULL;
+    if (dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    dedup_verify_set(store, 50);
+    dedup_result_t r;
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s (line %d)\n", #cond, __LINE__);                         \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    dedup_item_t items[NSAMPLES];
+    fingerprint_t fps[NSAMPLES];
+    make_items(items, fps);
+    dedup_result_t rs[2];
+    dedup_item_t singles[2] = {items[0], items[3]}; /* p1, p4: unrelated */
+    EXPECT(dedup_batch_check(store, singles, 2, rs) == 0);
+    EXPECT(rs[0].count == 1 && rs[1].count == 1 && rs[0].authors == 1 && !rs[0].replay);
+    EXPECT(cluster_count_keys(tc, "tw:c:") == 0);
+    long index_keys = cluster_count_keys(tc, "tw:i:");
+    EXPECT(index_keys >= 1 && index_keys <= 2 * 2 * 17); /* 2 posts x 17 fields, 2 epochs */
+    /* p4's record, read by Lua's cmsgpack as batch.lua reads it */
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), "tw:i:*:{%u}", dedup_cluster_index_shard(fps[3].exact));
+    bool decoded = false;
+    for (int i = 0; i < CLUSTER_NODES && !decoded; i++) {
+        redisReply *keys = node_cmd(tc->ports[i], "KEYS %s", pattern);
+        if (keys && keys->type == REDIS_REPLY_ARRAY && keys->elements > 0) {
+            unsigned char field[8];
+            for (int k = 0; k < 8; k++)
+                field[k] = (unsigned char)(fps[3].exact >> (56 - 8 * k));
+            redisReply *rec = node_cmd(
+                tc->ports[i],
+                "EVAL %s 1 %s %b",
+                "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+                "local ts, a, s, p = cmsgpack.unpack(string.sub(v, 9)) "
+                "return {string.sub(v, 1, 8) == ARGV[1] and 1 or 0, ts, a, #s, p}",
+                keys->element[0]->str, field, sizeof(field));
+            decoded = rec && rec->type == REDIS_REPLY_ARRAY && rec->elements == 5 &&
+                      rec->element[0]->integer == 1 && rec->element[1]->integer == 120 &&
+                      strcmp(rec->element[2]->str, "dave") == 0 && rec->element[3]->integer == 200 &&
+                      strcmp(rec->element[4]->str, "p4") == 0;
+            if (!decoded && rec && rec->type == REDIS_REPLY_ERROR)
+                fprintf(stderr, "  record: %s\n", rec->str);
+            freeReplyObject(rec);
+        }
+        freeReplyObject(keys);
+    }
+    EXPECT(decoded);
+    /* a replay of a singleton's post is recognised without any cluster keys */
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.count == 1 && r.authors == 1 && r.first_seen == 100);
+    EXPECT(r.cluster == fps[0].exact && cluster_count_keys(tc, "tw:c:") == 0);
+    /* the second post, in a later batch, creates the cluster's hash, members and authors */
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(!r.replay && r.count == 2 && r.authors == 2 && r.cluster == fps[0].exact);
+    EXPECT(r.first_seen == 100 && r.last_seen == 110);
+    EXPECT(cluster_count_keys(tc, "tw:c:") == 3);
+    char hex[17], ckey[40];
+    dedup_cluster_hex(fps[0].exact, hex);
+    snprintf(ckey, sizeof(ckey), "tw:c:{%s}", hex);
+    long long ttl = cluster_key_ttl(tc, ckey);
+    EXPECT(ttl > 3500 && ttl <= 3600);
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        redisReply *keys = node_cmd(tc->ports[i], "KEYS tw:i:*");
+        for (size_t k = 0; keys && k < keys->elements; k++) {
+            ttl = key_ttl(tc->ports[i], keys->element[k]->str, keys->element[k]->len);
+            EXPECT(ttl > 3500 && ttl <= 3600 + 1800);
+        }
+        freeReplyObject(keys);
+    }
+    /* the first post replayed again: now a member of the cluster's hash */
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.count == 2 && r.cluster == fps[0].exact);
+    /* masters that lost their scripts get the body once */
+    for (int i = 0; i < CLUSTER_NODES; i++)
+        EXPECT(node_ok(tc->ports[i], "SCRIPT FLUSH"));
+    EXPECT(check_one(store, 2, &r) == 0);
+    EXPECT(r.available && r.count == 3 && r.authors == 3 && r.cluster == fps[0].exact);
+    /* the second post of p4's singleton in the same batch as a third: counted once each */
+    dedup_item_t joins[2] = {items[6], items[6]};
+    joins[1].post_id = "p7";
+    joins[1].post_id_len = 2;
+    dedup_result_t rj[2];
+    EXPECT(dedup_batch_check(store, joins, 2, rj) == 0);
+    EXPECT(rj[0].cluster == fps[3].exact && rj[0].count == 2 && rj[0].authors == 1);
+    EXPECT(rj[1].cluster == fps[3].exact && rj[1].count == 3 && !rj[1].replay);
+    dedup_store_free(store);
+
+    /* milestone 1: claimed by the first post of a cluster, again by its replay, by nobody else */
+    cluster_flush(tc);
+    dedup_campaign_t camp;
+    store = NULL;
+    if (dedup_campaign_parse("1,2", 1, &camp, NULL) != 0 ||
+        dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    dedup_campaign_set(store, &camp);
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.milestones == 1u);
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
+    EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
+    EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
+    dedup_store_free(store);
+
+    /* epoch turnover: window 2 s, epochs of 1 s. p1 in one epoch, p2 in the next finds it in
+     * the older one and rewrites its fields into its own; 2 s (window) + 1 s (epoch) later
+     * everything has expired and p3 starts a cluster of its own. */
+    cluster_flush(tc);
+    store = NULL;
+    if (dedup_redis_new(url, 2, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    sleep_to_second(0.1);
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.count == 1);
+    sleep_to_second(0.1);
+    time_t epoch = time(NULL);
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(r.count == 2 && r.cluster == fps[0].exact);
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "tw:i:%lld:", (long long)epoch);
+    if (time(NULL) == epoch)
+        EXPECT(cluster_count_keys(tc, prefix) >= 1);
+    struct timespec rest = {3, 600 * 1000 * 1000};
+    nanosleep(&rest, NULL);
+    EXPECT(cluster_count_keys(tc, "tw:") == 0);
+    EXPECT(check_one(store, 2, &r) == 0);
+    EXPECT(r.count == 1 && r.cluster == fps[2].exact && !r.replay);
 #undef EXPECT
     dedup_store_free(store);
     return bad;
