@@ -77,8 +77,10 @@ typedef struct {
 /* Cluster mode, per batch: one cluster a field names or a post chose. */
 typedef struct {
     uint64_t id;
-    bool sig_asked;      /* HGET tw:c:{id} sig was queued (phase 1b) */
+    bool asked;          /* HMGET tw:c:{id} sig s1 was queued (phase 1b) */
+    bool promoted;       /* a post of the batch made its singleton a cluster with a hash */
     dedup_sig_t hash;    /* its hash's signature as the script will find it */
+    dedup_sig_t first;   /* its hash's first member (s1), in sigbuf */
     bool cached;         /* cache: what verification uses (batch.lua's sigcache) */
     dedup_sig_t cache;   /* valid when cached */
     bool promote;        /* its singleton record's post goes first through its script */
@@ -573,6 +575,25 @@ static const dedup_field_t *cluster_record(dedup_redis_t *r, const dedup_cluster
     return f;
 }
 
+typedef enum { CLUSTER_NONE, CLUSTER_SINGLE, CLUSTER_HASH } cluster_state_t;
+
+/* What cluster c is as the batch sees it: no live cluster; a singleton (its record decoded
+ * into *rec); or a cluster with a hash: its field holds the marker, or still the record of a
+ * singleton whose hash has the record's post as first member (a promotion keeps the record
+ * until a later batch finds it there: docs/DEDUP.md). */
+static cluster_state_t cluster_state(dedup_redis_t *r, const dedup_cluster_t *c,
+                                     dedup_record_t *rec)
+{
+    const dedup_field_t *f = cluster_record(r, c);
+    if (!f)
+        return CLUSTER_NONE;
+    if (f->val_len <= 8 || c->promoted || !record_decode(field_val(r, f), f->val_len, rec))
+        return CLUSTER_HASH;
+    bool in_hash = c->first.set && c->first.len == rec->pid_len &&
+                   memcmp(r->sigbuf.data + c->first.off, rec->pid, rec->pid_len) == 0;
+    return in_hash ? CLUSTER_HASH : CLUSTER_SINGLE;
+}
+
 static int sig_keep(dedup_redis_t *r, dedup_sig_t *sig, const void *bytes, size_t len)
 {
     if (!len) {
@@ -591,16 +612,17 @@ static int cluster_signature(dedup_redis_t *r, dedup_cluster_t *c)
     if (c->cached)
         return 0;
     c->cached = true;
-    const dedup_field_t *f = cluster_record(r, c);
     dedup_record_t rec;
-    if (f && f->val_len > 8) {
-        if (record_decode(field_val(r, f), f->val_len, &rec))
-            return sig_keep(r, &c->cache, rec.sig, rec.sig_len);
+    switch (cluster_state(r, c, &rec)) {
+    case CLUSTER_SINGLE:
+        return sig_keep(r, &c->cache, rec.sig, rec.sig_len);
+    case CLUSTER_HASH:
+        c->cache = c->hash;
+        return 0;
+    default:
         c->cache = (dedup_sig_t){0};
-    } else {
-        c->cache = f ? c->hash : (dedup_sig_t){0};
+        return 0;
     }
-    return 0;
 }
 
 /* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
@@ -835,23 +857,25 @@ static int fetch_fields(dedup_redis_t *r)
     return rc;
 }
 
-/* Queues HGET tw:c:{id} sig once per cluster. */
-static void queue_sig_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *ncmds)
+/* Queues HMGET tw:c:{id} sig s1 once per cluster: its hash's signature and first member (a
+ * promoted singleton's record post). */
+static void queue_hash_fetch(dedup_redis_t *r, dedup_cluster_t *c, size_t *ncmds)
 {
-    if (c->sig_asked)
+    if (c->asked)
         return;
-    c->sig_asked = true;
+    c->asked = true;
     size_t start = r->args.n;
-    redis_args_ptr(&r->args, "HGET", 4);
+    redis_args_ptr(&r->args, "HMGET", 5);
     redis_args_fmt(&r->args, REDIS_KEY_PREFIX "c:{%016" PRIx64 "}", c->id);
     redis_args_ptr(&r->args, "sig", 3);
+    redis_args_ptr(&r->args, "s1", 2);
     cmd_add(r, ncmds, start, 1);
 }
 
 /* Phase 1b: every cluster the batch's fields name needs its own field (its record, or the
- * marker of a cluster with a hash) when that is not one of the batch's fields; with
- * verification, a cluster with a hash (or one not known yet) also its hash's signature. One
- * round, skipped when nothing is missing. */
+ * marker of a cluster with a hash) when that is not one of the batch's fields; a singleton's
+ * (or one not known yet) hash's first member, and with verification a cluster with a hash's
+ * signature: HMGET tw:c:{id} sig s1. One round, skipped when nothing is missing. */
 static int fetch_named_clusters(dedup_redis_t *r, bool verify)
 {
     size_t batch_fields = r->nfields;
@@ -862,16 +886,18 @@ static int fetch_named_clusters(dedup_redis_t *r, bool verify)
     size_t ncmds = 0;
     if (r->nfields > batch_fields)
         queue_hmgets(r, batch_fields, r->nfields, &ncmds);
-    for (size_t j = 0; verify && j < batch_fields; j++) {
+    for (size_t j = 0; j < batch_fields; j++) {
         if (!r->fields[j].present)
             continue;
         dedup_cluster_t *c = cluster_entry(r, field_cluster(r, &r->fields[j]));
         const dedup_field_t *own = field_find(r, c->id);
         if (!own->present && own - r->fields < (ptrdiff_t)batch_fields)
             continue; /* no live cluster */
-        if (own->present && (own->val_len > 8 || field_cluster(r, own) != c->id))
-            continue; /* a singleton (its record has the signature), or no live cluster */
-        queue_sig_fetch(r, c, &ncmds);
+        if (own->present && field_cluster(r, own) != c->id)
+            continue; /* no live cluster: the exact field of a post of another cluster */
+        if (own->present && own->val_len == 8 && !verify)
+            continue; /* a cluster with a hash, and its signature is not needed */
+        queue_hash_fetch(r, c, &ncmds);
     }
     if (!ncmds)
         return 0;
@@ -881,15 +907,23 @@ static int fetch_named_clusters(dedup_redis_t *r, bool verify)
     size_t c = 0;
     if (r->nfields > batch_fields)
         rc = take_hmgets(r, &c);
-    /* a cluster's HGET was queued when it was first met, so in the order of the clusters */
+    /* a cluster's HMGET was queued when it was first met, so in the order of the clusters */
     for (size_t cl = 0; rc == 0 && cl < r->nclusters; cl++) {
-        if (!r->clusters[cl].sig_asked)
+        dedup_cluster_t *cluster = &r->clusters[cl];
+        if (!cluster->asked)
             continue;
         const redisReply *reply = r->replies[c++];
-        if (reply->type == REDIS_REPLY_STRING)
-            rc = sig_keep(r, &r->clusters[cl].hash, reply->str, reply->len);
-        else if (reply->type != REDIS_REPLY_NIL)
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
             rc = TW_ERR_REDIS;
+            break;
+        }
+        for (size_t k = 0; rc == 0 && k < 2; k++) {
+            const redisReply *v = reply->element[k];
+            if (v->type == REDIS_REPLY_STRING)
+                rc = sig_keep(r, k ? &cluster->first : &cluster->hash, v->str, v->len);
+            else if (v->type != REDIS_REPLY_NIL)
+                rc = TW_ERR_REDIS;
+        }
     }
     rc = log_reply_error(r, ncmds, rc);
     replies_free(r, ncmds);
@@ -953,9 +987,9 @@ static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool 
     dedup_cluster_t *c = cluster_entry(r, id);
     r->post_cluster[i] = (uint32_t)(c - r->clusters);
     dedup_field_t *own = &r->fields[field_entry(r, id)]; /* present in the map already */
-    const dedup_field_t *recf = cluster_record(r, c);
     dedup_record_t rec;
-    bool single = recf && recf->val_len > 8 && record_decode(field_val(r, recf), recf->val_len, &rec);
+    cluster_state_t state = cluster_state(r, c, &rec);
+    bool single = state == CLUSTER_SINGLE;
     const char *sig = fp->nbands ? r->sigs.data + r->post_sig[i] : "";
     size_t sig_len = fp->nbands ? FINGERPRINT_SIG_BYTES : 0;
     const char *author = it->author ? it->author : "";
@@ -964,13 +998,14 @@ static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool 
     int rc = 0;
     if (single && rec.pid_len == it->post_id_len && memcmp(rec.pid, it->post_id, rec.pid_len) == 0) {
         local_result(res, id, rec.author_len, rec.ts, true);
-    } else if (recf || eager) {
+    } else if (state != CLUSTER_NONE || eager) {
         if (single) {
             c->promote = true;
-            c->rec_off = recf->val_off;
-            c->rec_len = recf->val_len;
+            c->rec_off = own->val_off;
+            c->rec_len = own->val_len;
             rc = cluster_update_sig(r, c, rec.sig, rec.sig_len);
         }
+        c->promoted = true;
         if (rc == 0)
             rc = cluster_update_sig(r, c, sig, sig_len);
         script_post(r, c, i);
@@ -994,9 +1029,14 @@ static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool 
     }
     unsigned char marker[8];
     put_be64(marker, id);
-    /* a cluster with a hash keeps its 8-byte id alone in its field, refreshed with the hash */
-    if (rc == 0 && has_hash && !(own->fresh && own->val_len == 8))
+    /* a cluster with a hash keeps its 8-byte id alone in its field, refreshed with the hash;
+     * a promoted singleton keeps its record there until a later batch finds the record's post
+     * in the hash, so that a promotion whose script did not run (a failed round) is made again
+     * by the next post, not lost (its record's post would be missing from the count) */
+    if (rc == 0 && has_hash && !single && !(own->fresh && own->val_len == 8))
         rc = field_put(r, own, marker, 8);
+    else if (rc == 0 && has_hash && own->present && !own->fresh)
+        own->fresh = own->dirty = true;
     for (uint32_t b = 0; rc == 0 && b <= dedup_index_bands(fp); b++) {
         dedup_field_t *f = &r->fields[pk[b]];
         if (f->fresh)
