@@ -13,9 +13,10 @@
  *   3. otherwise the cluster's post count increments, its author joins the distinct-author
  *      count, and first/last seen take the post time;
  *   4. the exact and band keys point at the cluster (an existing key keeps its cluster) and
- *      every key of the cluster expires window_s after its last update (the single-server
- *      Redis store keeps exact and band keys, and singletons, in time buckets of window_s / 2
- *      that expire as a whole: between window_s and 1.5 x window_s after their last update);
+ *      every key of the cluster expires window_s after its last update (the Redis stores,
+ *      single server and Redis Cluster, keep exact and band keys, and singletons, in time
+ *      buckets of window_s / 2 that expire as a whole: between window_s and 1.5 x window_s
+ *      after their last update);
  *   5. campaign milestones (dedup_campaign_set): a new member that finds the cluster's count
  *      at or above milestone m and its distinct authors at or above min_authors, where m was
  *      not yet reached, claims m for its post id (Redis: set-if-empty inside one script, so

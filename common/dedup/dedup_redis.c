@@ -77,16 +77,16 @@ typedef struct {
 /* Cluster mode, per batch: one cluster a field names or a post chose. */
 typedef struct {
     uint64_t id;
-    bool asked;          /* HMGET tw:c:{id} sig s1 was queued (phase 1b) */
-    bool promoted;       /* a post of the batch made its singleton a cluster with a hash */
-    dedup_sig_t hash;    /* its hash's signature as the script will find it */
-    dedup_sig_t first;   /* its hash's first member (s1), in sigbuf */
-    bool cached;         /* cache: what verification uses (batch.lua's sigcache) */
-    dedup_sig_t cache;   /* valid when cached */
-    bool promote;        /* its singleton record's post goes first through its script */
-    uint32_t rec_len;    /* that record, in vals */
+    bool asked;        /* HMGET tw:c:{id} sig s1 was queued (phase 1b) */
+    bool promoted;     /* a post of the batch made its singleton a cluster with a hash */
+    dedup_sig_t hash;  /* its hash's signature as the script will find it */
+    dedup_sig_t first; /* its hash's first member (s1), in sigbuf */
+    bool cached;       /* cache: what verification uses (batch.lua's sigcache) */
+    dedup_sig_t cache; /* valid when cached */
+    bool promote;      /* its singleton record's post goes first through its script */
+    uint32_t rec_len;  /* that record, in vals */
     size_t rec_off;
-    size_t nposts;       /* posts of the batch that go through its script */
+    size_t nposts;                /* posts of the batch that go through its script */
     size_t first_post, last_post; /* linked through post_next */
 } dedup_cluster_t;
 
@@ -501,7 +501,8 @@ typedef struct {
 /* Decodes the record after the 8-byte cluster id of a field's value; false if malformed. */
 static bool record_decode(const char *val, size_t len, dedup_record_t *rec)
 {
-    const unsigned char *p = (const unsigned char *)val + 8, *end = (const unsigned char *)val + len;
+    const unsigned char *p = (const unsigned char *)val + 8,
+                        *end = (const unsigned char *)val + len;
     return len > 8 && mp_get_int(&p, end, &rec->ts) &&
            mp_get_str(&p, end, &rec->author, &rec->author_len) &&
            mp_get_str(&p, end, &rec->sig, &rec->sig_len) &&
@@ -978,8 +979,8 @@ static uint64_t choose_cluster(dedup_redis_t *r, const fingerprint_t *fp, const 
  * into its exact field); a post joining a cluster with a hash, or the second post of a
  * singleton (which then gets a hash, its record's post first), goes through the cluster's
  * script; then every field of the post not yet in the current epoch is put there. */
-static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool verify,
-                       bool eager, dedup_result_t *res)
+static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool verify, bool eager,
+                       dedup_result_t *res)
 {
     const fingerprint_t *fp = it->fp;
     const uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
@@ -996,7 +997,8 @@ static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool 
     size_t author_len = it->author ? it->author_len : 0;
     bool has_hash = false;
     int rc = 0;
-    if (single && rec.pid_len == it->post_id_len && memcmp(rec.pid, it->post_id, rec.pid_len) == 0) {
+    if (single && rec.pid_len == it->post_id_len &&
+        memcmp(rec.pid, it->post_id, rec.pid_len) == 0) {
         local_result(res, id, rec.author_len, rec.ts, true);
     } else if (state != CLUSTER_NONE || eager) {
         if (single) {

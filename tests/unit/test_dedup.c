@@ -799,17 +799,16 @@ static int check_cluster_layout(const test_cluster_t *tc, const char *url)
             unsigned char field[8];
             for (int k = 0; k < 8; k++)
                 field[k] = (unsigned char)(fps[3].exact >> (56 - 8 * k));
-            redisReply *rec = node_cmd(
-                tc->ports[i],
-                "EVAL %s 1 %s %b",
-                "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
-                "local ts, a, s, p = cmsgpack.unpack(string.sub(v, 9)) "
-                "return {string.sub(v, 1, 8) == ARGV[1] and 1 or 0, ts, a, #s, p}",
-                keys->element[0]->str, field, sizeof(field));
+            redisReply *rec =
+                node_cmd(tc->ports[i], "EVAL %s 1 %s %b",
+                         "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+                         "local ts, a, s, p = cmsgpack.unpack(string.sub(v, 9)) "
+                         "return {string.sub(v, 1, 8) == ARGV[1] and 1 or 0, ts, a, #s, p}",
+                         keys->element[0]->str, field, sizeof(field));
             decoded = rec && rec->type == REDIS_REPLY_ARRAY && rec->elements == 5 &&
                       rec->element[0]->integer == 1 && rec->element[1]->integer == 120 &&
-                      strcmp(rec->element[2]->str, "dave") == 0 && rec->element[3]->integer == 200 &&
-                      strcmp(rec->element[4]->str, "p4") == 0;
+                      strcmp(rec->element[2]->str, "dave") == 0 &&
+                      rec->element[3]->integer == 200 && strcmp(rec->element[4]->str, "p4") == 0;
             if (!decoded && rec && rec->type == REDIS_REPLY_ERROR)
                 fprintf(stderr, "  record: %s\n", rec->str);
             freeReplyObject(rec);
