@@ -32,6 +32,7 @@
 #include "dedup/dedup_lua.h"
 #include "dedup/redis_args.h"
 #include "dedup/redis_cluster.h"
+#include "dedup/redis_record.h"
 #include "dedup/redis_conn.h"
 #include "dedup/redis_script.h"
 #include "dedup/redis_url.h"
@@ -360,155 +361,6 @@ static int idmap_reset(u64map_t *m, size_t n)
     return 0;
 }
 
-/* ---- singleton records: cluster id (8 bytes) + msgpack {ts, author, signature, post id}, the
- * encoding batch.lua's cmsgpack.pack(ts, author, sig, pid) writes and cmsgpack.unpack reads */
-
-static void mp_put_int(buf_t *b, int64_t v)
-{
-    unsigned char out[9];
-    size_t len;
-    uint64_t u = (uint64_t)v;
-    if (v >= 0 && v <= 127) {
-        out[0] = (unsigned char)v;
-        len = 1;
-    } else if (v < 0 && v >= -32) {
-        out[0] = (unsigned char)(0xe0 | (v & 0x1f));
-        len = 1;
-    } else {
-        /* the smallest of uint8/16/32/64 (0xcc..0xcf) or int8/16/32/64 (0xd0..0xd3), as
-         * cmsgpack chooses it */
-        int bytes;
-        unsigned char tag;
-        if (v >= 0) {
-            bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffLL ? 4 : 8;
-            tag = bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf;
-        } else {
-            bytes = v >= -128 ? 1 : v >= -32768 ? 2 : v >= -2147483648LL ? 4 : 8;
-            tag = bytes == 1 ? 0xd0 : bytes == 2 ? 0xd1 : bytes == 4 ? 0xd2 : 0xd3;
-        }
-        out[0] = tag;
-        for (int k = 0; k < bytes; k++)
-            out[1 + k] = (unsigned char)(u >> (8 * (bytes - 1 - k)));
-        len = 1 + (size_t)bytes;
-    }
-    buf_append(b, out, len);
-}
-
-static void mp_put_str(buf_t *b, const char *s, size_t len)
-{
-    unsigned char hdr[5];
-    size_t hlen;
-    if (len < 32) {
-        hdr[0] = (unsigned char)(0xa0 | len);
-        hlen = 1;
-    } else if (len <= 0xff) {
-        hdr[0] = 0xd9;
-        hdr[1] = (unsigned char)len;
-        hlen = 2;
-    } else if (len <= 0xffff) {
-        hdr[0] = 0xda;
-        hdr[1] = (unsigned char)(len >> 8);
-        hdr[2] = (unsigned char)len;
-        hlen = 3;
-    } else {
-        hdr[0] = 0xdb;
-        for (int k = 0; k < 4; k++)
-            hdr[1 + k] = (unsigned char)(len >> (8 * (3 - k)));
-        hlen = 5;
-    }
-    buf_append(b, hdr, hlen);
-    buf_append(b, s, len);
-}
-
-/* Big-endian unsigned of width bytes at *p, if the input holds it. */
-static bool mp_take(const unsigned char **p, const unsigned char *end, int width, uint64_t *v)
-{
-    if (end - *p < width)
-        return false;
-    *v = 0;
-    for (int k = 0; k < width; k++)
-        *v = *v << 8 | (*p)[k];
-    *p += width;
-    return true;
-}
-
-static bool mp_get_int(const unsigned char **p, const unsigned char *end, int64_t *v)
-{
-    if (*p >= end)
-        return false;
-    unsigned char t = *(*p)++;
-    uint64_t u;
-    if (t <= 0x7f)
-        return *v = t, true;
-    if (t >= 0xe0)
-        return *v = (int8_t)t, true;
-    if (t >= 0xcc && t <= 0xcf) {
-        if (!mp_take(p, end, 1 << (t - 0xcc), &u))
-            return false;
-        return *v = (int64_t)u, true;
-    }
-    if (t >= 0xd0 && t <= 0xd3) {
-        int width = 1 << (t - 0xd0);
-        if (!mp_take(p, end, width, &u))
-            return false;
-        if (width < 8 && (u >> (8 * width - 1)))
-            u |= ~0ULL << (8 * width); /* sign-extend */
-        return *v = (int64_t)u, true;
-    }
-    if (t == 0xcb) { /* a double: cmsgpack writes one for a non-integer number */
-        double d;
-        if (!mp_take(p, end, 8, &u))
-            return false;
-        memcpy(&d, &u, sizeof(d));
-        return *v = (int64_t)d, true;
-    }
-    return false;
-}
-
-static bool mp_get_str(const unsigned char **p, const unsigned char *end, const char **s,
-                       size_t *len)
-{
-    if (*p >= end)
-        return false;
-    unsigned char t = *(*p)++;
-    uint64_t u;
-    if ((t & 0xe0) == 0xa0)
-        u = t & 0x1f;
-    else if (t == 0xd9 || t == 0xc4)
-        u = 0;
-    else if (t == 0xda || t == 0xc5)
-        u = 1;
-    else if (t == 0xdb || t == 0xc6)
-        u = 2;
-    else
-        return false;
-    if ((t & 0xe0) != 0xa0 && !mp_take(p, end, 1 << u, &u))
-        return false;
-    if ((uint64_t)(end - *p) < u)
-        return false;
-    *s = (const char *)*p;
-    *len = (size_t)u;
-    *p += u;
-    return true;
-}
-
-typedef struct {
-    int64_t ts;
-    const char *author, *sig, *pid;
-    size_t author_len, sig_len, pid_len;
-} dedup_record_t;
-
-/* Decodes the record after the 8-byte cluster id of a field's value; false if malformed. */
-static bool record_decode(const char *val, size_t len, dedup_record_t *rec)
-{
-    const unsigned char *p = (const unsigned char *)val + 8,
-                        *end = (const unsigned char *)val + len;
-    return len > 8 && mp_get_int(&p, end, &rec->ts) &&
-           mp_get_str(&p, end, &rec->author, &rec->author_len) &&
-           mp_get_str(&p, end, &rec->sig, &rec->sig_len) &&
-           mp_get_str(&p, end, &rec->pid, &rec->pid_len) && p == end;
-}
-
 /* ---- the batch's fields and clusters ---------------------------------------------------- */
 
 static const char *field_val(const dedup_redis_t *r, const dedup_field_t *f)
@@ -588,7 +440,7 @@ static cluster_state_t cluster_state(dedup_redis_t *r, const dedup_cluster_t *c,
     const dedup_field_t *f = cluster_record(r, c);
     if (!f)
         return CLUSTER_NONE;
-    if (f->val_len <= 8 || c->promoted || !record_decode(field_val(r, f), f->val_len, rec))
+    if (f->val_len <= 8 || c->promoted || !dedup_record_decode(field_val(r, f), f->val_len, rec))
         return CLUSTER_HASH;
     bool in_hash = c->first.set && c->first.len == rec->pid_len &&
                    memcmp(r->sigbuf.data + c->first.off, rec->pid, rec->pid_len) == 0;
@@ -1014,13 +866,8 @@ static int decide_post(dedup_redis_t *r, const dedup_item_t *it, size_t i, bool 
         has_hash = true;
     } else {
         buf_reset(&r->record);
-        unsigned char cid[8];
-        put_be64(cid, id);
-        buf_append(&r->record, cid, 8);
-        mp_put_int(&r->record, it->ts);
-        mp_put_str(&r->record, author, author_len);
-        mp_put_str(&r->record, sig, sig_len);
-        mp_put_str(&r->record, it->post_id, it->post_id_len);
+        dedup_record_encode(&r->record, id, it->ts, author, author_len, sig, sig_len, it->post_id,
+                            it->post_id_len);
         if (r->record.failed)
             return TW_ERR_NOMEM;
         rc = field_put(r, own, r->record.data, r->record.len);
@@ -1132,7 +979,7 @@ static void queue_cluster_scripts(dedup_redis_t *r, const dedup_item_t *items, s
         for (size_t m = 0; m < camp->nmilestones; m++)
             redis_args_fmt(&r->args, "%" PRIu64, camp->milestones[m]);
         dedup_record_t rec;
-        if (c->promote && record_decode(r->vals.data + c->rec_off, c->rec_len, &rec))
+        if (c->promote && dedup_record_decode(r->vals.data + c->rec_off, c->rec_len, &rec))
             script_entry(r, rec.pid, rec.pid_len, rec.author, rec.author_len, rec.ts, rec.sig,
                          rec.sig_len);
         for (size_t i = c->first_post; i != UINT32_MAX; i = r->post_next[i]) {

@@ -19,6 +19,7 @@
 #include "dedup/dedup.h"
 #include "fingerprint/fingerprint.h"
 #include "dedup/redis_cluster.h"
+#include "dedup/redis_record.h"
 #include "tw_redis.h"
 #include "tw_test.h"
 
@@ -942,6 +943,55 @@ TW_TEST(redis_store_layout)
     TW_ASSERT_INT_EQ(layout, 0);
 }
 
+/* Singleton records are the bytes batch.lua's cmsgpack.pack(ts, author, sig, pid) writes after
+ * the cluster id (known answer), round-trip for every integer and string width, and decode
+ * what cmsgpack may also write (a double time, bin strings); malformed values are refused. */
+TW_TEST(singleton_record_encoding)
+{
+    buf_t b;
+    buf_init(&b);
+    dedup_record_encode(&b, 0x0102030405060708ULL, 1700000000, "u1", 2, "", 0, "p1", 2);
+    static const unsigned char known[] = {1,    2,    3,    4,    5,   6,   7,    8,    0xce, 0x65,
+                                          0x53, 0xf1, 0x00, 0xa2, 'u', '1', 0xa0, 0xa2, 'p',  '1'};
+    TW_ASSERT_INT_EQ(b.len, sizeof(known));
+    TW_ASSERT(memcmp(b.data, known, sizeof(known)) == 0);
+
+    static const int64_t times[] = {
+        0,  127, 128, 255,  256,  65535,  65536,  4294967295LL,  4294967296LL,  INT64_MAX,
+        -1, -32, -33, -128, -129, -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN};
+    static const size_t lens[] = {0, 31, 32, 255, 256, 65535, 65536};
+    char *text = malloc(65536);
+    TW_ASSERT(text != NULL);
+    for (size_t k = 0; k < 65536; k++)
+        text[k] = (char)('a' + k % 26);
+    for (size_t t = 0; t < sizeof(times) / sizeof(times[0]); t++)
+        for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+            buf_reset(&b);
+            dedup_record_encode(&b, 42, times[t], text, lens[l], text + 1, lens[l] / 2, "id", 2);
+            dedup_record_t rec;
+            TW_ASSERT(!b.failed && dedup_record_decode(b.data, b.len, &rec));
+            TW_ASSERT(rec.cluster == 42 && rec.ts == times[t]);
+            TW_ASSERT(rec.author_len == lens[l] && memcmp(rec.author, text, lens[l]) == 0);
+            TW_ASSERT(rec.sig_len == lens[l] / 2 && memcmp(rec.sig, text + 1, lens[l] / 2) == 0);
+            TW_ASSERT(rec.pid_len == 2 && memcmp(rec.pid, "id", 2) == 0);
+            TW_ASSERT(!dedup_record_decode(b.data, b.len - 1, &rec)); /* truncated */
+        }
+    free(text);
+    /* 1700000000.0 as a double, the author as bin 8 */
+    static const unsigned char other[] = {0,    0,    0,    0,    0,    0,    0,    7,
+                                          0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x00, 0x00,
+                                          0x00, 0xc4, 0x01, 'a',  0xa0, 0xa1, 'p'};
+    dedup_record_t rec;
+    TW_ASSERT(dedup_record_decode((const char *)other, sizeof(other), &rec));
+    TW_ASSERT(rec.cluster == 7 && rec.ts == 1700000000 && rec.author_len == 1 && rec.pid_len == 1);
+    TW_ASSERT(!dedup_record_decode((const char *)other, 8, &rec)); /* a cluster id alone */
+    unsigned char bad[sizeof(other)];
+    memcpy(bad, other, sizeof(other));
+    bad[8] = 0xc0; /* nil is not a time */
+    TW_ASSERT(!dedup_record_decode((const char *)bad, sizeof(bad), &rec));
+    buf_fini(&b);
+}
+
 TW_TEST(redis_url_errors_are_reported)
 {
     tw_diag_t diag;
@@ -961,5 +1011,5 @@ int main(void)
            TW_CASE(memory_store_stays_bounded), TW_CASE(campaign_milestones_parse),
            TW_CASE(memory_store_campaign_milestones), TW_CASE(redis_store_matches_memory_store),
            TW_CASE(redis_store_layout), TW_CASE(redis_cluster_store_matches_memory_store),
-           TW_CASE(redis_url_errors_are_reported));
+           TW_CASE(redis_url_errors_are_reported), TW_CASE(singleton_record_encoding));
 }
