@@ -48,8 +48,9 @@
 #define POST_KEYS_STRIDE (1 + FINGERPRINT_BANDS)
 
 /* Cluster mode: live epochs a lookup reads at most: the current one, the two older ones still
- * alive (an epoch is window / 2) and the next one near its start (clock skew, below). */
-#define CLUSTER_MAX_EPOCHS 4
+ * alive (an epoch is window / 2; three with an odd window, whose epochs are a little shorter)
+ * and the next one near its start (clock skew, below). */
+#define CLUSTER_MAX_EPOCHS 5
 
 /* Cluster mode takes the epoch from the worker's clock (no TIME round trip): within this many
  * seconds of the next epoch's start the next epoch is read too, so a worker whose clock is

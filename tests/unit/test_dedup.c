@@ -899,26 +899,31 @@ static int check_cluster_layout(const test_cluster_t *tc, const char *url)
     EXPECT(r.replay && r.count == 3);
     dedup_store_free(store);
 
-    /* epoch turnover: window 2 s, epochs of 1 s. p1 in one epoch, p2 in the next finds it in
-     * the older one and rewrites its fields into its own; 2 s (window) + 1 s (epoch) later
-     * everything has expired and p3 starts a cluster of its own. */
+    /* epoch turnover: window 3 s, epochs of 1 s (an odd window: four epochs live at once).
+     * p1 written in epoch e lives until e + 1 + 3; p2, 3.4 s later, finds it in the oldest live
+     * epoch and rewrites its fields into its own; once that epoch's end + the window has
+     * passed, everything has expired and p3 starts a cluster of its own. */
     cluster_flush(tc);
     store = NULL;
-    if (dedup_redis_new(url, 2, 2000, &store, NULL) != 0)
+    if (dedup_redis_new(url, 3, 2000, &store, NULL) != 0)
         return fprintf(stderr, "  store failed\n"), 1;
     sleep_to_second(0.1);
+    time_t e = time(NULL);
     EXPECT(check_one(store, 0, &r) == 0);
     EXPECT(r.count == 1);
-    sleep_to_second(0.1);
+    sleep_to_second(0.5); /* e + 1.5 */
+    sleep_to_second(0.5);
+    sleep_to_second(0.5); /* e + 3.5 */
     time_t epoch = time(NULL);
+    EXPECT(epoch == e + 3);
     EXPECT(check_one(store, 1, &r) == 0);
     EXPECT(r.count == 2 && r.cluster == fps[0].exact);
     char prefix[48];
     snprintf(prefix, sizeof(prefix), "tw:i:%lld:", (long long)epoch);
     if (time(NULL) == epoch)
         EXPECT(cluster_count_keys(tc, prefix) >= 1);
-    struct timespec rest = {3, 600 * 1000 * 1000};
-    nanosleep(&rest, NULL);
+    for (int k = 0; k < 4; k++) /* e + 7.6: past e + 3 + 1 + 3 */
+        sleep_to_second(0.6);
     EXPECT(cluster_count_keys(tc, "tw:") == 0);
     EXPECT(check_one(store, 2, &r) == 0);
     EXPECT(r.count == 1 && r.cluster == fps[2].exact && !r.replay);
