@@ -122,9 +122,11 @@ static void transcript_batch(buf_t *t, const pipeline_t *p, const pipeline_resul
 /* Runs every post through a pipeline of `threads` workers in batches of batch (the last
  * one shorter), swapping to `after`'s rules once swap_at posts were processed; the
  * transcript goes to t. overlap: each batch is submitted before the previous one is finished
- * (as scan does), else pipeline_process does one batch at a time (as run does). Returns 0 or
- * the first error. */
-static int run_pipeline(long threads, size_t batch, size_t swap_at, bool overlap,
+ * (as scan and run do), else pipeline_process does one batch at a time. OVERLAP_ABANDON:
+ * also, every third batch is taken back after the one before it finished and submitted again
+ * (as run does when the store pauses it). Returns 0 or the first error. */
+enum { NO_OVERLAP, OVERLAP, OVERLAP_ABANDON };
+static int run_pipeline(long threads, size_t batch, size_t swap_at, int overlap,
                         const compiled_t *before, const compiled_t *after, char **posts, buf_t *t)
 {
     config_t cfg;
@@ -190,6 +192,16 @@ static int run_pipeline(long threads, size_t batch, size_t swap_at, bool overlap
             if ((rc = pipeline_finish(&pipe)) == 0)
                 transcript_batch(t, &pipe, results[pending_slot], pending_n);
         }
+        if (rc == 0 && overlap == OVERLAP_ABANDON && (first / batch) % 3 == 0) {
+            pipeline_abandon(&pipe);
+            /* a swap is refused unless the pipeline is idle */
+            if (pipeline_set_rules(&pipe, pipe.rules, pipe.db) != 0) {
+                fprintf(stderr, "  the pipeline is not idle after pipeline_abandon\n");
+                rc = TW_ERR_INVALID;
+            } else {
+                rc = pipeline_submit(&pipe, inputs[slot], n, results[slot]);
+            }
+        }
         pending_n = n;
         pending_slot = slot;
     }
@@ -233,7 +245,7 @@ TW_TEST(threads_give_the_same_results_in_the_same_order)
     buf_init(&one);
     buf_init(&many);
     /* Batches of 97: uneven chunks; the swap falls between the 4th and 5th batch. */
-    TW_ASSERT_INT_EQ(run_pipeline(1, 97, 388, false, &before, &after, posts, &one), 0);
+    TW_ASSERT_INT_EQ(run_pipeline(1, 97, 388, NO_OVERLAP, &before, &after, posts, &one), 0);
     TW_ASSERT(!one.failed);
     /* Both rule sets answered, and every kind of outcome happened. */
     TW_ASSERT(strstr(one.data, "before.scam") != NULL);
@@ -243,7 +255,7 @@ TW_TEST(threads_give_the_same_results_in_the_same_order)
     TW_ASSERT(strstr(one.data, "outcome=2") != NULL);
     static const long thread_counts[] = {1, 2, 3, 8};
     for (size_t k = 0; k < sizeof(thread_counts) / sizeof(thread_counts[0]); k++) {
-        for (int overlap = 0; overlap <= 1; overlap++) {
+        for (int overlap = NO_OVERLAP; overlap <= OVERLAP_ABANDON; overlap++) {
             long threads = thread_counts[k];
             buf_reset(&many);
             TW_ASSERT_INT_EQ(run_pipeline(threads, 97, 388, overlap, &before, &after, posts, &many),
@@ -251,12 +263,14 @@ TW_TEST(threads_give_the_same_results_in_the_same_order)
             TW_ASSERT(!many.failed);
             if (one.len != many.len || memcmp(one.data, many.data, one.len) != 0)
                 TW_FAIL("%ld threads%s: transcript differs from 1 thread's", threads,
-                        overlap ? ", batches overlapped" : "");
+                        overlap == OVERLAP_ABANDON ? ", batches overlapped and taken back"
+                        : overlap                  ? ", batches overlapped"
+                                                   : "");
         }
     }
     /* Batches smaller than the pool, down to one post. */
     buf_reset(&many);
-    TW_ASSERT_INT_EQ(run_pipeline(8, 1, 388, true, &before, &after, posts, &many), 0);
+    TW_ASSERT_INT_EQ(run_pipeline(8, 1, 388, OVERLAP, &before, &after, posts, &many), 0);
     TW_ASSERT(strstr(many.data, "after.author") != NULL);
     buf_fini(&one);
     buf_fini(&many);

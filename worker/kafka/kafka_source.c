@@ -16,9 +16,15 @@ struct kafka_source {
     rd_kafka_t *rk;
     char *topic;
     kafka_source_hooks_t hooks;
-    rd_kafka_message_t **held; /* messages of the current batch */
-    size_t nheld;
-    size_t held_cap;
+    /* The messages behind the records of the last two batches: the run loop finishes one
+     * batch while the next is analysed, so a batch's bytes must outlive the following poll.
+     * Each poll reuses (and first releases) the set of the batch before the previous one. */
+    struct source_held {
+        rd_kafka_message_t **msgs;
+        size_t n;
+        size_t cap;
+    } held[2];
+    unsigned polls;             /* batches polled; the current one's set is held[polls % 2] */
     rd_kafka_message_t **stash; /* fetched while paused; handed out first by poll_batch */
     size_t nstash;
     size_t stash_cap;
@@ -35,11 +41,11 @@ struct kafka_source {
     metrics_partition_lag_t lags[SOURCE_MAX_PARTITIONS]; /* statistics callback scratch */
 };
 
-static void source_release(kafka_source_t *src)
+static void source_release(struct source_held *set)
 {
-    for (size_t i = 0; i < src->nheld; i++)
-        rd_kafka_message_destroy(src->held[i]);
-    src->nheld = 0;
+    for (size_t i = 0; i < set->n; i++)
+        rd_kafka_message_destroy(set->msgs[i]);
+    set->n = 0;
 }
 
 static void source_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -204,13 +210,15 @@ void kafka_source_close(kafka_source_t *src)
 {
     if (!src)
         return;
-    source_release(src);
+    for (size_t k = 0; k < 2; k++)
+        source_release(&src->held[k]);
     for (size_t i = 0; i < src->nstash; i++)
         rd_kafka_message_destroy(src->stash[i]);
     rd_kafka_consumer_close(src->rk);
     rd_kafka_destroy(src->rk);
     free(src->stash);
-    free(src->held);
+    for (size_t k = 0; k < 2; k++)
+        free(src->held[k].msgs);
     free(src->topic);
     free(src);
 }
@@ -275,13 +283,14 @@ static bool source_in_order(kafka_source_t *src, rd_kafka_message_t *msg)
 size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, size_t max,
                                int timeout_ms)
 {
-    source_release(src);
-    if (src->held_cap < max) {
-        rd_kafka_message_t **held = realloc(src->held, max * sizeof(*held));
-        if (!held)
+    struct source_held *set = &src->held[++src->polls % 2];
+    source_release(set);
+    if (set->cap < max) {
+        rd_kafka_message_t **msgs = realloc(set->msgs, max * sizeof(*msgs));
+        if (!msgs)
             return 0;
-        src->held = held;
-        src->held_cap = max;
+        set->msgs = msgs;
+        set->cap = max;
     }
     size_t n = 0;
     int wait = timeout_ms;
@@ -299,7 +308,7 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
             /* The partitions were taken away while this batch was filling: its records are
              * no longer ours to process (their offsets were committed up to what was done),
              * and whoever owns the partitions now re-reads them from there. */
-            source_release(src);
+            source_release(set);
             n = 0;
             rebalances = src->rebalances;
         }
@@ -318,7 +327,7 @@ size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, siz
         if (!source_in_order(src, msg))
             continue;
         source_mark_eof(src, msg->partition, false);
-        src->held[src->nheld++] = msg;
+        set->msgs[set->n++] = msg;
         kafka_record_t *r = &records[n++];
         r->value = msg->payload ? msg->payload : "";
         r->len = msg->len;

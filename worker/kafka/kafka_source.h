@@ -34,7 +34,8 @@ int kafka_source_new(const config_t *cfg, bool report_eof, const kafka_source_ho
 void kafka_source_close(kafka_source_t *src);
 
 /* Fills up to max records, waiting at most timeout_ms for the first and then taking what is
- * already fetched. Records stay valid until the next call. Returns the count. */
+ * already fetched. Records stay valid until the call after the next one, so a caller can
+ * finish one batch while it polls the next. Returns the count. */
 size_t kafka_source_poll_batch(kafka_source_t *src, kafka_record_t *records, size_t max,
                                int timeout_ms);
 

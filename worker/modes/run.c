@@ -21,14 +21,33 @@
  * is still unacknowledged then is re-read by the next owner. */
 #define REVOKE_FLUSH_MS 10000
 
+/* One polled batch: the records (valid for two polls, kafka_source_poll_batch), the
+ * pipeline's inputs and results for them. */
+typedef struct {
+    kafka_record_t *records;
+    pipeline_input_t *inputs;
+    pipeline_result_t *results;
+    size_t n;
+    unsigned revocations; /* kafka_source_revocations when it was polled */
+} run_batch_t;
+
 typedef struct {
     const config_t *cfg;
     kafka_source_t *src;
     kafka_sink_t *sink;
     offset_tracker_t *tracker;
     pipeline_t *pipe; /* for the rebalance hook: posts awaiting a claims recheck */
-    int failed;       /* a record could not be delivered: stop without committing past it */
+    const run_options_t *opts;
+    int failed; /* a record could not be delivered: stop without committing past it */
+    /* The loop polls the next batch while the pool analyses the one before, so up to two are
+     * in the worker: bufs alternate, and inflight is the one submitted to the pipeline and not
+     * yet finished and published (NULL when none). A rebalance finishes it first
+     * (run_before_revoke), so its records are published while their partitions are ours. */
+    run_batch_t bufs[2];
+    run_batch_t *inflight;
 } run_ctx_t;
+
+static int run_finish_inflight(run_ctx_t *ctx, run_batch_t *next, bool may_wait);
 
 static void run_on_delivery(void *opaque, int32_t partition, int64_t offset, int err,
                             const char *errstr)
@@ -61,6 +80,15 @@ static void run_store_finished(run_ctx_t *ctx)
 static void run_before_revoke(void *opaque, const int32_t *partitions, size_t n)
 {
     run_ctx_t *ctx = opaque;
+    /* The batch in flight was polled while the partitions were ours: publish it now, so the
+     * flush below covers it and its offsets are committed before they go. If it cannot be
+     * finished (the store is away under the pause policy), it is dropped unpublished and its
+     * records are re-read from the last commit by whoever owns them next. */
+    if (ctx->inflight && !ctx->failed) {
+        int rc = run_finish_inflight(ctx, NULL, false);
+        if (rc != 0 && rc != TW_ERR_REDIS)
+            ctx->failed = 1;
+    }
     int left = kafka_sink_flush(ctx->sink, REVOKE_FLUSH_MS);
     if (left)
         log_warn("rebalance: %d record(s) still unacknowledged; their posts will be re-read", left);
@@ -292,38 +320,74 @@ static int run_http_start(const config_t *cfg, http_server_t **http)
     return rc;
 }
 
-/* run_batch: the worker was stopped while the batch waited for Redis (pause policy). */
+/* run_finish_inflight: the worker was stopped while the batch waited for Redis (pause policy). */
 #define RUN_STOPPED_WHILE_PAUSED 1
 
-/* One polled batch: processed (held while Redis is away under the pause policy) and
- * published. Returns 0, RUN_STOPPED_WHILE_PAUSED, or a failure that stops the worker
- * without committing the batch (logged). */
-static int run_batch(run_ctx_t *ctx, pipeline_t *pipe, kafka_record_t *records,
-                     pipeline_input_t *inputs, pipeline_result_t *results, size_t n,
-                     const run_options_t *opts)
+static void run_fill_inputs(const config_t *cfg, run_batch_t *b)
 {
-    const config_t *cfg = ctx->cfg;
-    for (size_t i = 0; i < n; i++) {
-        inputs[i].data = records[i].value;
-        inputs[i].len = records[i].len;
-        inputs[i].source = (alert_source_t){.topic = cfg->input_topic,
-                                            .partition = records[i].partition,
-                                            .offset = records[i].offset};
+    for (size_t i = 0; i < b->n; i++) {
+        b->inputs[i].data = b->records[i].value;
+        b->inputs[i].len = b->records[i].len;
+        b->inputs[i].source = (alert_source_t){.topic = cfg->input_topic,
+                                               .partition = b->records[i].partition,
+                                               .offset = b->records[i].offset};
     }
-    int rc = pipeline_process(pipe, inputs, n, results);
-    if (rc == TW_ERR_REDIS)
-        rc = run_pause_until_redis(ctx, pipe, records, inputs, &n, results, opts);
-    if (rc == TW_ERR_REDIS)
-        return RUN_STOPPED_WHILE_PAUSED;
+}
+
+static int run_publish_batch(run_ctx_t *ctx, const run_batch_t *b)
+{
+    int rc = 0;
+    for (size_t i = 0; i < b->n && rc == 0; i++)
+        rc = run_publish(ctx, ctx->pipe, &b->records[i], &b->results[i]);
+    if (rc != 0)
+        log_error("publishing failed: %s; stopping without committing the batch", tw_err_str(rc));
+    return rc;
+}
+
+/* Finishes the batch in flight (dedupe, decide, encode) and publishes it; next, when not NULL,
+ * is the batch submitted after it (its analysis runs meanwhile). When the store is away under
+ * the pause policy, next is taken back from the pipeline, the batch in flight is held and
+ * retried until Redis answers (run_pause_until_redis), published, and then next is submitted
+ * again unless a rebalance came meanwhile (its records are then re-read from the last
+ * commit: next->n becomes 0). Without may_wait (the rebalance hook, inside the consumer's
+ * poll, cannot serve the consumer while it waits) the batch is dropped instead and
+ * TW_ERR_REDIS returned. Otherwise returns 0, RUN_STOPPED_WHILE_PAUSED, or a failure that
+ * stops the worker without committing the batch (logged). */
+static int run_finish_inflight(run_ctx_t *ctx, run_batch_t *next, bool may_wait)
+{
+    run_batch_t *b = ctx->inflight;
+    ctx->inflight = NULL;
+    int rc = pipeline_finish(ctx->pipe);
+    if (rc == TW_ERR_REDIS) {
+        if (!may_wait)
+            return rc;
+        if (next)
+            pipeline_abandon(ctx->pipe);
+        rc = run_pause_until_redis(ctx, ctx->pipe, b->records, b->inputs, &b->n, b->results,
+                                   ctx->opts);
+        if (rc == TW_ERR_REDIS)
+            return RUN_STOPPED_WHILE_PAUSED;
+        if (rc == 0)
+            rc = run_publish_batch(ctx, b);
+        if (rc == 0 && next && next->n) {
+            if (kafka_source_revocations(ctx->src) != next->revocations) {
+                log_info("rebalance while paused: %zu polled record(s) dropped, re-read from "
+                         "the last commit",
+                         next->n);
+                next->n = 0;
+            } else if ((rc = pipeline_submit(ctx->pipe, next->inputs, next->n, next->results)) !=
+                       0) {
+                log_error("pipeline failed: %s; stopping without committing the batch",
+                          tw_err_str(rc));
+            }
+        }
+        return rc;
+    }
     if (rc != 0) {
         log_error("pipeline failed: %s; stopping without committing the batch", tw_err_str(rc));
         return rc;
     }
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = run_publish(ctx, pipe, &records[i], &results[i]);
-    if (rc != 0)
-        log_error("publishing failed: %s; stopping without committing the batch", tw_err_str(rc));
-    return rc;
+    return run_publish_batch(ctx, b);
 }
 
 /* Drain: everything fetched was processed; wait for its acknowledgements, store and commit
@@ -344,18 +408,36 @@ static void run_drain(run_ctx_t *ctx, pipeline_t *pipe)
     kafka_source_commit(ctx->src);
 }
 
+/* Finishes and publishes the batch in flight, if any, before something that needs the
+ * pipeline idle (a claims recheck, a rules swap, the end). */
+static int run_settle(run_ctx_t *ctx)
+{
+    if (!ctx->inflight)
+        return 0;
+    return run_finish_inflight(ctx, NULL, true);
+}
+
 /* The poll loop: claims rechecks, hot reload between batches, a batch, the flood guard's
- * tick, deliveries and commits, until stopped (or at the end with stop_at_end). */
+ * tick, deliveries and commits, until stopped (or at the end with stop_at_end). A polled
+ * batch is submitted to the pipeline (analysed on the pool) and finished on the next turn,
+ * after the batch behind it has been polled and submitted: the owner dedupes, encodes and
+ * publishes one batch while the pool analyses the next. When nothing more is already
+ * fetched the batch in flight is finished at once, so a quiet topic adds no delay. Batches
+ * are finished and published in poll order, so per-partition order and the offset
+ * tracker's contiguous-commit rule are as without the overlap. */
 static int run_loop(run_ctx_t *ctx, pipeline_t *pipe, engine_t *engine, reload_t *reloader,
-                    flood_guard_t *flood, kafka_record_t *records, pipeline_input_t *inputs,
-                    pipeline_result_t *results, const run_options_t *opts)
+                    flood_guard_t *flood, const run_options_t *opts)
 {
     const config_t *cfg = ctx->cfg;
     int rc = 0;
     int64_t last_redis_check_ms = metrics_now_mono_ms();
     int64_t next_recheck_ms = 0;
+    unsigned turn = 0;
     while (!atomic_load(opts->stop) && !ctx->failed) {
         metrics_heartbeat();
+        if (pipeline_unknown_claims(pipe) && metrics_now_mono_ms() >= next_recheck_ms &&
+            (rc = run_settle(ctx)) != 0)
+            break;
         if ((rc = run_recheck_claims(ctx, pipe, &next_recheck_ms)) != 0) {
             log_error("publishing rechecked campaign claims failed: %s; stopping without "
                       "committing their posts",
@@ -363,28 +445,57 @@ static int run_loop(run_ctx_t *ctx, pipeline_t *pipe, engine_t *engine, reload_t
             break;
         }
         /* between batches: one set per batch */
-        if (reload_apply(reloader, engine, pipe, cfg) && flood &&
-            flood_rules_guard_update(flood, cfg, pipe->rules) != 0) {
-            log_error("flood guard: out of memory on reload; the guard is off until restart");
-            pipeline_set_flood(pipe, NULL);
+        if (reload_ready(reloader)) {
+            if ((rc = run_settle(ctx)) != 0)
+                break;
+            if (reload_apply(reloader, engine, pipe, cfg) && flood &&
+                flood_rules_guard_update(flood, cfg, pipe->rules) != 0) {
+                log_error("flood guard: out of memory on reload; the guard is off until restart");
+                pipeline_set_flood(pipe, NULL);
+            }
         }
-        size_t n = kafka_source_poll_batch(ctx->src, records, (size_t)cfg->batch_size,
-                                           (int)cfg->batch_timeout_ms);
-        if (n && (rc = run_batch(ctx, pipe, records, inputs, results, n, opts)) != 0) {
-            if (rc == RUN_STOPPED_WHILE_PAUSED)
-                rc = 0; /* the batch stays uncommitted, re-read later */
-            break;
+        run_batch_t *next = &ctx->bufs[turn % 2];
+        next->n = kafka_source_poll_batch(ctx->src, next->records, (size_t)cfg->batch_size,
+                                          ctx->inflight ? 0 : (int)cfg->batch_timeout_ms);
+        next->revocations = kafka_source_revocations(ctx->src);
+        if (next->n) {
+            turn++;
+            run_fill_inputs(cfg, next);
+            if ((rc = pipeline_submit(pipe, next->inputs, next->n, next->results)) != 0) {
+                log_error("pipeline failed: %s; stopping without committing the batch",
+                          tw_err_str(rc));
+                break;
+            }
         }
+        if (ctx->inflight) {
+            rc = run_finish_inflight(ctx, next->n ? next : NULL, true);
+            if (rc == RUN_STOPPED_WHILE_PAUSED) {
+                rc = 0; /* the batches stay uncommitted, re-read later */
+                break;
+            }
+            if (rc != 0)
+                break;
+        }
+        ctx->inflight = next->n ? next : NULL;
         pipeline_flood_tick(pipe, time(NULL));
         run_publish_controls(ctx, pipe);
         kafka_sink_poll(ctx->sink, 0);
         run_store_finished(ctx);
-        run_check_redis_when_idle(engine->dedup, n == 0, &last_redis_check_ms);
-        if (opts->stop_at_end && kafka_source_at_end(ctx->src) &&
+        run_check_redis_when_idle(engine->dedup, next->n == 0 && !ctx->inflight,
+                                  &last_redis_check_ms);
+        if (opts->stop_at_end && !ctx->inflight && kafka_source_at_end(ctx->src) &&
             offset_tracker_pending(ctx->tracker) == 0)
             break;
     }
-
+    /* Stopped: the batch in flight is finished and published like any other, so the drain
+     * commits it (unless the store is away under pause: then it stays uncommitted). */
+    if (rc == 0 && !ctx->failed && ctx->inflight) {
+        rc = run_settle(ctx);
+        if (rc == RUN_STOPPED_WHILE_PAUSED)
+            rc = 0;
+    }
+    ctx->inflight = NULL;
+    pipeline_abandon(pipe); /* a batch submitted behind a failed one: never published */
     return rc;
 }
 
@@ -400,11 +511,8 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
         return rc;
     }
 
-    run_ctx_t ctx = {.cfg = cfg};
+    run_ctx_t ctx = {.cfg = cfg, .opts = opts};
     pipeline_t pipe;
-    kafka_record_t *records = NULL;
-    pipeline_input_t *inputs = NULL;
-    pipeline_result_t *results = NULL;
     tw_diag_t diag;
     tw_diag_init(&diag);
     bool pipe_ready = false;
@@ -425,12 +533,15 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     if ((rc = run_flood_start(cfg, opts, engine.rules, &flood_link, &flood, &diag)) != 0)
         goto out;
     pipeline_set_flood(&pipe, flood);
-    records = calloc(batch, sizeof(*records));
-    inputs = calloc(batch, sizeof(*inputs));
-    results = calloc(batch, sizeof(*results));
-    if (!records || !inputs || !results) {
-        rc = TW_ERR_NOMEM;
-        goto out;
+    for (size_t k = 0; k < 2; k++) {
+        run_batch_t *b = &ctx.bufs[k];
+        b->records = calloc(batch, sizeof(*b->records));
+        b->inputs = calloc(batch, sizeof(*b->inputs));
+        b->results = calloc(batch, sizeof(*b->results));
+        if (!b->records || !b->inputs || !b->results) {
+            rc = TW_ERR_NOMEM;
+            goto out;
+        }
     }
     if ((rc = offset_tracker_new(&ctx.tracker)) != 0)
         goto out;
@@ -442,7 +553,7 @@ int run_worker(const config_t *cfg, const run_options_t *opts)
     log_info("consuming %s as group %s from %s; alerts to %s, dead letters to %s", cfg->input_topic,
              cfg->group, cfg->brokers, cfg->output_topic, cfg->dlq_topic);
 
-    rc = run_loop(&ctx, &pipe, &engine, reloader, flood, records, inputs, results, opts);
+    rc = run_loop(&ctx, &pipe, &engine, reloader, flood, opts);
 
     /* A failure stops the process as a signal would: everyone sharing the flag stops, and the
      * shutdown watchdog starts, so a drain that hangs (librdkafka's close with the brokers
@@ -460,9 +571,11 @@ out:
     kafka_sink_free(ctx.sink);
     http_server_stop(http);
     offset_tracker_free(ctx.tracker);
-    free(records);
-    free(inputs);
-    free(results);
+    for (size_t k = 0; k < 2; k++) {
+        free(ctx.bufs[k].records);
+        free(ctx.bufs[k].inputs);
+        free(ctx.bufs[k].results);
+    }
     reload_stop(reloader);
     if (pipe_ready)
         pipeline_fini(&pipe);

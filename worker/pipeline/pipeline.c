@@ -557,6 +557,17 @@ void pipeline_forget_claims(pipeline_t *p, int32_t partition)
     atomic_store(&tw_metrics.campaign_claims_unknown, p->nunknown);
 }
 
+void pipeline_abandon(pipeline_t *p)
+{
+    while (!pipeline_idle(p)) {
+        pipeline_batch_t *b = &p->batches[p->finished % 2];
+        if (b->state == PIPELINE_BATCH_ANALYSING)
+            pipeline_batch_join(p, b);
+        b->state = PIPELINE_BATCH_FREE;
+        p->finished++;
+    }
+}
+
 int pipeline_process(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
                      pipeline_result_t *results)
 {

@@ -215,6 +215,11 @@ int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
  * none was). */
 int pipeline_finish(pipeline_t *p);
 
+/* Drops every submitted, unfinished batch (waiting for its analysis first): nothing of it is
+ * deduplicated, counted or published, and the pipeline is idle again. For a batch polled
+ * behind one that must be retried first (the pause policy): it is submitted again after. */
+void pipeline_abandon(pipeline_t *p);
+
 /* Attaches a flood guard (flood.h), or detaches it with NULL: from the next batch on, each
  * post's live hits are counted in it and hits of muted rules go to shadow. The guard must have
  * the pipeline's rule set (flood_guard_set_rules) and outlive its use. */

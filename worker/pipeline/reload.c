@@ -300,6 +300,16 @@ int reload_start(const config_t *cfg, const rule_set_t *current, reload_t **out)
     return 0;
 }
 
+bool reload_ready(reload_t *r)
+{
+    if (!r)
+        return false;
+    pthread_mutex_lock(&r->lock);
+    bool ready = r->ready_rules != NULL;
+    pthread_mutex_unlock(&r->lock);
+    return ready;
+}
+
 bool reload_apply(reload_t *r, engine_t *e, pipeline_t *pipe, const config_t *cfg)
 {
     if (!r)

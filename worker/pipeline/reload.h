@@ -26,6 +26,10 @@ typedef struct reload reload_t;
  * Returns 0 or a negative tw_err_t. */
 int reload_start(const config_t *cfg, const rule_set_t *current, reload_t **out);
 
+/* Whether a new set waits to be swapped in: the loop then lets the batch in flight finish
+ * before reload_apply (which needs the pipeline idle). False for NULL. */
+bool reload_ready(reload_t *r);
+
 /* Between batches, on the thread that owns pipe: when a new set is ready, swaps it into pipe
  * and e (e->rules, e->db, e->rule_metrics), frees the old one and returns true. */
 bool reload_apply(reload_t *r, engine_t *e, pipeline_t *pipe, const config_t *cfg);
