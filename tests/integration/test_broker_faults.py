@@ -15,6 +15,7 @@ TW_BROKER_FAULTS_RECORDS (posts per test, default 1000), TW_FAULTS_SEED, TW_FAUL
 
 import os
 import select
+import signal
 import subprocess
 import tempfile
 import time
@@ -378,6 +379,30 @@ def test_leaders_and_coordinator_move(mock, redis_clean, workers, tmp_path):
         mock.command(f"leader {s.t.alerts} {p} {(p + 2) % 3 + 1}")
     s.wait_ready(200, 30, "/readyz 200 after the moves", w)
     figures = s.finish(w)
+    assert_nothing_lost(figures)
+
+
+def test_sigterm_while_all_brokers_down(mock, redis_clean, workers, tmp_path):
+    """SIGTERM mid-stream while every broker is down (a rollout during an outage): /readyz
+    503, and the worker is gone within shutdown_timeout_s (6 s here) plus a margin, by a
+    clean drain (exit 0) or its watchdog (exit 3), never held until the kubelet's SIGKILL.
+    The brokers come back and a new worker of the group re-reads what was not committed:
+    nothing lost."""
+    s = Scenario(mock, redis_clean, workers, tmp_path, "stopdown", SEED + 8)
+    s.args += ["-X", "shutdown_timeout_s=6"]
+    w1 = s.start_worker("w1")
+    s.stream(seconds=6.0)
+    time.sleep(2.0)
+    mock.command("down all")
+    s.wait_ready(503, 15, "/readyz 503 with every broker down", w1)
+    sent = time.monotonic()
+    w1.proc.send_signal(signal.SIGTERM)
+    rc = w1.proc.wait(timeout=scaled(40))
+    exit_s = round(time.monotonic() - sent, 1)
+    assert rc in (0, 3) and exit_s <= 6 + scaled(4), (rc, exit_s, w1.describe())
+    mock.command("up all")
+    w2 = s.start_worker("w2", http=False)
+    figures = s.finish(w2, sigterm_exit_code=rc, sigterm_exit_s=exit_s)
     assert_nothing_lost(figures)
 
 
