@@ -32,7 +32,7 @@ from test_ops import http_get
 
 RECORDS = int(os.environ.get("TW_BROKER_FAULTS_RECORDS", "1000"))
 SEED = int(os.environ.get("TW_FAULTS_SEED", "12")) + 100
-STREAM_S = 8.0  # the posts are produced evenly over this long
+STREAM_S = 5.0  # the posts are produced evenly over this long
 BROKERS = 3
 
 
@@ -268,6 +268,40 @@ def test_idempotent_producer_errors(mock, redis_clean, workers, tmp_path):
     assert_nothing_lost(figures)
 
 
+def test_fatal_producer_error_stops_promptly(mock, redis_clean, workers, tmp_path):
+    """A fatal idempotent-producer error (a Produce answered OUT_OF_ORDER_SEQUENCE_NUMBER)
+    while other Produce requests hang on a slow broker: nothing more can be delivered, so
+    the worker must stop at once (exit 1; its uncommitted posts are re-read by the next
+    worker), not wait out its drain and revoke flushes (12.5 s + 10 s before the fix, its
+    partitions held and unprocessed meanwhile). Nothing lost."""
+    s = Scenario(mock, redis_clean, workers, tmp_path, "fatal", SEED + 9)
+    # The posts go to broker 1 only (the test's producer must not get the error), the
+    # worker's records to brokers 2 and 3.
+    for p in range(3):
+        mock.command(f"leader {s.t.input} {p} 1")
+        for topic in (s.t.alerts, s.t.dlq, s.t.campaign):
+            mock.command(f"leader {topic} {p} {2 + p % 2}")
+    w1 = s.start_worker("w1", http=False)
+    s.stream()
+    time.sleep(1.5)
+    mock.command("rtt 2 20000")  # broker 2's answers now hang
+    time.sleep(0.3)
+    mock.command("broker_errors 3 Produce OUT_OF_ORDER_SEQUENCE_NUMBER")
+    wait_until(lambda: logged(w1, "_FATAL"), scaled(30), "a fatal producer error", proc=None)
+    fatal = time.monotonic()
+    try:
+        rc = w1.proc.wait(timeout=scaled(40))
+    except subprocess.TimeoutExpired:
+        rc = None
+    stop_s = round(time.monotonic() - fatal, 1)
+    mock.command("rtt 2 0")
+    assert rc == 1 and stop_s <= 5.0, (rc, stop_s, w1.describe())
+    assert mock.errors_left(3, "Produce") == 0
+    w2 = s.start_worker("w2", http=False)
+    figures = s.finish(w2, stop_after_fatal_s=stop_s)
+    assert_nothing_lost(figures)
+
+
 def test_fetch_request_errors(mock, redis_clean, workers, tmp_path):
     """Fetch requests fail mid-stream on every broker (NOT_LEADER_FOR_PARTITION,
     UNKNOWN_TOPIC_OR_PART, REQUEST_TIMED_OUT, a dropped connection): the consumer refreshes
@@ -312,7 +346,7 @@ def test_brokers_down_and_up(mock, redis_clean, workers, tmp_path):
     s = Scenario(mock, redis_clean, workers, tmp_path, "down", SEED + 3)
     w = s.start_worker()
     s.wait_ready(200, 30, "/readyz 200", w)
-    s.stream(seconds=14.0)
+    s.stream(seconds=10.0)
     time.sleep(1.5)
 
     mock.command("down 2")
@@ -346,7 +380,7 @@ def test_slow_responses(mock, redis_clean, workers, tmp_path):
     s = Scenario(mock, redis_clean, workers, tmp_path, "slow", SEED + 4)
     w = s.start_worker()
     s.wait_ready(200, 30, "/readyz 200", w)
-    s.stream()
+    s.stream(seconds=8.0)
     not_ready = 0
     for broker, rtt in (("1", 1000), ("all", 500)):
         time.sleep(1.0)
@@ -391,7 +425,7 @@ def test_sigterm_while_all_brokers_down(mock, redis_clean, workers, tmp_path):
     s = Scenario(mock, redis_clean, workers, tmp_path, "stopdown", SEED + 8)
     s.args += ["-X", "shutdown_timeout_s=6"]
     w1 = s.start_worker("w1")
-    s.stream(seconds=6.0)
+    s.stream(seconds=5.0)
     time.sleep(2.0)
     mock.command("down all")
     s.wait_ready(503, 15, "/readyz 503 with every broker down", w1)
@@ -414,7 +448,7 @@ def test_rebalance_while_commits_fail(mock, redis_clean, workers, tmp_path):
     progress, which a real broker accepts)."""
     s = Scenario(mock, redis_clean, workers, tmp_path, "rebal", SEED + 5)
     w1 = s.start_worker("w1", http=False)
-    s.stream(seconds=12.0)
+    s.stream(seconds=9.0)
     time.sleep(1.5)
     errors = " ".join(["NOT_COORDINATOR", "REQUEST_TIMED_OUT", "COORDINATOR_NOT_AVAILABLE"] * 4)
     mock.command(f"broker_errors 1 OffsetCommit {errors}")
@@ -435,6 +469,7 @@ def test_mock_broker_tool_rejects_bad_commands(mock):
         mock.proc.stdin.flush()
         assert mock._read_line(10).startswith("error: "), bad
     assert mock.command("ping") == "ok"
-    assert mock.errors_left(1, "Produce") == 0
+    mock.command("rtt 2 0")
+    assert mock.errors_left(3, "Produce") == 0
     mock.command("quit")
     assert mock.proc.wait(timeout=10) == 0
