@@ -355,8 +355,21 @@ void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms)
     rd_kafka_poll(sink->rk, timeout_ms);
 }
 
+/* Slice of a flush between two looks at the producer's fatal state. */
+#define SINK_FLUSH_SLICE_MS 100
+
 int kafka_sink_flush(kafka_sink_t *sink, int timeout_ms)
 {
-    rd_kafka_flush(sink->rk, timeout_ms);
+    /* Once the producer has a fatal error (the idempotent producer lost its sequence) nothing
+     * left can be delivered, yet requests already in flight stay counted until their brokers
+     * answer: waiting for them only held the partitions and the worker's exit for the whole
+     * timeout (the drain's, then the revoke's). Their posts stay uncommitted either way. */
+    int64_t deadline = metrics_now_mono_ms() + timeout_ms;
+    while (rd_kafka_outq_len(sink->rk) > 0 && !rd_kafka_fatal_error(sink->rk, NULL, 0)) {
+        int64_t left = deadline - metrics_now_mono_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_flush(sink->rk, left < SINK_FLUSH_SLICE_MS ? (int)left : SINK_FLUSH_SLICE_MS);
+    }
     return rd_kafka_outq_len(sink->rk);
 }

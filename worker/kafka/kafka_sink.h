@@ -51,7 +51,8 @@ int kafka_sink_produce_dead_letter(kafka_sink_t *sink, const void *key, size_t k
                                    int64_t src_offset);
 
 void kafka_sink_poll(kafka_sink_t *sink, int timeout_ms);
-/* Waits up to timeout_ms for every queued record; returns the number still undelivered. */
+/* Waits up to timeout_ms for every queued record, less once the producer has a fatal error
+ * (nothing more can be delivered then); returns the number still undelivered. */
 int kafka_sink_flush(kafka_sink_t *sink, int timeout_ms);
 
 #endif
