@@ -233,41 +233,6 @@ def test_produce_request_errors(mock, redis_clean, workers, tmp_path):
     assert_nothing_lost(figures)
 
 
-def test_idempotent_producer_errors(mock, redis_clean, workers, tmp_path):
-    """The idempotent producer's own errors on the worker's alerts (the posts are all in
-    before): OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID after a dropped connection.
-    librdkafka cannot tell whether the dropped request was written, so it may raise a fatal
-    error; the worker must then stop without committing the posts whose records failed
-    (exit 1, not a crash) and a restart re-reads them. Nothing lost; restarts and
-    duplicates reported."""
-    s = Scenario(mock, redis_clean, workers, tmp_path, "idemp", SEED + 6)
-    mock.produce(s.t.input, s.posts)
-    errors = "_TRANSPORT OUT_OF_ORDER_SEQUENCE_NUMBER UNKNOWN_PRODUCER_ID"
-    mock.command(f"broker_errors all Produce {errors}")
-    exits = []
-    w = workers.start(s.args, name="idemp")
-
-    def done_or_restarted():
-        nonlocal w
-        if w.poll() is None and not assigned(w):
-            return False
-        if w.poll() is not None:
-            exits.append(w.returncode)
-            assert w.returncode == 1 and logged(w, "without committing"), w.describe()
-            assert len(exits) <= 5, f"restarted {len(exits)} times: {w.describe()}"
-            w = workers.start(s.args, name="idemp")
-            return False
-        hw = mock.high_watermarks(s.t.input)
-        committed = mock.committed_offsets(s.group, s.t.input)
-        return all(committed.get(p, -1) == end for p, end in hw.items())
-
-    wait_until(done_or_restarted, scaled(90), "commits at the end (restarting the worker)",
-               interval=0.5)
-    figures = s.finish(w, produce_errors=len(errors.split()) * BROKERS, worker_exits=exits,
-                       fatal_logged=sum(logged(x, "_FATAL") for x in workers.started))
-    assert_nothing_lost(figures)
-
-
 def test_fatal_producer_error_stops_promptly(mock, redis_clean, workers, tmp_path):
     """A fatal idempotent-producer error (a Produce answered OUT_OF_ORDER_SEQUENCE_NUMBER)
     while other Produce requests hang on a slow broker: nothing more can be delivered, so
@@ -287,7 +252,7 @@ def test_fatal_producer_error_stops_promptly(mock, redis_clean, workers, tmp_pat
     mock.command("rtt 2 20000")  # broker 2's answers now hang
     time.sleep(0.3)
     mock.command("broker_errors 3 Produce OUT_OF_ORDER_SEQUENCE_NUMBER")
-    wait_until(lambda: logged(w1, "_FATAL"), scaled(30), "a fatal producer error", proc=None)
+    wait_until(lambda: logged(w1, "FATAL"), scaled(30), "a fatal producer error", proc=None)
     fatal = time.monotonic()
     try:
         rc = w1.proc.wait(timeout=scaled(40))
@@ -339,9 +304,10 @@ def test_offset_commit_errors(mock, redis_clean, workers, tmp_path):
 
 
 def test_brokers_down_and_up(mock, redis_clean, workers, tmp_path):
-    """Mid-stream: the leader of an input partition (not the coordinator) goes down for 3 s
-    (ready stays 200: the coordinator is reachable), then the group coordinator (/readyz 503
-    while it is down, 200 after), then every broker (503, then 200). Leaders do not move in
+    """Mid-stream: the leader of an input partition (not the coordinator) goes down for 2 s
+    (ready stays 200: the coordinator is reachable), then the group coordinator for 2.5 s
+    (/readyz 503 while it is down, 200 after), then every broker (503, then 200), /healthz
+    200 throughout (live: no restart wanted). Leaders do not move in
     the mock, so each partition waits for its broker. Nothing lost, exit 0."""
     s = Scenario(mock, redis_clean, workers, tmp_path, "down", SEED + 3)
     w = s.start_worker()
@@ -351,7 +317,7 @@ def test_brokers_down_and_up(mock, redis_clean, workers, tmp_path):
 
     mock.command("down 2")
     not_ready_leader = 0
-    for _ in range(30):
+    for _ in range(20):
         not_ready_leader += s.ready()[0] != 200
         time.sleep(0.1)
     mock.command("up 2")
@@ -363,7 +329,7 @@ def test_brokers_down_and_up(mock, redis_clean, workers, tmp_path):
         down = time.monotonic()
         s.wait_ready(503, 15, f"/readyz 503 with {what} down", w)
         timings[f"{what}_503_after_s"] = round(time.monotonic() - down, 1)
-        time.sleep(max(0.0, 3.0 - (time.monotonic() - down)))
+        time.sleep(max(0.0, 2.5 - (time.monotonic() - down)))
         assert http_get(s.port, "/healthz")[0] == 200 and w.poll() is None, w.describe()
         mock.command(f"up {broker}")
         back = time.monotonic()
