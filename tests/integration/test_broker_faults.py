@@ -5,8 +5,8 @@ while the mock fails Produce, Fetch and OffsetCommit requests, takes brokers dow
 answers slowly, and rejects commits around a rebalance. The posts, the oracle (`tidewatch
 scan` on the same posts) and the independent reader are those of test_faults.py: 0 lost,
 0 unexpected, every dead letter and campaign milestone, commits at the end of every
-partition, exit 0 on SIGTERM, and /readyz 503 exactly while the group coordinator is
-unreachable (docs/OPERATIONS.md, "Readiness").
+partition, exit 0 on SIGTERM (with the brokers up), and /readyz 503 exactly while the group
+coordinator is unreachable (docs/OPERATIONS.md, "Readiness").
 
 No real Kafka broker is needed; the mock is librdkafka's own (the system library the worker
 links). Knobs: TW_MOCK_BROKER (the tool; default next to TIDEWATCH_BIN in tests/),
