@@ -260,7 +260,7 @@ def test_fatal_producer_error_stops_promptly(mock, redis_clean, workers, tmp_pat
         rc = None
     stop_s = round(time.monotonic() - fatal, 1)
     mock.command("rtt 2 0")
-    assert rc == 1 and stop_s <= 5.0, (rc, stop_s, w1.describe())
+    assert rc == 1 and stop_s <= scaled(5.0), (rc, stop_s, w1.describe())
     assert mock.errors_left(3, "Produce") == 0
     w2 = s.start_worker("w2", http=False)
     figures = s.finish(w2, stop_after_fatal_s=stop_s)
