@@ -356,6 +356,10 @@ static int rc_queue_pending(redis_cluster_t *c, const redis_cluster_cmd_t *cmds,
             continue;
         }
         if (rc_node_connect(c, &c->nodes[node]) != 0) {
+            /* a master that cannot be reached may have died and its replica been promoted:
+             * the next exec reloads the map from the nodes that answer (kept, the map would
+             * point at the dead master forever, as no redirect can come from it) */
+            c->have_map = false;
             rc = TW_ERR_REDIS;
             break;
         }

@@ -233,6 +233,9 @@ class KafkaBroker:
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "3",
             "group.initial.rebalance.delay.ms": "0",
+            # the fault campaign's workers use 2 s sessions, so that a restarted worker is
+            # assigned about 2 s after a SIGKILL (the broker's default minimum is 6 s)
+            "group.min.session.timeout.ms": "1000",
             # room for the oversize-post test (a 2 MB post must reach the worker)
             "message.max.bytes": "3000000",
             "replica.fetch.max.bytes": "3000000",
