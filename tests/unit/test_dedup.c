@@ -644,6 +644,97 @@ static int check_one(dedup_store_t *store, size_t sample, dedup_result_t *r)
     return dedup_batch_check(store, &items[sample], 1, r);
 }
 
+/* Hands every slot of node dead (no longer running) to node heir, as the surviving nodes see it:
+ * CLUSTER SETSLOT ... NODE on each, pipelined. The effect a replica's promotion has on the slot
+ * map, without replicas. */
+static bool cluster_hand_over(const test_cluster_t *tc, int dead, int heir)
+{
+    char heir_id[64];
+    node_id(tc->ports[heir], heir_id);
+    int live = 3 - dead - heir;
+    redisReply *slots = node_cmd(tc->ports[heir], "CLUSTER SLOTS");
+    bool ok = slots && slots->type == REDIS_REPLY_ARRAY;
+    for (int n = 0; ok && n < 2; n++) {
+        struct timeval tv = {5, 0};
+        redisContext *ctx =
+            redisConnectWithTimeout("127.0.0.1", tc->ports[n == 0 ? heir : live], tv);
+        ok = ctx && !ctx->err;
+        size_t sent = 0;
+        for (size_t r = 0; ok && r < slots->elements; r++) {
+            const redisReply *range = slots->element[r];
+            if (range->element[2]->element[1]->integer != tc->ports[dead])
+                continue;
+            for (long long s = range->element[0]->integer; s <= range->element[1]->integer; s++) {
+                redisAppendCommand(ctx, "CLUSTER SETSLOT %lld NODE %s", s, heir_id);
+                sent++;
+            }
+        }
+        for (size_t k = 0; ok && k < sent; k++) {
+            redisReply *reply = NULL;
+            ok = redisGetReply(ctx, (void **)&reply) == REDIS_OK && reply &&
+                 reply->type != REDIS_REPLY_ERROR;
+            if (reply && reply->type == REDIS_REPLY_ERROR)
+                fprintf(stderr, "  CLUSTER SETSLOT: %s\n", reply->str);
+            freeReplyObject(reply);
+        }
+        ok = ok && sent > 0;
+        redisFree(ctx);
+    }
+    freeReplyObject(slots);
+    return ok;
+}
+
+/* A master dies and its slots pass to another node (as a replica's promotion does): the store
+ * fails while the cluster still names the dead master, then follows the new map. Before, the
+ * client kept a map naming the dead master once connecting to it had failed (no redirect can
+ * come from a node that is not there), and failed for good. */
+TW_TEST(redis_cluster_store_follows_a_dead_masters_slots)
+{
+    if (system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1") !=
+        0) {
+        TW_SKIP("redis-server or redis-cli is not installed");
+    }
+    test_cluster_t tc;
+    int up = cluster_start(&tc);
+    int before = -1, lost = 0, named_dead = 0, after = -1;
+    bool available = false, handed_over = false;
+    if (up == 0) {
+        char url[128];
+        snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", tc.ports[1],
+                 tc.ports[2]);
+        /* the master of the first sample's exact key dies; the next node inherits its slots */
+        fingerprint_t fp;
+        fingerprint_compute(samples[0].text, strlen(samples[0].text), &fp);
+        char hex[17], key[32];
+        dedup_cluster_hex(fp.exact, hex);
+        snprintf(key, sizeof(key), "tw:x:%s", hex);
+        int dead = cluster_owner(&tc, redis_cluster_slot(key, strlen(key)));
+        int heir = (dead + 1) % CLUSTER_NODES;
+        dedup_store_t *store = NULL;
+        dedup_result_t r;
+        if (dead >= 0 && dedup_redis_new(url, 3600, 500, &store, NULL) == 0) {
+            before = check_one(store, 0, &r); /* loads the map, connects to every master */
+            kill(tc.pids[dead], SIGKILL);
+            waitpid(tc.pids[dead], NULL, 0);
+            tc.pids[dead] = 0;
+            lost = check_one(store, 0, &r);       /* the connection is gone */
+            named_dead = check_one(store, 0, &r); /* the map reloaded still names it */
+            handed_over = cluster_hand_over(&tc, dead, heir);
+            after = check_one(store, 0, &r);
+            available = r.available;
+        }
+        dedup_store_free(store);
+    }
+    cluster_stop(&tc);
+    TW_ASSERT_INT_EQ(up, 0);
+    TW_ASSERT_INT_EQ(before, 0);
+    TW_ASSERT(lost != 0);
+    TW_ASSERT(named_dead != 0);
+    TW_ASSERT(handed_over);
+    TW_ASSERT_INT_EQ(after, 0);
+    TW_ASSERT(available);
+}
+
 /* The single-server layout (docs/DEDUP.md, "Layout"): a singleton leaves no cluster keys, only
  * fields of the time-bucketed index hash, and is still recognised when replayed; the second
  * post creates the cluster's hash, members and authors, which expire window_s after their last
@@ -1016,5 +1107,6 @@ int main(void)
            TW_CASE(memory_store_stays_bounded), TW_CASE(campaign_milestones_parse),
            TW_CASE(memory_store_campaign_milestones), TW_CASE(redis_store_matches_memory_store),
            TW_CASE(redis_store_layout), TW_CASE(redis_cluster_store_matches_memory_store),
+           TW_CASE(redis_cluster_store_follows_a_dead_masters_slots),
            TW_CASE(redis_url_errors_are_reported), TW_CASE(singleton_record_encoding));
 }
