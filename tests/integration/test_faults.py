@@ -35,11 +35,14 @@ WAVES = 3  # copy-paste campaigns, each reaching every milestone
 MILESTONES = (10, 50)
 
 # A restarted worker joins when the broker gives up on the killed one: its session timeout.
-# The harness's broker allows sessions from 1 s (group.min.session.timeout.ms; Kafka's
-# default minimum is 6 s); 2 s leaves a loaded machine room for a few missed heartbeats.
-# Commits every 500 ms keep the posts re-read after a kill (the duplicates) few: a kill
-# lands 0.2-1.6 s after the worker got its partitions.
-FAST_GROUP = ["-X", "kafka.session.timeout.ms=2000", "-X", "kafka.heartbeat.interval.ms=400",
+# 6 s is Kafka's default group.min.session.timeout.ms (worker_args, shared with
+# test_broker_faults.py, whose coordinator outages are sized against it).
+FAST_GROUP = ["-X", "kafka.session.timeout.ms=6000", "-X", "kafka.heartbeat.interval.ms=500"]
+# The kill test's workers (later -X win): the harness's broker allows sessions from 1 s, and
+# 2 s leaves a loaded machine room for a late heartbeat, so a restarted worker is assigned
+# about 2.5 s after a kill. Commits every 500 ms keep the posts re-read after a kill (the
+# duplicates) few: a kill lands 0.2-1.6 s after the worker got its partitions.
+KILL_GROUP = ["-X", "kafka.session.timeout.ms=2000", "-X", "kafka.heartbeat.interval.ms=400",
               "-X", "kafka.auto.commit.interval.ms=500"]
 
 WAVE_TEXTS = ("copy and paste this message to every friend you know before midnight",
@@ -259,7 +262,7 @@ def test_sigkill_at_random_points(kafka, redis, workers, tmp_path):
     group = unique_name("faults")
     server = OwnRedis("--enable-debug-command", "yes").start()
     args = worker_args(kafka, group, t, f"redis://127.0.0.1:{server.port}/0")
-    args += ["-X", "redis_timeout_ms=300"]
+    args += ["-X", "redis_timeout_ms=300"] + KILL_GROUP
     # a kill, the restart and the wait for the dead member's session take about 3.3 s
     producer = PacedProducer(kafka, t.input, posts, seconds=max(20.0, KILLS * 3.3))
     producer.start()
