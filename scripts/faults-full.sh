@@ -7,7 +7,7 @@
 # env:   TW_FAULTS_KILLS (40), TW_FAULTS_RECORDS (40000), TW_FAULTS_FAULT_RECORDS (6000),
 #        TW_FAULTS_SEED (12), BUILD_DIR (build), TW_TIMEOUT_SCALE (sanitizer builds: 3)
 # Needs what the integration tests need (scripts/install-deps.sh, scripts/fetch-kafka.sh).
-# About 6 s per kill plus the stream: roughly 5 minutes at the defaults on 2 cores.
+# About 3.3 s per kill plus the other scenarios: 5-6 minutes at the defaults on 2 cores.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
