@@ -19,7 +19,7 @@
  * version and the CPU features Hyperscan targets. The file holds the key, the pattern table
  * and each view's hs_serialize_database() bytes; it is written to a temporary name and
  * renamed, so readers never see half a file. */
-#define MATCH_CACHE_MAGIC "TWHSDB2"
+#define MATCH_CACHE_MAGIC "TWHSDB3"
 
 int match_cache_key(const rule_set_t *rs, char hex[65])
 {
@@ -118,7 +118,7 @@ static bool match_read_all(FILE *f, void *buf, size_t n)
 static bool match_cache_read(FILE *f, const rule_set_t *rs, match_db_t *db)
 {
     char magic[8];
-    uint64_t hdr[3 + NORM_VIEW_COUNT];
+    uint64_t hdr[3 + MATCH_DB_SLOTS];
     if (!match_read_all(f, magic, sizeof(magic)) || memcmp(magic, MATCH_CACHE_MAGIC, 8) != 0 ||
         !match_read_all(f, hdr, sizeof(hdr)))
         return false;
@@ -134,18 +134,19 @@ static bool match_cache_read(FILE *f, const rule_set_t *rs, match_db_t *db)
             db->pats[i].kind > PAT_REGEX_END || db->pats[i].group > RULE_GROUP_ALLOW ||
             db->pats[i].all_index >= RULES_MAX_ALL)
             return false;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-        uint64_t size = hdr[3 + v];
+    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
+        uint64_t size = hdr[3 + k];
         if (size == 0)
             continue;
         if (size > (1ull << 32))
             return false;
         char *blob = malloc((size_t)size);
+        hs_database_t **hs = match_db_slot(db, k);
         bool ok = blob && match_read_all(f, blob, (size_t)size) &&
-                  hs_deserialize_database(blob, (size_t)size, &db->hs[v]) == HS_SUCCESS;
+                  hs_deserialize_database(blob, (size_t)size, hs) == HS_SUCCESS;
         free(blob);
         if (!ok) {
-            db->hs[v] = NULL;
+            *hs = NULL;
             return false;
         }
     }
@@ -169,9 +170,9 @@ int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db
     bool ok = match_cache_read(f, rs, db);
     fclose(f);
     if (!ok) {
-        for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-            hs_free_database(db->hs[v]);
-            db->hs[v] = NULL;
+        for (int k = 0; k < MATCH_DB_SLOTS; k++) {
+            hs_free_database(*match_db_slot(db, k));
+            *match_db_slot(db, k) = NULL;
         }
         free(db->pats);
         db->pats = NULL;
@@ -184,13 +185,15 @@ int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db
 
 void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const match_db_t *db)
 {
-    char *bytes[NORM_VIEW_COUNT] = {0};
-    size_t sizes[NORM_VIEW_COUNT] = {0};
+    char *bytes[MATCH_DB_SLOTS] = {0};
+    size_t sizes[MATCH_DB_SLOTS] = {0};
     char *tmp = NULL;
     FILE *f = NULL;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++)
-        if (db->hs[v] && hs_serialize_database(db->hs[v], &bytes[v], &sizes[v]) != HS_SUCCESS)
+    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
+        const hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
+        if (hs && hs_serialize_database(hs, &bytes[k], &sizes[k]) != HS_SUCCESS)
             goto out;
+    }
     if (asprintf(&tmp, "%s.%ld.tmp", name, (long)getpid()) < 0) {
         tmp = NULL;
         goto out;
@@ -204,21 +207,21 @@ void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const 
         unlinkat(dirfd, tmp, 0);
         goto out;
     }
-    uint64_t hdr[3 + NORM_VIEW_COUNT] = {rs->npatterns, rs->nrules, db->npats};
-    for (int v = 0; v < NORM_VIEW_COUNT; v++)
-        hdr[3 + v] = sizes[v];
+    uint64_t hdr[3 + MATCH_DB_SLOTS] = {rs->npatterns, rs->nrules, db->npats};
+    for (int k = 0; k < MATCH_DB_SLOTS; k++)
+        hdr[3 + k] = sizes[k];
     bool ok = fwrite(MATCH_CACHE_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(hdr), 1, f) == 1 &&
               fwrite(db->pats, sizeof(*db->pats), db->npats, f) == db->npats;
-    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++)
-        ok = !sizes[v] || fwrite(bytes[v], 1, sizes[v], f) == sizes[v];
+    for (int k = 0; ok && k < MATCH_DB_SLOTS; k++)
+        ok = !sizes[k] || fwrite(bytes[k], 1, sizes[k], f) == sizes[k];
     ok = fclose(f) == 0 && ok;
     f = NULL;
     if (!ok || renameat(dirfd, tmp, dirfd, name) != 0)
         unlinkat(dirfd, tmp, 0);
 out:
     free(tmp);
-    for (int v = 0; v < NORM_VIEW_COUNT; v++)
-        free(bytes[v]);
+    for (int k = 0; k < MATCH_DB_SLOTS; k++)
+        free(bytes[k]);
 }
 
 int match_cache_dir_default(char *buf, size_t size)

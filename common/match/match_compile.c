@@ -190,7 +190,8 @@ static int match_build_views(match_build_t *b, match_db_t *db, tw_diag_t *diag)
         for (size_t i = 0; i < b->lists[v].count; i++)
             db->pats[db->npats++] = b->lists[v].items[i].pat;
         db->view_count[v] = b->lists[v].count;
-        nfailed += match_build_view(b->rs, &b->lists[v], base, &db->hs[v], diag, &nomem);
+        nfailed += match_build_view(b->rs, &b->lists[v], base, false, &db->hs[v], diag, &nomem);
+        nfailed += match_build_view(b->rs, &b->lists[v], base, true, &db->hs_som[v], diag, &nomem);
     }
     return nomem ? TW_ERR_NOMEM : nfailed ? TW_ERR_COMPILE : 0;
 }
@@ -261,8 +262,8 @@ void match_db_free(match_db_t *db)
 {
     if (!db)
         return;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++)
-        hs_free_database(db->hs[v]);
+    for (int k = 0; k < MATCH_DB_SLOTS; k++)
+        hs_free_database(*match_db_slot(db, k));
     free(db->pats);
     free(db->rule_info);
     free(db->domains);
@@ -279,9 +280,10 @@ const rule_set_t *match_db_rules(const match_db_t *db)
 size_t match_db_size_bytes(const match_db_t *db)
 {
     size_t total = 0;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
         size_t size = 0;
-        if (db->hs[v] && hs_database_size(db->hs[v], &size) == HS_SUCCESS)
+        hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
+        if (hs && hs_database_size(hs, &size) == HS_SUCCESS)
             total += size;
     }
     return total;
@@ -319,9 +321,11 @@ int match_scratch_new(const match_db_t *db, match_scratch_t **out)
     bool ok = scratch->stamp && scratch->slot && scratch->all_bits && scratch->any_count &&
               scratch->veto && scratch->pstamp;
     /* One Hyperscan scratch serves every view's database: hs_alloc_scratch grows it. */
-    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++)
-        if (db->hs[v] && hs_alloc_scratch(db->hs[v], &scratch->hs) != HS_SUCCESS)
+    for (int k = 0; ok && k < MATCH_DB_SLOTS; k++) {
+        hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
+        if (hs && hs_alloc_scratch(hs, &scratch->hs) != HS_SUCCESS)
             ok = false;
+    }
     if (!ok) {
         match_scratch_free(scratch);
         return TW_ERR_NOMEM;

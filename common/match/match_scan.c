@@ -36,6 +36,8 @@ typedef struct {
     int latin_post; /* -1 unknown, else whether the post's letters are mostly Latin */
     unsigned field; /* 0: the post's text; i + 1: db->field_names[i] */
     bool nomem;
+    bool som_pass; /* scanning hs_som: SOM regex hits are recorded */
+    bool som_seen; /* a SOM regex hit in hs: the text is scanned with hs_som next */
 } match_ctx_t;
 
 /* Adds [start, end) to a rule's spans. Spans are kept sorted by start, none inside another:
@@ -298,6 +300,10 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
     match_ctx_t *ctx = arg;
     const match_pat_t *pat = &ctx->db->pats[id];
     size_t start, end;
+    if (pat->kind == PAT_REGEX_SOM && !ctx->som_pass) {
+        ctx->som_seen = true; /* no start here: the SOM scan records it */
+        return 0;
+    }
     if (!match_hit_span(ctx, pat, from, to, &start, &end))
         return 0;
     return match_record(ctx, pat, start, end, NULL);
@@ -431,13 +437,26 @@ static int match_begin(const match_db_t *db, match_scratch_t *scratch, size_t le
     return 0;
 }
 
-static int match_run(match_ctx_t *ctx, const hs_database_t *hs)
+static int match_run_db(match_ctx_t *ctx, const hs_database_t *hs)
 {
     hs_error_t rc = hs_scan(hs, ctx->len ? (const char *)ctx->text : "", (unsigned)ctx->len, 0,
                             ctx->scratch->hs, match_on_hit, ctx);
     if (ctx->nomem)
         return TW_ERR_NOMEM;
     return rc == HS_SUCCESS ? 0 : TW_ERR_SCAN;
+}
+
+/* Scans ctx->text with a view's databases: hs, then hs_som when a SOM regex hit there. */
+static int match_run(match_ctx_t *ctx, normalize_view_t view)
+{
+    ctx->som_pass = ctx->som_seen = false;
+    int rc = match_run_db(ctx, ctx->db->hs[view]);
+    if (rc == 0 && ctx->som_seen && ctx->db->hs_som[view]) {
+        ctx->som_pass = true;
+        rc = match_run_db(ctx, ctx->db->hs_som[view]);
+        ctx->som_pass = false;
+    }
+    return rc;
 }
 
 static int match_end(const match_db_t *db, match_scratch_t *scratch, match_set_t *set, int rc,
@@ -470,7 +489,7 @@ int match_scan(const match_db_t *db, match_scratch_t *scratch, const char *text,
                        .folded_len = len,
                        .latin_post = -1};
     if (db->hs[NORM_VIEW_FOLDED])
-        rc = match_run(&ctx, db->hs[NORM_VIEW_FOLDED]);
+        rc = match_run(&ctx, NORM_VIEW_FOLDED);
     if (rc == 0 && db->ndomains)
         rc = match_scan_domains(&ctx, text, len);
     return match_end(db, scratch, set, rc, NULL, 0, text, len);
@@ -524,7 +543,7 @@ static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsign
     if (folded->len > UINT32_MAX)
         return TW_ERR_SCAN;
     if (db->hs[NORM_VIEW_FOLDED])
-        rc = match_run(ctx, db->hs[NORM_VIEW_FOLDED]);
+        rc = match_run(ctx, NORM_VIEW_FOLDED);
     /* Plain ASCII posts (most of them) have the folded text as their skeleton: unless the
      * squash view needs the skeleton as its input, there is nothing to derive or scan. */
     bool need_skel = (db->hs[NORM_VIEW_SKELETON] && !folded->ascii) || db->hs[NORM_VIEW_SQUASH];
@@ -544,7 +563,7 @@ static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsign
         ctx->text = (const unsigned char *)scratch->skeleton.text;
         ctx->len = scratch->skeleton.len;
         ctx->view = &scratch->skeleton;
-        rc = match_run(ctx, db->hs[NORM_VIEW_SKELETON]);
+        rc = match_run(ctx, NORM_VIEW_SKELETON);
     }
     if (rc == 0 && db->hs[NORM_VIEW_SQUASH] && folded->len) {
         rc = normalize_squash(&scratch->skeleton, &scratch->squash);
@@ -552,7 +571,7 @@ static int match_scan_views(match_ctx_t *ctx, const normalized_t *folded, unsign
             ctx->text = (const unsigned char *)scratch->squash.text;
             ctx->len = scratch->squash.len;
             ctx->view = &scratch->squash;
-            rc = match_run(ctx, db->hs[NORM_VIEW_SQUASH]);
+            rc = match_run(ctx, NORM_VIEW_SQUASH);
         }
     }
     if (rc == 0 && db->ndomains) {

@@ -133,14 +133,18 @@ int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[],
     return rc;
 }
 
-/* Builds one view's database. Patterns that compile alone can still fail together (rare:
- * resource limits); Hyperscan names only the first failing expression: report it, drop it,
- * build again. Returns the number of failures. */
-size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base,
+/* Builds one of a view's databases (match_db_t.hs and hs_som): with som_only false every
+ * pattern, SOM regexes without SOM and reporting once (their hit only calls for the SOM
+ * scan); with som_only true the SOM regexes alone, as written. Patterns that compile alone
+ * can still fail together (rare: resource limits); Hyperscan names only the first failing
+ * expression: report it, drop it, build again. Returns the number of failures. */
+size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base, bool som_only,
                         hs_database_t **hs, tw_diag_t *diag, bool *nomem)
 {
-    size_t count = list->count;
+    size_t count = 0;
     size_t nfailed = 0;
+    for (size_t i = 0; i < list->count; i++)
+        count += !som_only || list->items[i].pat.kind == PAT_REGEX_SOM;
     if (count == 0)
         return 0;
     const char **exprs = calloc(count, sizeof(*exprs));
@@ -150,10 +154,17 @@ size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_bas
         *nomem = true;
         goto out;
     }
-    for (size_t i = 0; i < count; i++) {
-        exprs[i] = list->items[i].expr;
-        flags[i] = list->items[i].flags;
-        ids[i] = (unsigned)(id_base + i);
+    count = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        const match_item_t *item = &list->items[i];
+        bool som = item->pat.kind == PAT_REGEX_SOM;
+        if (som_only && !som)
+            continue;
+        exprs[count] = item->expr;
+        flags[count] = item->flags;
+        if (som && !som_only)
+            flags[count] = (item->flags & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+        ids[count++] = (unsigned)(id_base + i);
     }
     while (count > 0) {
         hs_compile_error_t *cerr = NULL;
