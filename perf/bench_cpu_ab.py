@@ -3,8 +3,8 @@
 
   perf/bench_cpu_ab.py [--posts 40000] [--ruleset 10k] [--reps 5] BUILD_DIR [BUILD_DIR ...]
 
-The same measurement as bench_fair.py's `tidewatch scan` row, (CPU of N posts - CPU of 50
-posts) / (N - 50), and its decode-only floor, for each build directory, the builds taking
+The same measurement as bench_fair.py's `tidewatch scan` row (same --threads), (CPU of N posts - CPU of 50
+posts) / (N - 50), for each build directory, the builds taking
 turns within each repetition so that the load of a shared machine falls on all of them
 alike. Prints, per build, the best and the median of the repetitions in µs/post. Reads the
 posts and rule set bench_fair.py writes under perf/results/tmp (run bench_fair.py once, or
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fair import run_rusage  # noqa: E402
+from bench_fair import run_rusage, tidewatch_extra_args  # noqa: E402
 from fair_data import TMP, bench_posts, write_posts  # noqa: E402
 
 
@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--posts", type=int, default=40000)
     ap.add_argument("--ruleset", default="10k")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="as bench_fair.py's --threads")
     args = ap.parse_args()
     rules = TMP / f"ruleset-{args.ruleset}" / "rules.yaml"
     if not rules.exists():
@@ -39,7 +40,11 @@ def main():
         posts = bench_posts(n)
         write_posts(posts_file, posts)
         write_posts(small_file, posts[:50])
-    cmds = {b: [str(Path(b) / "tidewatch"), "scan", "--rules", str(rules)] for b in args.builds}
+    cmds = {}
+    for b in args.builds:
+        binary = str(Path(b) / "tidewatch")
+        cmds[b] = [binary, "scan", "--rules", str(rules)] + tidewatch_extra_args(binary,
+                                                                                 args.threads)
     for cmd in cmds.values():
         run_rusage(cmd + [str(small_file)])  # compiles once into the cache
     per_post = {b: [] for b in args.builds}
