@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,8 +30,36 @@ void post_init(post_t *post)
 
 void post_clear(post_t *post)
 {
-    json_decref((json_t *)post->json);
+    if (!post->in_arena)
+        json_decref((json_t *)post->json);
     post_init(post);
+}
+
+/* Jansson's allocator is one per process (json_set_alloc_funcs). It is replaced once by one
+ * that serves the calling thread's current arena while post_decode_in parses, and malloc
+ * otherwise; its free ignores blocks of that arena (Jansson frees some while parsing: grown
+ * buffers, a tree it rejects) and passes every other block to free, so trees parsed outside
+ * any arena (other threads, other callers) are untouched by the swap. */
+static _Thread_local arena_t *post_current_arena;
+static pthread_once_t post_alloc_once = PTHREAD_ONCE_INIT;
+
+static void *post_json_malloc(size_t size)
+{
+    arena_t *a = post_current_arena;
+    return a ? arena_alloc(a, size) : malloc(size);
+}
+
+static void post_json_free(void *p)
+{
+    arena_t *a = post_current_arena;
+    if (p && a && arena_owns(a, p))
+        return;
+    free(p);
+}
+
+static void post_install_alloc(void)
+{
+    json_set_alloc_funcs(post_json_malloc, post_json_free);
 }
 
 static int parse_digits(const char **s, int n, int *out)
@@ -117,6 +147,13 @@ const char *post_field_string(const post_t *post, const char *name, size_t *len)
 post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const char *data,
                           size_t len, post_t *post, char *errstr, size_t errlen)
 {
+    return post_decode_in(NULL, fields, max_bytes, data, len, post, errstr, errlen);
+}
+
+post_reason_t post_decode_in(arena_t *arena, const post_fields_t *fields, size_t max_bytes,
+                             const char *data, size_t len, post_t *post, char *errstr,
+                             size_t errlen)
+{
     post_clear(post);
     errstr[0] = '\0';
     if (len > max_bytes) {
@@ -138,12 +175,17 @@ post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const c
     /* Duplicate keys are refused: two parsers that pick different copies of "text" would let a
      * post show reviewers one text while the rules scanned another. */
     json_error_t jerr;
+    if (arena)
+        pthread_once(&post_alloc_once, post_install_alloc);
+    post_current_arena = arena;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    post_current_arena = NULL;
     if (!root) {
         snprintf(errstr, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
         return POST_INVALID_JSON;
     }
     post->json = root;
+    post->in_arena = arena != NULL;
     if (!json_is_object(root)) {
         snprintf(errstr, errlen, "post is a JSON %s, not an object",
                  json_is_array(root) ? "array" : "scalar");

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/arena.h"
+
 #define POST_REASON_MAP(X)                                                                         \
     X(OK, "ok")                                                                                    \
     X(INVALID_JSON, "invalid_json")                                                                \
@@ -47,7 +49,8 @@ typedef struct post {
     int64_t ts;  /* epoch seconds; valid when has_ts */
     bool has_ts; /* false when absent or unparseable (the post is still scanned) */
     char id_buf[24];
-    void *json; /* json_t *, kept opaque so Jansson stays inside post.c */
+    void *json;    /* json_t *, kept opaque so Jansson stays inside post.c */
+    bool in_arena; /* json lives in an arena: post_clear forgets it, arena_reset frees it */
 } post_t;
 
 void post_init(post_t *post);
@@ -58,6 +61,15 @@ void post_clear(post_t *post);
  * errstr. Posts longer than max_bytes are refused before parsing. */
 post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const char *data,
                           size_t len, post_t *post, char *errstr, size_t errlen);
+
+/* post_decode with the parsed JSON allocated in arena (util/arena.h), which the calling
+ * thread must own until the call returns: parsing then costs no malloc and post_clear no
+ * free. The post's views stay valid until post_clear() or arena_reset(arena), whichever
+ * comes first; reset the arena only once every post decoded into it is cleared or
+ * abandoned. NULL arena: post_decode. */
+post_reason_t post_decode_in(arena_t *arena, const post_fields_t *fields, size_t max_bytes,
+                             const char *data, size_t len, post_t *post, char *errstr,
+                             size_t errlen);
 
 const char *post_reason_name(post_reason_t reason);
 

@@ -64,7 +64,16 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
     if (rc != 0)
         return rc;
     p->nworkers = workers;
-    if (workers > 1 && (rc = pool_new(workers, &p->pool)) != 0) {
+    for (size_t k = 0; k < 2; k++) /* all zero: arena_init's state */
+        if (!(p->batches[k].arenas = calloc(workers, sizeof(arena_t))))
+            rc = TW_ERR_NOMEM;
+    if (rc == 0 && workers > 1)
+        rc = pool_new(workers, &p->pool);
+    if (rc != 0) {
+        for (size_t k = 0; k < 2; k++) {
+            free(p->batches[k].arenas);
+            p->batches[k].arenas = NULL;
+        }
         pipeline_scratches_free(p->scratches, p->nworkers);
         p->scratches = NULL;
         return rc;
@@ -169,8 +178,12 @@ void pipeline_fini(pipeline_t *p)
             pipeline_batch_join(p, &p->batches[k]);
     metrics_rules_release(p->rule_metrics);
     pool_free(p->pool); /* joins the workers before their scratches go */
-    for (size_t k = 0; k < 2; k++)
+    for (size_t k = 0; k < 2; k++) {
         pipeline_batch_free(&p->batches[k]);
+        for (size_t w = 0; p->batches[k].arenas && w < p->nworkers; w++)
+            arena_fini(&p->batches[k].arenas[w]);
+        free(p->batches[k].arenas);
+    }
     pipeline_free_arrays(p);
     free(p->campaigns);
     free(p->shadow_hits);
@@ -241,15 +254,17 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
  * Writes only slot i of the batch arrays and b->results[i], so posts run on any worker in any
  * order. Returns 0 (the post is PASS or a dead letter) or a negative tw_err_t that fails the
  * batch. */
-static int pipeline_analyze_post(pipeline_batch_t *b, match_scratch_t *scratch, size_t i)
+static int pipeline_analyze_post(pipeline_batch_t *b, size_t worker, size_t i)
 {
     const pipeline_t *p = b->p;
+    match_scratch_t *scratch = p->scratches[worker];
     const pipeline_input_t *in = &b->inputs[i];
     pipeline_result_t *r = &b->results[i];
     memset(r, 0, sizeof(*r));
     post_t *post = &b->posts[i];
-    post_reason_t reason = post_decode(&p->fields, (size_t)p->cfg->max_post_bytes, in->data,
-                                       in->len, post, r->error, sizeof(r->error));
+    post_reason_t reason =
+        post_decode_in(&b->arenas[worker], &p->fields, (size_t)p->cfg->max_post_bytes, in->data,
+                       in->len, post, r->error, sizeof(r->error));
     if (reason != POST_OK) {
         dead_letter(r, reason);
         return 0;
@@ -275,7 +290,6 @@ static int pipeline_analyze_post(pipeline_batch_t *b, match_scratch_t *scratch, 
 static void pipeline_batch_worker(void *arg, size_t worker)
 {
     pipeline_batch_t *b = arg;
-    match_scratch_t *scratch = b->p->scratches[worker];
     for (;;) {
         size_t first = atomic_fetch_add_explicit(&b->next, b->chunk, memory_order_relaxed);
         if (first >= b->n)
@@ -284,7 +298,7 @@ static void pipeline_batch_worker(void *arg, size_t worker)
         for (size_t i = first; i < end; i++) {
             if (atomic_load_explicit(&b->error, memory_order_relaxed) != 0)
                 return; /* the batch fails anyway */
-            int rc = pipeline_analyze_post(b, scratch, i);
+            int rc = pipeline_analyze_post(b, worker, i);
             if (rc != 0) {
                 int none = 0;
                 atomic_compare_exchange_strong(&b->error, &none, rc);
@@ -320,6 +334,12 @@ int pipeline_submit(pipeline_t *p, const pipeline_input_t *inputs, size_t n,
         if (prev->state == PIPELINE_BATCH_ANALYSING)
             pipeline_batch_join(p, prev);
     }
+    /* The slot's posts of two batches ago go, and with them their JSON, all at once (their
+     * keys and alerts were only valid until the pipeline's next call). */
+    for (size_t i = 0; i < b->cap; i++)
+        post_clear(&b->posts[i]);
+    for (size_t w = 0; w < p->nworkers; w++)
+        arena_reset(&b->arenas[w]);
     b->p = p;
     b->inputs = inputs;
     b->results = results;

@@ -116,6 +116,9 @@ typedef struct pipeline_batch {
     normalized_t *norms;
     match_set_t *matches;
     fingerprint_t *fps;
+    /* One per worker: the parsed JSON of the posts it decoded (post_decode_in), all dropped
+     * at once when the batch slot is submitted again. */
+    arena_t *arenas;
     pipeline_batch_state_t state;
     const pipeline_input_t *inputs;
     pipeline_result_t *results;
