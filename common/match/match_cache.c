@@ -17,8 +17,8 @@
  * hashes them), so the key is that hash plus everything else that changes what gets built:
  * this build of tidewatch (normalization and flag choices live in the code), the Hyperscan
  * version and the CPU features Hyperscan targets. The file holds the key, the pattern table
- * and each view's hs_serialize_database() bytes; it is written to a temporary name and
- * renamed, so readers never see half a file. */
+ * and each view's hs_serialize_database() bytes (its hs, then its hs_som groups); it is
+ * written to a temporary name and renamed, so readers never see half a file. */
 #define MATCH_CACHE_MAGIC "TWHSDB3"
 
 int match_cache_key(const rule_set_t *rs, char hex[65])
@@ -114,39 +114,66 @@ static bool match_read_all(FILE *f, void *buf, size_t n)
     return fread(buf, 1, n, f) == n;
 }
 
-/* Reads the pattern table and each view's database; false when anything is off. */
+#define MATCH_CACHE_MAX_DBS (NORM_VIEW_COUNT * (1 + MATCH_SOM_MAX_GROUPS))
+
+/* The places of db's databases in file order: per view its hs, then its hs_som groups. */
+static size_t match_cache_slots(match_db_t *db, hs_database_t **slots[MATCH_CACHE_MAX_DBS])
+{
+    size_t n = 0;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        slots[n++] = &db->hs[v];
+        for (size_t g = 0; g < db->nsom[v]; g++)
+            slots[n++] = &db->hs_som[v][g];
+    }
+    return n;
+}
+
+/* Reads the pattern table and each view's databases; false when anything is off. */
 static bool match_cache_read(FILE *f, const rule_set_t *rs, match_db_t *db)
 {
     char magic[8];
-    uint64_t hdr[3 + MATCH_DB_SLOTS];
+    uint64_t hdr[3 + NORM_VIEW_COUNT]; /* npatterns, nrules, npats, then each view's nsom */
     if (!match_read_all(f, magic, sizeof(magic)) || memcmp(magic, MATCH_CACHE_MAGIC, 8) != 0 ||
         !match_read_all(f, hdr, sizeof(hdr)))
         return false;
     if (hdr[0] != rs->npatterns || hdr[1] != rs->nrules || hdr[2] > 4 * (uint64_t)UINT32_MAX)
         return false;
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        if (hdr[3 + v] > MATCH_SOM_MAX_GROUPS)
+            return false;
+        if (hdr[3 + v] && !(db->hs_som[v] = calloc((size_t)hdr[3 + v], sizeof(*db->hs_som[v]))))
+            return false;
+        db->nsom[v] = (size_t)hdr[3 + v];
+    }
     db->npats = (size_t)hdr[2];
     db->pats = calloc(db->npats ? db->npats : 1, sizeof(*db->pats));
     if (!db->pats || !match_read_all(f, db->pats, db->npats * sizeof(*db->pats)))
         return false;
-    for (size_t i = 0; i < db->npats; i++)
-        if (db->pats[i].rule_index >= (rs->nrules ? rs->nrules : 1) ||
-            db->pats[i].pattern_index >= rs->npatterns || db->pats[i].view >= NORM_VIEW_COUNT ||
-            db->pats[i].kind > PAT_REGEX_END || db->pats[i].group > RULE_GROUP_ALLOW ||
-            db->pats[i].all_index >= RULES_MAX_ALL)
+    for (size_t i = 0; i < db->npats; i++) {
+        const match_pat_t *pat = &db->pats[i];
+        if (pat->rule_index >= (rs->nrules ? rs->nrules : 1) ||
+            pat->pattern_index >= rs->npatterns || pat->view >= NORM_VIEW_COUNT ||
+            pat->kind > PAT_REGEX_END || pat->group > RULE_GROUP_ALLOW ||
+            pat->all_index >= RULES_MAX_ALL ||
+            (pat->kind == PAT_REGEX_SOM && pat->som_group >= db->nsom[pat->view]))
             return false;
-    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
-        uint64_t size = hdr[3 + k];
-        if (size == 0)
+    }
+    hs_database_t **slots[MATCH_CACHE_MAX_DBS];
+    size_t n = match_cache_slots(db, slots);
+    uint64_t sizes[MATCH_CACHE_MAX_DBS];
+    if (!match_read_all(f, sizes, n * sizeof(sizes[0])))
+        return false;
+    for (size_t k = 0; k < n; k++) {
+        if (sizes[k] == 0)
             continue;
-        if (size > (1ull << 32))
+        if (sizes[k] > (1ull << 32))
             return false;
-        char *blob = malloc((size_t)size);
-        hs_database_t **hs = match_db_slot(db, k);
-        bool ok = blob && match_read_all(f, blob, (size_t)size) &&
-                  hs_deserialize_database(blob, (size_t)size, hs) == HS_SUCCESS;
+        char *blob = malloc((size_t)sizes[k]);
+        bool ok = blob && match_read_all(f, blob, (size_t)sizes[k]) &&
+                  hs_deserialize_database(blob, (size_t)sizes[k], slots[k]) == HS_SUCCESS;
         free(blob);
         if (!ok) {
-            *hs = NULL;
+            *slots[k] = NULL;
             return false;
         }
     }
@@ -170,10 +197,7 @@ int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db
     bool ok = match_cache_read(f, rs, db);
     fclose(f);
     if (!ok) {
-        for (int k = 0; k < MATCH_DB_SLOTS; k++) {
-            hs_free_database(*match_db_slot(db, k));
-            *match_db_slot(db, k) = NULL;
-        }
+        match_db_free_hs(db);
         free(db->pats);
         db->pats = NULL;
         db->npats = 0;
@@ -185,14 +209,17 @@ int match_cache_load(int dirfd, const char *name, const rule_set_t *rs, match_db
 
 void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const match_db_t *db)
 {
-    char *bytes[MATCH_DB_SLOTS] = {0};
-    size_t sizes[MATCH_DB_SLOTS] = {0};
+    hs_database_t **slots[MATCH_CACHE_MAX_DBS];
+    size_t n = match_cache_slots((match_db_t *)db, slots);
+    char *bytes[MATCH_CACHE_MAX_DBS] = {0};
+    uint64_t sizes[MATCH_CACHE_MAX_DBS] = {0};
     char *tmp = NULL;
     FILE *f = NULL;
-    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
-        const hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
-        if (hs && hs_serialize_database(hs, &bytes[k], &sizes[k]) != HS_SUCCESS)
+    for (size_t k = 0; k < n; k++) {
+        size_t size = 0;
+        if (*slots[k] && hs_serialize_database(*slots[k], &bytes[k], &size) != HS_SUCCESS)
             goto out;
+        sizes[k] = size;
     }
     if (asprintf(&tmp, "%s.%ld.tmp", name, (long)getpid()) < 0) {
         tmp = NULL;
@@ -207,20 +234,21 @@ void match_cache_store(int dirfd, const char *name, const rule_set_t *rs, const 
         unlinkat(dirfd, tmp, 0);
         goto out;
     }
-    uint64_t hdr[3 + MATCH_DB_SLOTS] = {rs->npatterns, rs->nrules, db->npats};
-    for (int k = 0; k < MATCH_DB_SLOTS; k++)
-        hdr[3 + k] = sizes[k];
+    uint64_t hdr[3 + NORM_VIEW_COUNT] = {rs->npatterns, rs->nrules, db->npats};
+    for (int v = 0; v < NORM_VIEW_COUNT; v++)
+        hdr[3 + v] = db->nsom[v];
     bool ok = fwrite(MATCH_CACHE_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(hdr), 1, f) == 1 &&
-              fwrite(db->pats, sizeof(*db->pats), db->npats, f) == db->npats;
-    for (int k = 0; ok && k < MATCH_DB_SLOTS; k++)
-        ok = !sizes[k] || fwrite(bytes[k], 1, sizes[k], f) == sizes[k];
+              fwrite(db->pats, sizeof(*db->pats), db->npats, f) == db->npats &&
+              fwrite(sizes, sizeof(sizes[0]), n, f) == n;
+    for (size_t k = 0; ok && k < n; k++)
+        ok = !sizes[k] || fwrite(bytes[k], 1, (size_t)sizes[k], f) == sizes[k];
     ok = fclose(f) == 0 && ok;
     f = NULL;
     if (!ok || renameat(dirfd, tmp, dirfd, name) != 0)
         unlinkat(dirfd, tmp, 0);
 out:
     free(tmp);
-    for (int k = 0; k < MATCH_DB_SLOTS; k++)
+    for (size_t k = 0; k < n; k++)
         free(bytes[k]);
 }
 

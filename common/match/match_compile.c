@@ -185,13 +185,30 @@ static int match_build_views(match_build_t *b, match_db_t *db, tw_diag_t *diag)
         return TW_ERR_NOMEM;
     bool nomem = false;
     size_t nfailed = 0;
-    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
-        size_t base = db->npats;
-        for (size_t i = 0; i < b->lists[v].count; i++)
-            db->pats[db->npats++] = b->lists[v].items[i].pat;
-        db->view_count[v] = b->lists[v].count;
-        nfailed += match_build_view(b->rs, &b->lists[v], base, false, &db->hs[v], diag, &nomem);
-        nfailed += match_build_view(b->rs, &b->lists[v], base, true, &db->hs_som[v], diag, &nomem);
+    for (int v = 0; v < NORM_VIEW_COUNT && !nomem; v++) {
+        match_items_t *list = &b->lists[v];
+        size_t base = db->npats, nsom = 0;
+        for (size_t i = 0; i < list->count; i++)
+            nsom += list->items[i].pat.kind == PAT_REGEX_SOM;
+        size_t groups = (nsom + MATCH_SOM_GROUP - 1) / MATCH_SOM_GROUP;
+        size_t per_group = groups > MATCH_SOM_MAX_GROUPS
+                               ? (nsom + MATCH_SOM_MAX_GROUPS - 1) / MATCH_SOM_MAX_GROUPS
+                               : MATCH_SOM_GROUP;
+        groups = (nsom + per_group - 1) / per_group;
+        for (size_t i = 0, k = 0; i < list->count; i++)
+            if (list->items[i].pat.kind == PAT_REGEX_SOM)
+                list->items[i].pat.som_group = (uint8_t)(k++ / per_group);
+        for (size_t i = 0; i < list->count; i++)
+            db->pats[db->npats++] = list->items[i].pat;
+        db->view_count[v] = list->count;
+        nfailed += match_build_view(b->rs, list, base, -1, &db->hs[v], diag, &nomem);
+        if (groups && !(db->hs_som[v] = calloc(groups, sizeof(*db->hs_som[v])))) {
+            nomem = true;
+            break;
+        }
+        db->nsom[v] = groups;
+        for (size_t g = 0; g < groups; g++)
+            nfailed += match_build_view(b->rs, list, base, (int)g, &db->hs_som[v][g], diag, &nomem);
     }
     return nomem ? TW_ERR_NOMEM : nfailed ? TW_ERR_COMPILE : 0;
 }
@@ -258,12 +275,24 @@ int match_db_compile(const rule_set_t *rs, match_db_t **out, tw_diag_t *diag)
     return match_db_compile_cached(rs, NULL, out, diag);
 }
 
+void match_db_free_hs(match_db_t *db)
+{
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
+        hs_free_database(db->hs[v]);
+        db->hs[v] = NULL;
+        for (size_t g = 0; g < db->nsom[v]; g++)
+            hs_free_database(db->hs_som[v][g]);
+        free(db->hs_som[v]);
+        db->hs_som[v] = NULL;
+        db->nsom[v] = 0;
+    }
+}
+
 void match_db_free(match_db_t *db)
 {
     if (!db)
         return;
-    for (int k = 0; k < MATCH_DB_SLOTS; k++)
-        hs_free_database(*match_db_slot(db, k));
+    match_db_free_hs(db);
     free(db->pats);
     free(db->rule_info);
     free(db->domains);
@@ -280,11 +309,13 @@ const rule_set_t *match_db_rules(const match_db_t *db)
 size_t match_db_size_bytes(const match_db_t *db)
 {
     size_t total = 0;
-    for (int k = 0; k < MATCH_DB_SLOTS; k++) {
+    for (int v = 0; v < NORM_VIEW_COUNT; v++) {
         size_t size = 0;
-        hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
-        if (hs && hs_database_size(hs, &size) == HS_SUCCESS)
+        if (db->hs[v] && hs_database_size(db->hs[v], &size) == HS_SUCCESS)
             total += size;
+        for (size_t g = 0; g < db->nsom[v]; g++)
+            if (db->hs_som[v][g] && hs_database_size(db->hs_som[v][g], &size) == HS_SUCCESS)
+                total += size;
     }
     return total;
 }
@@ -321,10 +352,12 @@ int match_scratch_new(const match_db_t *db, match_scratch_t **out)
     bool ok = scratch->stamp && scratch->slot && scratch->all_bits && scratch->any_count &&
               scratch->veto && scratch->pstamp;
     /* One Hyperscan scratch serves every view's database: hs_alloc_scratch grows it. */
-    for (int k = 0; ok && k < MATCH_DB_SLOTS; k++) {
-        hs_database_t *hs = *match_db_slot((match_db_t *)db, k);
-        if (hs && hs_alloc_scratch(hs, &scratch->hs) != HS_SUCCESS)
+    for (int v = 0; ok && v < NORM_VIEW_COUNT; v++) {
+        if (db->hs[v] && hs_alloc_scratch(db->hs[v], &scratch->hs) != HS_SUCCESS)
             ok = false;
+        for (size_t g = 0; ok && g < db->nsom[v]; g++)
+            if (db->hs_som[v][g] && hs_alloc_scratch(db->hs_som[v][g], &scratch->hs) != HS_SUCCESS)
+                ok = false;
     }
     if (!ok) {
         match_scratch_free(scratch);

@@ -37,11 +37,14 @@ typedef struct {
     uint8_t group;       /* rule_group_t */
     uint8_t guard;       /* match_guard_t: check the span's scripts (keyword in a derived view) */
     uint8_t all_index;
-    uint8_t pad;
+    uint8_t som_group; /* PAT_REGEX_SOM: its database in db->hs_som[view] */
 } match_pat_t;
 
-/* Both databases of every view, as one array for the code that handles them alike. */
-#define MATCH_DB_SLOTS (2 * NORM_VIEW_COUNT)
+/* SOM regexes per hs_som database. Measured with perf/fair/scan_only's regexes, with SOM,
+ * over the fair posts: 1,000 regexes 10.5 us/post, 63 1.2, 16 0.2. At most 256 groups
+ * (match_pat_t.som_group): past that the groups grow. */
+#define MATCH_SOM_GROUP      32
+#define MATCH_SOM_MAX_GROUPS 256
 
 /* What a rule needs beyond "a pattern hit", resolved at compile time. */
 typedef struct {
@@ -61,10 +64,12 @@ struct match_db {
     /* Per view: every pattern, regexes compiled without start of match (SOM) so that the
      * scan most posts get stays cheap (SOM_LEFTMOST doubled the scan's cost on the fair
      * benchmark); NULL for a view no pattern uses. A PAT_REGEX_SOM pattern's hit there only
-     * says that hs_som (those regexes alone, with SOM) must be run over the same text for
-     * the spans: about 7% of real posts. */
+     * says that its group's database in hs_som (MATCH_SOM_GROUP regexes, with SOM) must be
+     * run over the same text for the spans: about 7% of real posts, and those mostly for
+     * one group (SOM costs about as much per regex as all the rest of the scan). */
     hs_database_t *hs[NORM_VIEW_COUNT];
-    hs_database_t *hs_som[NORM_VIEW_COUNT];
+    hs_database_t **hs_som[NORM_VIEW_COUNT];
+    size_t nsom[NORM_VIEW_COUNT];
     match_pat_t *pats;
     size_t npats;
     size_t nrules;
@@ -88,10 +93,8 @@ struct match_db {
     size_t ndomains;
 };
 
-static inline hs_database_t **match_db_slot(match_db_t *db, int slot)
-{
-    return slot < NORM_VIEW_COUNT ? &db->hs[slot] : &db->hs_som[slot - NORM_VIEW_COUNT];
-}
+/* Frees every Hyperscan database of db and forgets them. */
+void match_db_free_hs(match_db_t *db);
 
 #define MATCH_MAX_ALLOW_SPANS 16
 #define MATCH_MAX_NEAR        128 /* hits of `within` rules remembered per post */
@@ -178,7 +181,7 @@ void match_check_all(match_entry_t *entries, const size_t *todo, size_t ntodo);
 int match_items_add(match_items_t *list, char *expr, unsigned flags, const match_pat_t *pat);
 unsigned match_pattern_views(const rule_set_t *rs, const rule_pattern_t *rp, bool derivable);
 int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[], normalized_t *tmp);
-size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base, bool som_only,
+size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base, int som_group,
                         hs_database_t **hs, tw_diag_t *diag, bool *nomem);
 int match_rule_info(const rule_set_t *rs, match_db_t *db, tw_diag_t *diag);
 

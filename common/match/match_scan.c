@@ -37,7 +37,8 @@ typedef struct {
     unsigned field; /* 0: the post's text; i + 1: db->field_names[i] */
     bool nomem;
     bool som_pass; /* scanning hs_som: SOM regex hits are recorded */
-    bool som_seen; /* a SOM regex hit in hs: the text is scanned with hs_som next */
+    bool som_seen; /* a SOM regex hit in hs: som_groups says which hs_som to run */
+    uint64_t som_groups[MATCH_SOM_MAX_GROUPS / 64];
 } match_ctx_t;
 
 /* Adds [start, end) to a rule's spans. Spans are kept sorted by start, none inside another:
@@ -301,7 +302,9 @@ static int match_on_hit(unsigned int id, unsigned long long from, unsigned long 
     const match_pat_t *pat = &ctx->db->pats[id];
     size_t start, end;
     if (pat->kind == PAT_REGEX_SOM && !ctx->som_pass) {
-        ctx->som_seen = true; /* no start here: the SOM scan records it */
+        /* no start here: its group's SOM scan records it */
+        ctx->som_seen = true;
+        ctx->som_groups[pat->som_group / 64] |= UINT64_C(1) << (pat->som_group % 64);
         return 0;
     }
     if (!match_hit_span(ctx, pat, from, to, &start, &end))
@@ -446,16 +449,23 @@ static int match_run_db(match_ctx_t *ctx, const hs_database_t *hs)
     return rc == HS_SUCCESS ? 0 : TW_ERR_SCAN;
 }
 
-/* Scans ctx->text with a view's databases: hs, then hs_som when a SOM regex hit there. */
+/* Scans ctx->text with a view's databases: hs, then the hs_som groups of the SOM regexes
+ * that hit there. */
 static int match_run(match_ctx_t *ctx, normalize_view_t view)
 {
+    const match_db_t *db = ctx->db;
     ctx->som_pass = ctx->som_seen = false;
-    int rc = match_run_db(ctx, ctx->db->hs[view]);
-    if (rc == 0 && ctx->som_seen && ctx->db->hs_som[view]) {
-        ctx->som_pass = true;
-        rc = match_run_db(ctx, ctx->db->hs_som[view]);
-        ctx->som_pass = false;
+    int rc = match_run_db(ctx, db->hs[view]);
+    if (rc != 0 || !ctx->som_seen)
+        return rc;
+    ctx->som_pass = true;
+    for (size_t g = 0; rc == 0 && g < db->nsom[view]; g++) {
+        uint64_t bit = UINT64_C(1) << (g % 64);
+        if ((ctx->som_groups[g / 64] & bit) && db->hs_som[view][g])
+            rc = match_run_db(ctx, db->hs_som[view][g]);
+        ctx->som_groups[g / 64] &= ~bit;
     }
+    ctx->som_pass = false;
     return rc;
 }
 

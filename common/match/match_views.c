@@ -133,18 +133,20 @@ int match_keyword_collect(const rule_set_t *rs, size_t i, match_items_t lists[],
     return rc;
 }
 
-/* Builds one of a view's databases (match_db_t.hs and hs_som): with som_only false every
+/* Builds one of a view's databases (match_db_t.hs and hs_som): with som_group -1 every
  * pattern, SOM regexes without SOM and reporting once (their hit only calls for the SOM
- * scan); with som_only true the SOM regexes alone, as written. Patterns that compile alone
+ * scan); else the SOM regexes of that group alone, as written. Patterns that compile alone
  * can still fail together (rare: resource limits); Hyperscan names only the first failing
  * expression: report it, drop it, build again. Returns the number of failures. */
-size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base, bool som_only,
+size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_base, int som_group,
                         hs_database_t **hs, tw_diag_t *diag, bool *nomem)
 {
+    bool som_only = som_group >= 0;
     size_t count = 0;
     size_t nfailed = 0;
     for (size_t i = 0; i < list->count; i++)
-        count += !som_only || list->items[i].pat.kind == PAT_REGEX_SOM;
+        count += !som_only || (list->items[i].pat.kind == PAT_REGEX_SOM &&
+                               list->items[i].pat.som_group == som_group);
     if (count == 0)
         return 0;
     const char **exprs = calloc(count, sizeof(*exprs));
@@ -158,7 +160,7 @@ size_t match_build_view(const rule_set_t *rs, match_items_t *list, size_t id_bas
     for (size_t i = 0; i < list->count; i++) {
         const match_item_t *item = &list->items[i];
         bool som = item->pat.kind == PAT_REGEX_SOM;
-        if (som_only && !som)
+        if (som_only && !(som && item->pat.som_group == som_group))
             continue;
         exprs[count] = item->expr;
         flags[count] = item->flags;

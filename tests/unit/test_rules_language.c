@@ -491,6 +491,48 @@ TW_TEST(test_cache)
     TW_ASSERT_INT_EQ(system(cmd), 0);
 }
 
+/* Regexes are scanned without start of match first and with it only in the group of the
+ * ones that hit (match_internal.h, MATCH_SOM_GROUP): with regexes in three groups, hits in
+ * each give the spans a single SOM database gave, compiled and from the cache alike. */
+TW_TEST(test_som_groups_give_every_span)
+{
+    char dir[] = "/tmp/tw-test-som-XXXXXX";
+    TW_ASSERT(mkdtemp(dir) != NULL);
+    char yaml[8192] = "rules:\n";
+    for (int i = 0; i < 70; i++)
+        snprintf(yaml + strlen(yaml), sizeof(yaml) - strlen(yaml),
+                 "  - {id: r%02d, category: c, regex: ['z%02dq+z']}\n", i, i);
+    const char *text = "aa z05qqqz bb z40qz cc z69qqqqz z69qz dd z41z";
+    const char *want[] = {"z05qqqz", "z40qz", "z69qqqqz", "z69qz"};
+    size_t want_at[4];
+    for (int k = 0; k < 4; k++)
+        want_at[k] = (size_t)(strstr(text, want[k]) - text);
+    for (int pass = 0; pass < 2; pass++) {
+        fx_t fx;
+        char out[256];
+        TW_ASSERT_INT_EQ(fx_load(&fx, yaml, dir), 0);
+        TW_ASSERT(match_db_from_cache(fx.db) == (pass == 1));
+        TW_ASSERT_STR_EQ(fx_hits(&fx, text, NULL, out), "r05,r40,r69");
+        TW_ASSERT_INT_EQ(fx.set.hits[0].nspans, 1);
+        TW_ASSERT_INT_EQ(fx.set.hits[0].spans[0].start, want_at[0]);
+        TW_ASSERT_INT_EQ(fx.set.hits[0].spans[0].end, want_at[0] + strlen(want[0]));
+        TW_ASSERT_INT_EQ(fx.set.hits[1].spans[0].start, want_at[1]);
+        TW_ASSERT_INT_EQ(fx.set.hits[1].spans[0].end, want_at[1] + strlen(want[1]));
+        TW_ASSERT_INT_EQ(fx.set.hits[2].nspans, 2);
+        TW_ASSERT_INT_EQ(fx.set.hits[2].spans[0].start, want_at[2]);
+        TW_ASSERT_INT_EQ(fx.set.hits[2].spans[0].end, want_at[2] + strlen(want[2]));
+        TW_ASSERT_INT_EQ(fx.set.hits[2].spans[1].start, want_at[3]);
+        TW_ASSERT_INT_EQ(fx.set.hits[2].spans[1].end, want_at[3] + strlen(want[3]));
+        /* a group whose regexes did not hit adds nothing on a later post */
+        TW_ASSERT_STR_EQ(fx_hits(&fx, "z12qz", NULL, out), "r12");
+        TW_ASSERT_STR_EQ(fx_hits(&fx, "nothing", NULL, out), "");
+        fx_fini(&fx);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    TW_ASSERT_INT_EQ(system(cmd), 0);
+}
+
 /* Bopomofo and Tai Tham are written without spaces like Han and Thai: a keyword inside a run
  * of them needs no word boundary. (match used to miss Bopomofo, fingerprint Tai Tham.) */
 TW_TEST(test_unspaced_scripts_need_no_word_boundary)
@@ -584,7 +626,7 @@ int main(void)
            TW_CASE(test_skeleton_skip_filter), TW_CASE(test_views_key), TW_CASE(test_modes),
            TW_CASE(test_all_except_min_langs_allow), TW_CASE(test_within), TW_CASE(test_fields),
            TW_CASE(test_parse_errors), TW_CASE(test_examples), TW_CASE(test_cache),
-           TW_CASE(test_cache_refuses_a_shared_dir),
+           TW_CASE(test_som_groups_give_every_span), TW_CASE(test_cache_refuses_a_shared_dir),
            TW_CASE(test_unspaced_scripts_need_no_word_boundary),
            TW_CASE(test_shadow_and_flood_keys));
 }
