@@ -387,6 +387,8 @@ def main():
         out = Path(args.out)
         res = json.loads(out.with_suffix(".json").read_text())
         args.posts, args.ruleset = res["posts"], res["ruleset"]
+        png = ROOT / "perf" / "results" / "fair-sweep.png"
+        res["plot"] = os.path.relpath(png, out.parent) if png.exists() else None
         out.write_text(scrub(render(res, args)))
         return 0
     if not (DATA / "posts").is_dir():
@@ -705,6 +707,13 @@ def render(res, args):
                      f"{fmt(s['scan_only_cpu_us_per_post'], 2)} | {s['tidewatch_alerts']} |")
         if res.get("plot"):
             L += ["", f"![posts per CPU-second against patterns]({res['plot']})"]
+    profile = Path(__file__).resolve().parent / "results" / "profile-scan-10k.md"
+    if profile.exists():
+        L += ["", "## Per-post CPU (profile and cuts)", "",
+              "Where `tidewatch scan`'s CPU goes on these posts and rules (perf profiles) and "
+              "what each cut of issue 9 item 3 saved, measured build against build in one run: "
+              "[results/profile-scan-10k.md](results/profile-scan-10k.md). The rows above "
+              "predate those cuts unless their date says otherwise."]
     L += ["", "## What the peers do and do not do", "",
           "- **Python peer** (`perf/peer_python.py`): the same views as tidewatch (folded; "
           "skeleton with tidewatch's own confusables table, marks and Arabic forms), whole-word "
