@@ -62,6 +62,11 @@ static void post_install_alloc(void)
     json_set_alloc_funcs(post_json_malloc, post_json_free);
 }
 
+void post_decode_prepare_arenas(void)
+{
+    pthread_once(&post_alloc_once, post_install_alloc);
+}
+
 static int parse_digits(const char **s, int n, int *out)
 {
     int v = 0;
@@ -176,7 +181,7 @@ post_reason_t post_decode_in(arena_t *arena, const post_fields_t *fields, size_t
      * post show reviewers one text while the rules scanned another. */
     json_error_t jerr;
     if (arena)
-        pthread_once(&post_alloc_once, post_install_alloc);
+        post_decode_prepare_arenas();
     post_current_arena = arena;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     post_current_arena = NULL;

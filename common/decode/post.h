@@ -67,6 +67,11 @@ post_reason_t post_decode(const post_fields_t *fields, size_t max_bytes, const c
  * free. The post's views stay valid until post_clear() or arena_reset(arena), whichever
  * comes first; reset the arena only once every post decoded into it is cleared or
  * abandoned. NULL arena: post_decode. */
+/* Installs the allocator post_decode_in needs in Jansson (process-wide). post_decode_in does
+ * it on first use; call this first from the thread that starts the others, so the switch
+ * never happens while another thread is inside Jansson. */
+void post_decode_prepare_arenas(void);
+
 post_reason_t post_decode_in(arena_t *arena, const post_fields_t *fields, size_t max_bytes,
                              const char *data, size_t len, post_t *post, char *errstr,
                              size_t errlen);

@@ -64,6 +64,7 @@ int pipeline_init(pipeline_t *p, const config_t *cfg, const rule_set_t *rules, c
     if (rc != 0)
         return rc;
     p->nworkers = workers;
+    post_decode_prepare_arenas();  /* before any worker thread exists */
     for (size_t k = 0; k < 2; k++) /* all zero: arena_init's state */
         if (!(p->batches[k].arenas = calloc(workers, sizeof(arena_t))))
             rc = TW_ERR_NOMEM;
