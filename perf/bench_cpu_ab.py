@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Per-post CPU of `tidewatch scan` for two or more builds, side by side in one run.
 
-  perf/bench_cpu_ab.py [--posts 40000] [--ruleset 10k] [--reps 5] BUILD_DIR [BUILD_DIR ...]
+  perf/bench_cpu_ab.py [--posts 40000] [--ruleset 10k] [--reps 5] [--threads 1]
+                       BUILD_DIR [BUILD_DIR ...]
 
-The same measurement as bench_fair.py's `tidewatch scan` row (same --threads), (CPU of N posts - CPU of 50
-posts) / (N - 50), for each build directory, the builds taking
-turns within each repetition so that the load of a shared machine falls on all of them
-alike. Prints, per build, the best and the median of the repetitions in µs/post. Reads the
-posts and rule set bench_fair.py writes under perf/results/tmp (run bench_fair.py once, or
-perf/build_ruleset.py, first).
+The measurement of bench_fair.py's `tidewatch scan` row (same --threads), (CPU of N posts -
+CPU of 50 posts) / (N - 50), for each build directory, the builds taking turns within each
+repetition so that the load of a shared machine falls on all of them alike. Prints, per
+build, the best and the median of the repetitions in µs/post. Reads the posts and rule set
+bench_fair.py writes under perf/results/tmp (run bench_fair.py, or perf/build_ruleset.py,
+first).
 """
 
 import argparse
