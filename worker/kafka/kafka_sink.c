@@ -110,6 +110,12 @@ static void sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
  * error text, source position) and the record framing. */
 #define SINK_DLQ_HEADROOM_BYTES 65536
 
+/* A dead letter keeps at most this much of the record's key (header key_truncated = the
+ * key's length), so that the key fits in the headroom above: an input record may carry a key
+ * as large as the brokers allow, and a dead letter refused for its key would stop the worker
+ * on the same record after every restart. */
+#define SINK_DLQ_MAX_KEY_BYTES 16384
+
 /* Dead letters and alerts are capped (dlq_max_bytes, alert_max_bytes) precisely so that they
  * can always be produced; a cap above the producer's own message.max.bytes would have the
  * capped record refused, and a refused dead letter stop the worker on the same post after
@@ -303,10 +309,14 @@ static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
                             const char *src_topic, int32_t src_partition, int64_t src_offset,
                             bool may_wait)
 {
-    char partition[16], offset[24], original_len[24];
+    char partition[16], offset[24], original_len[24], original_key_len[24];
     snprintf(partition, sizeof(partition), "%d", (int)src_partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)src_offset);
     snprintf(original_len, sizeof(original_len), "%zu", len);
+    snprintf(original_key_len, sizeof(original_key_len), "%zu", key_len);
+    bool key_truncated = key_len > SINK_DLQ_MAX_KEY_BYTES;
+    if (key_truncated)
+        key_len = SINK_DLQ_MAX_KEY_BYTES;
     /* A post larger than the producer or topic allows would fail its delivery and stop the
      * partition for good; its first bytes plus the source position are what an operator
      * needs, and the whole post stays in the source topic. */
@@ -314,9 +324,11 @@ static int sink_dead_letter(kafka_sink_t *sink, const void *key, size_t key_len,
     if (truncated)
         len = sink->dlq_max_bytes;
     for (;;) {
-        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(7);
         if (truncated)
             rd_kafka_header_add(hdrs, "truncated", -1, original_len, -1);
+        if (key_truncated)
+            rd_kafka_header_add(hdrs, "key_truncated", -1, original_key_len, -1);
         rd_kafka_header_add(hdrs, "reason", -1, reason, -1);
         rd_kafka_header_add(hdrs, "error", -1, error, -1);
         rd_kafka_header_add(hdrs, "source_topic", -1, src_topic, -1);
