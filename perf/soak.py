@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: millions of posts through one `tidewatch run` with the Redis store (issue 12 item 7).
 
-  python3 perf/soak.py [--posts 3000000] [--window-s 30] [--rate 5000] [--out FILE]
+  python3 perf/soak.py [--posts 3000000] [--window-s 30] [--rate 4000] [--out FILE]
 
 Starts a real single-node KRaft broker and a real redis-server on loopback (the integration
 harness, tests/integration/harness.py; broker jars from scripts/fetch-kafka.sh), generates N
@@ -79,8 +79,8 @@ def write_posts(path, n, seed, texts):
     """Writes n JSONL posts to path; returns {"bad": [ids of undecodable records], ...}.
 
     Ordinary posts are the real texts in order; from the second pass over them on, each
-    text's words are shuffled, so a pass does not repeat the previous one word for word (it
-    would be one long near-duplicate wave). Every 10,000 posts a wave starts: a real text of
+    text's words and those of another random text are shuffled together, so a pass does not
+    repeat the previous one (it would be one long near-duplicate wave). Every 10,000 posts a wave starts: a real text of
     12 or more words posted 20-400 times by different authors with one word changed each
     time, interleaved with the rest (2 % of the posts are wave members while a wave is
     active). 1 % of the posts and a third of the waves carry a rule phrase. One record in
@@ -120,7 +120,10 @@ def write_posts(path, n, seed, texts):
             else:
                 text = texts[normal % len(texts)]
                 if normal >= len(texts):
-                    words = text.split()
+                    # With another real text's words, shuffled: a short text shuffled alone
+                    # would repeat itself, a near-duplicate of the pass before whenever that
+                    # pass is still in the window (the store would then grow with the rate).
+                    words = text.split() + rng.choice(texts).split()
                     rng.shuffle(words)
                     text = " ".join(words)
                 normal += 1
@@ -163,10 +166,33 @@ def redis_info(client):
             "redis_expired_keys": int(info.get("expired_keys", 0))}
 
 
+MALLOC_TOTAL = re.compile(rb"Total \(incl\. mmap\):\s+system bytes\s+=\s+(\d+)\s+"
+                          rb"in use bytes\s+=\s+(\d+)")
+
+
+def heap_figures(pid, stderr_path):
+    """glibc's own count of the worker's heap (every arena and mmapped chunk): gdb attaches
+    and calls malloc_stats(), which prints to the worker's stderr. Tells a leak (bytes in use
+    grow) from allocator caching or fragmentation (RSS grows, bytes in use do not). The worker
+    stops for the moment of the call."""
+    before = os.path.getsize(stderr_path)
+    try:
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    with open(stderr_path, "rb") as f:
+        f.seek(before)
+        m = MALLOC_TOTAL.search(f.read())
+    return {"heap_system": int(m.group(1)), "heap_in_use": int(m.group(2))} if m else {}
+
+
 class Sampler(threading.Thread):
-    def __init__(self, broker, redis, worker_pid, group, topic, alerts_topic, every_s):
+    def __init__(self, broker, redis, worker_pid, group, topic, alerts_topic, every_s,
+                 heap_every_s=0.0, worker_stderr=None):
         super().__init__(daemon=True)
         self.broker, self.worker_pid, self.every_s = broker, worker_pid, every_s
+        self.heap_every_s, self.worker_stderr, self.heap_at = heap_every_s, worker_stderr, 0.0
         self.topic, self.alerts_topic = topic, alerts_topic
         self.redis = redis.client()
         self.consumer = harness.Consumer(broker.client_config(**{
@@ -200,6 +226,9 @@ class Sampler(threading.Thread):
         s["produced"] = self.produced
         s["committed"] = self.committed
         s["alerts"] = self.high_total(self.alerts_topic)
+        if self.heap_every_s and s["t"] >= self.heap_at:
+            self.heap_at = s["t"] + self.heap_every_s
+            s.update(heap_figures(self.worker_pid, self.worker_stderr))
         self.samples.append(s)
         return s
 
@@ -301,7 +330,7 @@ def flatness(samples, t_from, t_to, key):
             "slope_pct_per_10min": (100 * 10 * slope / mean) if mean else 0.0}
 
 
-def plot(samples, marks, path):
+def plot(samples, marks, path, title):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -311,6 +340,10 @@ def plot(samples, marks, path):
     t = [s["t"] / 60 for s in samples]
     fig, ax = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     ax[0].plot(t, [s["rss_kb"] / 1024 for s in samples], label="worker RSS (MiB)")
+    heap = [s for s in samples if "heap_in_use" in s]
+    if heap:
+        ax[0].plot([s["t"] / 60 for s in heap], [s["heap_in_use"] / 2**20 for s in heap],
+                   marker=".", color="tab:purple", label="worker heap in use (MiB, glibc)")
     ax[0].set_ylabel("MiB")
     ax[0].set_ylim(bottom=0)
     ax[1].plot(t, [s["redis_used_memory"] / 2**20 for s in samples], color="tab:red",
@@ -326,10 +359,21 @@ def plot(samples, marks, path):
             a.axvline(when / 60, color="black", linewidth=0.6, linestyle="--")
         a.legend(loc="upper left")
         a.grid(alpha=0.3)
-    ax[0].set_title("tidewatch soak: " + ", ".join(marks))
+    ax[0].set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return True
+
+
+def plot_title(result):
+    return (f"tidewatch soak: {result['posts']:,} posts, dedup window {result['window_s']} s "
+            f"(dashed: steady part)")
+
+
+def replot(json_path, png_path):
+    result = json.loads(Path(json_path).read_text())
+    marks = {"steady from": result["steady_from_t"], "production ends": result["steady_to_t"]}
+    return plot(result["samples"], marks, png_path, plot_title(result))
 
 
 # ---------------------------------------------------------------------------------------
@@ -374,17 +418,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--posts", type=int, default=3_000_000)
     ap.add_argument("--window-s", type=int, default=30, help="dedup.window_s of the worker")
-    ap.add_argument("--rate", type=float, default=5000, help="producer rate cap, posts/s")
+    ap.add_argument("--rate", type=float, default=4000, help="producer rate cap, posts/s")
     ap.add_argument("--max-lag", type=int, default=100_000,
                     help="produced but not committed records the producer allows")
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--warmup-s", type=float, help="default: 3 windows")
+    ap.add_argument("--heap-s", type=float, default=0.0,
+                    help="every so many seconds, glibc's heap figures through gdb (0 = never)")
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--max-rss-growth", type=float, default=0.10)
     ap.add_argument("--max-redis-growth", type=float, default=0.25)
     ap.add_argument("--out", default=str(ROOT / "perf" / "results" / "soak.json"))
     ap.add_argument("--png", help="default: the --out path with .png")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the PNG from the --out JSON of an earlier run")
     args = ap.parse_args()
+    if args.replot:
+        png = Path(args.png) if args.png else Path(args.out).with_suffix(".png")
+        return 0 if replot(args.out, png) else 77
     warmup = args.warmup_s if args.warmup_s is not None else 3 * args.window_s
 
     binary = os.environ.get("TIDEWATCH_BIN", str(ROOT / "build" / "tidewatch"))
@@ -440,7 +491,8 @@ def main():
         worker_log = open(work / "worker.stderr", "wb")
         worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=worker_log,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        sampler = Sampler(broker, redis, worker.pid, group, topic, alerts, args.sample_s)
+        sampler = Sampler(broker, redis, worker.pid, group, topic, alerts, args.sample_s,
+                          args.heap_s, work / "worker.stderr")
         sampler.start()
         sent, produce_s = produce_paced(broker, topic, posts_file, args.posts, args.rate,
                                         args.max_lag, sampler, worker)
@@ -520,6 +572,12 @@ def main():
         else:
             for key in ("rss_kb", "fds", "threads", "redis_used_memory", "redis_keys"):
                 result[f"flat_{key}"] = flatness(samples, t_from, t_to, key)
+            heap = [s for s in samples if "heap_in_use" in s]
+            if len(heap) >= 6:
+                result["flat_heap_in_use"] = flatness(heap, t_from, t_to, "heap_in_use")
+                result["heap_in_use_after_window"] = min(
+                    heap, key=lambda s: abs(s["t"] - t_from))["heap_in_use"]
+                result["heap_in_use_end"] = heap[-1]["heap_in_use"]
             rss, fds = result["flat_rss_kb"], result["flat_fds"]
             red = result["flat_redis_used_memory"]
             if rss["growth_last_vs_middle"] > args.max_rss_growth:
@@ -548,7 +606,8 @@ def main():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n")
         png = Path(args.png) if args.png else out.with_suffix(".png")
-        if plot(samples, {"steady from": t_from, "production ends": t_to}, png):
+        if plot(samples, {"steady from": t_from, "production ends": t_to}, png,
+                plot_title(result)):
             log(f"wrote {png.name}")
         summary = {k: v for k, v in result.items() if k != "samples"}
         print(json.dumps(summary, indent=1))
