@@ -540,11 +540,62 @@ TW_TEST(claims_lost_with_the_reply_are_rechecked)
     compiled_free(&c);
 }
 
+/* Issue 12, 7 (the soak): each batch slot's normalization buffers grew to the largest post the
+ * slot had ever held and never shrank, so a worker's heap crept up with every longer post
+ * (2 batches x batch_size slots x 9 bytes per byte: up to ~590 MB with 64 KiB posts). A slot
+ * now lets go of buffers over PIPELINE_KEEP_NORM_CAP when it takes a post that fits below. */
+TW_TEST(slots_let_go_of_big_buffers)
+{
+    compiled_t c;
+    TW_ASSERT_INT_EQ(compile_rules(rules_before, &c), 0);
+    config_t cfg;
+    TW_ASSERT_INT_EQ(config_init(&cfg), 0);
+    cfg.threads = 1;
+    cfg.max_post_bytes = 1 << 20;
+    dedup_store_t *store = NULL;
+    TW_ASSERT_INT_EQ(dedup_memory_new(3600, 1 << 10, &store), 0);
+    pipeline_t pipe;
+    TW_ASSERT_INT_EQ(pipeline_init(&pipe, &cfg, c.rules, c.db, store), 0);
+
+    enum { N = 4, BIG = 200000 };
+    char *big[N];
+    char small[N][160];
+    pipeline_input_t in[N];
+    pipeline_result_t res[N];
+    for (int i = 0; i < N; i++) {
+        TW_ASSERT((big[i] = malloc(BIG + 64)) != NULL);
+        int head = snprintf(big[i], 64, "{\"id\":\"big%d\",\"text\":\"", i);
+        memset(big[i] + head, 'a' + i, BIG);
+        memcpy(big[i] + head + BIG, "\"}", 3);
+        in[i] = (pipeline_input_t){big[i], strlen(big[i]), {.topic = "posts", .offset = i}};
+    }
+    /* Both batches (run overlaps two) hold big posts, then small ones. */
+    for (int round = 0; round < 2; round++) {
+        TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, N, res), 0);
+        for (int i = 0; i < N; i++)
+            TW_ASSERT_INT_EQ(res[i].outcome, PIPELINE_PASS);
+    }
+    for (int i = 0; i < N; i++)
+        set_input(&in[i], small[i], sizeof small[i], i, 10 + i);
+    for (int round = 0; round < 2; round++)
+        TW_ASSERT_INT_EQ(pipeline_process(&pipe, in, N, res), 0);
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < pipe.batches[b].cap; i++)
+            TW_ASSERT(pipe.batches[b].norms[i].cap <= PIPELINE_KEEP_NORM_CAP);
+
+    pipeline_fini(&pipe);
+    dedup_store_free(store);
+    config_fini(&cfg);
+    compiled_free(&c);
+    for (int i = 0; i < N; i++)
+        free(big[i]);
+}
+
 int main(void)
 {
     TW_RUN(TW_CASE(threads_give_the_same_results_in_the_same_order),
            TW_CASE(shadow_rules_and_the_flood_guard),
-           TW_CASE(claims_lost_with_the_reply_are_rechecked),
+           TW_CASE(claims_lost_with_the_reply_are_rechecked), TW_CASE(slots_let_go_of_big_buffers),
            TW_CASE(default_threads_is_the_usable_cpu_count),
            TW_CASE(pool_runs_each_worker_once_per_job));
 }

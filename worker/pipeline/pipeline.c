@@ -270,6 +270,10 @@ static int pipeline_analyze_post(pipeline_batch_t *b, size_t worker, size_t i)
         dead_letter(r, reason);
         return 0;
     }
+    /* A slot's buffers would otherwise stay at the longest post it ever held (the soak's
+     * heap crept up with each longer post): a short post lets a long one's buffers go. */
+    if (b->norms[i].cap > PIPELINE_KEEP_NORM_CAP && post->text_len < PIPELINE_KEEP_NORM_CAP)
+        normalized_fini(&b->norms[i]);
     int rc = normalize_text(post->text, post->text_len, &b->norms[i]);
     if (rc != 0) {
         /* Jansson already validated the UTF-8, so only size limits can land here */

@@ -101,6 +101,11 @@ typedef struct {
  * memory and the offsets held back meanwhile. */
 #define PIPELINE_MAX_UNKNOWN_CLAIMS 50000
 
+/* A batch slot keeps normalization buffers of up to this many bytes for the next post; bigger
+ * ones (a long post's) are freed when the slot takes a post that fits in this, so the slots
+ * do not each settle at the longest post they ever saw. */
+#define PIPELINE_KEEP_NORM_CAP 4096
+
 /* One batch's per-post state, slot i for input i, and its analysis job. Two of them, so one
  * batch can be analysed while the previous one is finished. */
 typedef enum {
