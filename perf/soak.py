@@ -32,6 +32,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -489,6 +490,9 @@ def main():
                                  f"dedup.window_s={args.window_s}", "-X",
                                  "campaign.milestones=10,100", "-X", "batch_size=1000"]
         worker_log = open(work / "worker.stderr", "wb")
+        # TW_SOAK_WRAP="heaptrack -o FILE": the worker under a tool (the figures are then the
+        # tool's process, not the worker's; for finding what grows, not for the table).
+        cmd = shlex.split(os.environ.get("TW_SOAK_WRAP", "")) + cmd
         worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=worker_log,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
         sampler = Sampler(broker, redis, worker.pid, group, topic, alerts, args.sample_s,
@@ -513,7 +517,10 @@ def main():
         time.sleep(min(2 * args.window_s, 60))
         sampler.close()
         samples = sampler.samples
-        worker.send_signal(signal.SIGTERM)
+        # The whole process group (the worker leads it): a TW_SOAK_WRAP tool's child too.
+        # TW_SOAK_STOP_SIGNAL=KILL keeps the heap as it was for the tool (not a graceful stop).
+        os.killpg(worker.pid, getattr(signal, "SIG" + os.environ.get("TW_SOAK_STOP_SIGNAL",
+                                                                     "TERM")))
         try:
             rc = worker.wait(timeout=60)
         except subprocess.TimeoutExpired:
