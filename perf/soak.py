@@ -193,7 +193,10 @@ class Sampler(threading.Thread):
                  heap_every_s=0.0, worker_stderr=None):
         super().__init__(daemon=True)
         self.broker, self.worker_pid, self.every_s = broker, worker_pid, every_s
-        self.heap_every_s, self.worker_stderr, self.heap_at = heap_every_s, worker_stderr, 0.0
+        # Not at t=0: one run hung there, gdb's call to malloc_stats() never returning while
+        # the worker was starting its Kafka clients.
+        self.heap_every_s, self.worker_stderr = heap_every_s, worker_stderr
+        self.heap_at = heap_every_s
         self.topic, self.alerts_topic = topic, alerts_topic
         self.redis = redis.client()
         self.consumer = harness.Consumer(broker.client_config(**{
@@ -425,7 +428,8 @@ def main():
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--warmup-s", type=float, help="default: 3 windows")
     ap.add_argument("--heap-s", type=float, default=0.0,
-                    help="every so many seconds, glibc's heap figures through gdb (0 = never)")
+                    help="every so many seconds, glibc's heap figures through gdb (0 = never; "
+                         "a diagnosis aid: it stops the worker for each call, and a call can hang)")
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--max-rss-growth", type=float, default=0.10)
     ap.add_argument("--max-redis-growth", type=float, default=0.25)
