@@ -740,6 +740,38 @@ TW_TEST(redis_cluster_store_follows_a_dead_masters_slots)
  * post creates the cluster's hash, members and authors, which expire window_s after their last
  * update; the index hash expires at most an epoch (window / 2) later; a flushed script cache is
  * refilled (NOSCRIPT fallback); milestone 1 is claimed by a cluster's first post. */
+/* Milestone 1 on an empty store at url (either layout): claimed by the first post of a cluster,
+ * again by its replay, by nobody else. Returns 0 or 1 (said why on stderr). */
+static int check_milestone_one(const char *url, const fingerprint_t *fps)
+{
+    dedup_campaign_t camp;
+    dedup_store_t *store = NULL;
+    if (dedup_campaign_parse("1,2", 1, &camp, NULL) != 0 ||
+        dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
+        return fprintf(stderr, "  store failed\n"), 1;
+    dedup_campaign_set(store, &camp);
+    dedup_result_t r;
+    int bad = 0;
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s (line %d)\n", #cond, __LINE__);                         \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
+    EXPECT(check_one(store, 0, &r) == 0);
+    EXPECT(r.replay && r.milestones == 1u);
+    EXPECT(check_one(store, 1, &r) == 0);
+    EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
+    EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
+    EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
+#undef EXPECT
+    dedup_store_free(store);
+    return bad;
+}
+
 static int check_layout(int port)
 {
     char url[64];
@@ -795,24 +827,9 @@ static int check_layout(int port)
     EXPECT(r.available && r.count == 3 && r.authors == 3 && r.cluster == fps[0].exact);
     dedup_store_free(store);
 
-    /* milestone 1: claimed by the first post of a cluster, again by its replay, by nobody else */
     EXPECT(node_ok(port, "FLUSHALL"));
-    dedup_campaign_t camp;
-    store = NULL;
-    if (dedup_campaign_parse("1,2", 1, &camp, NULL) != 0 ||
-        dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
-        return fprintf(stderr, "  store failed\n"), 1;
-    dedup_campaign_set(store, &camp);
-    EXPECT(check_one(store, 0, &r) == 0);
-    EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
-    EXPECT(check_one(store, 0, &r) == 0);
-    EXPECT(r.replay && r.milestones == 1u);
-    EXPECT(check_one(store, 1, &r) == 0);
-    EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
-    EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
-    EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
 #undef EXPECT
-    dedup_store_free(store);
+    bad |= check_milestone_one(url, fps);
     return bad;
 }
 
@@ -948,23 +965,8 @@ static int check_cluster_layout(const test_cluster_t *tc, const char *url)
     EXPECT(rj[1].cluster == fps[3].exact && rj[1].count == 3 && !rj[1].replay);
     dedup_store_free(store);
 
-    /* milestone 1: claimed by the first post of a cluster, again by its replay, by nobody else */
     cluster_flush(tc);
-    dedup_campaign_t camp;
-    store = NULL;
-    if (dedup_campaign_parse("1,2", 1, &camp, NULL) != 0 ||
-        dedup_redis_new(url, 3600, 2000, &store, NULL) != 0)
-        return fprintf(stderr, "  store failed\n"), 1;
-    dedup_campaign_set(store, &camp);
-    EXPECT(check_one(store, 0, &r) == 0);
-    EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
-    EXPECT(check_one(store, 0, &r) == 0);
-    EXPECT(r.replay && r.milestones == 1u);
-    EXPECT(check_one(store, 1, &r) == 0);
-    EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
-    EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
-    EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
-    dedup_store_free(store);
+    bad |= check_milestone_one(url, fps);
 
     /* a promotion whose script never ran (its round failed after the index writes): the
      * record stays in the cluster's field, so the next post promotes it again and the
