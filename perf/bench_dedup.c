@@ -3,9 +3,9 @@
  * usage: bench_dedup [--posts FILE] [--n N] [--batch B] [--store memory|URL]...
  *
  * FILE is one post per line (default: $TW_SHARED_DATA/posts/posts_mixed.txt, else
- * ../shared/data/posts/posts_mixed.txt beside the source tree). Every line is normalized and fingerprinted once,
- * up front, the way the pipeline does it (empty fingerprints are skipped as the pipeline
- * skips them); then each --store (memory, redis://..., redis+cluster://...) gets the same
+ * ../shared/data/posts/posts_mixed.txt beside the source tree). Every line is normalized and
+ * fingerprinted once, up front, the way the pipeline does it (empty fingerprints are skipped as the
+ * pipeline skips them); then each --store (memory, redis://..., redis+cluster://...) gets the same
  * stream, with post ids "p<line>", authors "u<line % 5000>" and ts = 1700000000 + line, in
  * batches of B (default 500, the worker's batch size). Prints one JSON object per store:
  * {"store", "posts", "batches", "seconds", "posts_per_s", "clustered",
