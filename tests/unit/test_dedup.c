@@ -52,6 +52,16 @@ static void make_items(dedup_item_t *items, fingerprint_t *fps)
     }
 }
 
+/* In the check functions below: reports a failed expectation (with its line) and marks the
+ * function's result `bad`, but goes on, so one run shows every difference. */
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  expected %s (line %d)\n", #cond, __LINE__);                         \
+            bad = 1;                                                                               \
+        }                                                                                          \
+    } while (0)
+
 /* Checks the expected semantics; used for every store. Two batches exercise state carried
  * between round trips as well as within one; hook (may be NULL) runs before the first batch
  * (before = true) and between the two. */
@@ -70,13 +80,6 @@ static int check_store_hooked(dedup_store_t *store, void (*hook)(void *arg, bool
     if (dedup_batch_check(store, items + 3, NSAMPLES - 3, r + 3) != 0)
         return fprintf(stderr, "batch 2 failed\n"), 1;
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s\n", #cond);                                             \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     for (size_t i = 0; i < NSAMPLES; i++)
         EXPECT(r[i].available);
     EXPECT(r[0].count == 1 && !r[0].replay);
@@ -89,7 +92,6 @@ static int check_store_hooked(dedup_store_t *store, void (*hook)(void *arg, bool
     EXPECT(r[6].cluster == r[3].cluster && r[6].count == 2 && r[6].authors == 1);
     EXPECT(r[6].first_seen == 90);
     EXPECT(r[0].cluster == fps[0].exact); /* a new cluster is named after its first post */
-#undef EXPECT
     return bad;
 }
 
@@ -121,13 +123,6 @@ static int check_campaign(dedup_store_t *store)
         return fprintf(stderr, "batch 1 failed\n"), 1;
     /* samples of batch 1 are only valid until the next call: check them now */
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s\n", #cond);                                             \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     EXPECT(r[0].milestones == 0 && r[0].nsamples == 0);
     EXPECT(r[1].milestones == 1u && r[1].nsamples == 2);
     EXPECT(sample_is(&r[1], 0, "p1") && sample_is(&r[1], 1, "p2"));
@@ -139,7 +134,6 @@ static int check_campaign(dedup_store_t *store)
     EXPECT(r[4].nsamples == 3 && sample_is(&r[4], 0, "p1"));
     EXPECT(r[5].milestones == 0);                    /* p5: both milestones taken */
     EXPECT(r[6].count == 2 && r[6].milestones == 0); /* one author only */
-#undef EXPECT
     return bad;
 }
 
@@ -174,13 +168,6 @@ static int check_unsigned(dedup_store_t *store)
     if (dedup_batch_check(store, items + 3, NPOSTS - 3, r + 3) != 0)
         return fprintf(stderr, "batch 2 failed\n"), 1;
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s\n", #cond);                                             \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     for (size_t i = 0; i < NPOSTS; i++)
         EXPECT(r[i].available);
     EXPECT(r[0].count == 1 && r[0].cluster == fps[0].exact);
@@ -189,7 +176,6 @@ static int check_unsigned(dedup_store_t *store)
     EXPECT(r[3].cluster == r[0].cluster && r[3].count == 3 && r[3].authors == 3);
     EXPECT(r[4].cluster == r[1].cluster && r[4].count == 2); /* verified band match */
     EXPECT(r[5].cluster != r[0].cluster && r[5].cluster != r[1].cluster && r[5].count == 1);
-#undef EXPECT
     return bad;
 }
 
@@ -752,13 +738,6 @@ static int check_milestone_one(const char *url, const fingerprint_t *fps)
     dedup_campaign_set(store, &camp);
     dedup_result_t r;
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s (line %d)\n", #cond, __LINE__);                         \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     EXPECT(check_one(store, 0, &r) == 0);
     EXPECT(r.count == 1 && r.milestones == 1u && r.nsamples == 1 && sample_is(&r, 0, "p1"));
     EXPECT(check_one(store, 0, &r) == 0);
@@ -767,7 +746,6 @@ static int check_milestone_one(const char *url, const fingerprint_t *fps)
     EXPECT(r.count == 2 && r.milestones == 2u && r.nsamples == 2);
     EXPECT(check_one(store, 3, &r) == 0); /* p4: another cluster, milestone 1 again */
     EXPECT(r.count == 1 && r.milestones == 1u && r.cluster == fps[3].exact);
-#undef EXPECT
     dedup_store_free(store);
     return bad;
 }
@@ -781,13 +759,6 @@ static int check_layout(int port)
         return fprintf(stderr, "  store failed\n"), 1;
     dedup_result_t r;
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s\n", #cond);                                             \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     dedup_item_t items[NSAMPLES];
     fingerprint_t fps[NSAMPLES];
     make_items(items, fps);
@@ -828,7 +799,6 @@ static int check_layout(int port)
     dedup_store_free(store);
 
     EXPECT(node_ok(port, "FLUSHALL"));
-#undef EXPECT
     bad |= check_milestone_one(url, fps);
     return bad;
 }
@@ -881,13 +851,6 @@ static int check_cluster_layout(const test_cluster_t *tc, const char *url)
     dedup_verify_set(store, 50);
     dedup_result_t r;
     int bad = 0;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "  expected %s (line %d)\n", #cond, __LINE__);                         \
-            bad = 1;                                                                               \
-        }                                                                                          \
-    } while (0)
     dedup_item_t items[NSAMPLES];
     fingerprint_t fps[NSAMPLES];
     make_items(items, fps);
@@ -1020,7 +983,6 @@ static int check_cluster_layout(const test_cluster_t *tc, const char *url)
     EXPECT(cluster_count_keys(tc, "tw:") == 0);
     EXPECT(check_one(store, 2, &r) == 0);
     EXPECT(r.count == 1 && r.cluster == fps[2].exact && !r.replay);
-#undef EXPECT
     dedup_store_free(store);
     return bad;
 }
