@@ -86,21 +86,28 @@ def free_port():
 def redis_info(port):
     out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "INFO", "everything"],
                          capture_output=True, text=True, timeout=10).stdout
-    fields, calls = {}, 0
+    fields, calls, by_command = {}, 0, {}
     for line in out.splitlines():
         if ":" in line and not line.startswith("#"):
             k, v = line.strip().split(":", 1)
             fields[k] = v
             if k.startswith("cmdstat_") and not k.startswith("cmdstat_info"):
-                calls += int(dict(kv.split("=") for kv in v.split(","))["calls"])
+                n = int(dict(kv.split("=") for kv in v.split(","))["calls"])
+                calls += n
+                by_command[k[len("cmdstat_"):]] = n
     return {"cpu": float(fields["used_cpu_sys"]) + float(fields["used_cpu_user"]),
-            "calls": calls, "mem": int(fields["used_memory"])}
+            "calls": calls, "by_command": by_command, "mem": int(fields["used_memory"])}
 
 
 def redis_delta(before, after, n):
     return {"redis_cpu_us_per_post": (after["cpu"] - before["cpu"]) / n * 1e6,
             "redis_commands_per_post": (after["calls"] - before["calls"]) / n,
-            "redis_bytes_per_post": (after["mem"] - before["mem"]) / n}
+            "redis_bytes_per_post": (after["mem"] - before["mem"]) / n,
+            # calls per command over the run: EVALSHA is one per batch (single server), so
+            # it gives the mean batch size the store saw
+            "redis_calls": {c: k - before["by_command"].get(c, 0)
+                            for c, k in after["by_command"].items()
+                            if k != before["by_command"].get(c, 0)}}
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,8 +11,13 @@ Also per post: the bytes the store holds in Redis (INFO memory used_memory delta
 an empty server; every post is still in its window at the end) and whether every post got the
 same cluster decisions as from the memory store (bench_dedup's "decisions" hash).
 
+With --steady, the two older epochs a lookup also reads (an epoch is half the 86,400 s window)
+are first filled with N x 17 random fields each, as a worker in steady state finds them: from
+an empty server their HMGETs miss at once on an absent key, which understates the lookups.
+The filling happens before the first snapshot, so it counts in neither the CPU nor the bytes.
+
 usage: perf/redis_cost.py [--bench build/perf/bench_dedup] [--n 50000] [--batch 500]
-                          [--cluster] [--out perf/results/redis-cost.json]
+                          [--cluster] [--steady] [--out perf/results/redis-cost.json]
 Exits 0 with a SKIP line when redis-server, the bench binary or the posts are missing.
 """
 
@@ -48,8 +53,10 @@ def free_port(cluster=False):
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def cli(port, *args, timeout=10):
-    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args),
+def cli(port, *args, timeout=10, follow=False):
+    """redis-cli; follow: cluster mode (-c), which follows MOVED to the key's master."""
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] +
+                         (["-c"] if follow else []) + list(args),
                          capture_output=True, text=True, timeout=timeout)
     return out.stdout
 
@@ -146,10 +153,56 @@ def run_bench(bench, store, n, batch):
     return json.loads(line)
 
 
-def measure(bench, servers, url, n, batch):
+WINDOW_S = 86400  # bench_dedup's window (the default dedup.window_s)
+EPOCH_S = WINDOW_S // 2  # the stores' epoch (dedup_redis_epoch_s)
+SHARDS = 256  # DEDUP_CLUSTER_INDEX_SHARDS
+# fills KEYS[1] with ARGV[1] random 8-byte fields whose values are random 8-byte ids, in HSETs
+# of 1,000 fields (the stores' own fields are hashes: these are as random)
+FILL_LUA = """
+math.randomseed(tonumber(ARGV[2]))
+local function rnd8()
+  local b = {}
+  for i = 1, 8 do b[i] = math.random(0, 255) end
+  return string.char(unpack(b))
+end
+local args, left = {}, tonumber(ARGV[1])
+while left > 0 do
+  args[#args + 1] = rnd8()
+  args[#args + 1] = rnd8()
+  left = left - 1
+  if #args == 2000 or left == 0 then
+    redis.call('HSET', KEYS[1], unpack(args))
+    args = {}
+  end
+end
+return 0
+"""
+
+
+def fill_older_epochs(servers, cluster, fields):
+    """The two older live epochs, as a worker in steady state finds them (see --steady)."""
+    now = int(cli(servers.ports[0], "TIME").split()[0])
+    cur = now // EPOCH_S
+    keys = []
+    for e in (cur - 1, cur - 2):
+        if cluster:
+            keys += [(f"tw:i:{e}:{{{shard}}}", fields // SHARDS) for shard in range(SHARDS)]
+        else:
+            keys.append((f"tw:i:{e}", fields))
+    port = servers.ports[0]
+    for seed, (key, count) in enumerate(keys, 1):
+        cli(port, "EVAL", FILL_LUA, "1", key, str(count), str(seed), timeout=600, follow=True)
+        cli(port, "EXPIREAT", key, str((int(key.split(":")[2]) + 1) * EPOCH_S + WINDOW_S),
+            follow=True)
+
+
+def measure(bench, servers, url, n, batch, cluster=False, steady=False):
     for port in servers.ports:
         cli(port, "FLUSHALL")
         cli(port, "SCRIPT", "FLUSH")
+    if steady:
+        fill_older_epochs(servers, cluster, n * 17)
+    for port in servers.ports:
         cli(port, "CONFIG", "RESETSTAT")
     calls0, usec0, cpu0, mem0, _ = snapshot(servers.ports)
     res = run_bench(bench, url, n, batch)
@@ -170,6 +223,7 @@ def measure(bench, servers, url, n, batch):
     res["redis_bytes_per_post"] = round((mem1 - mem0) / posts, 1)
     res["redis_keys"] = keys1
     res["nodes"] = len(servers.ports)
+    res["older_epochs_filled"] = n * 17 if steady else 0
     return res
 
 
@@ -179,6 +233,8 @@ def main():
     ap.add_argument("--n", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--cluster", action="store_true", help="also a 3-node Redis Cluster")
+    ap.add_argument("--steady", action="store_true",
+                    help="fill the two older live epochs first (steady-state lookups)")
     ap.add_argument("--out")
     args = ap.parse_args()
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
@@ -192,14 +248,15 @@ def main():
     s = Servers(1, cluster=False)
     try:
         results.append(measure(args.bench, s, f"redis://127.0.0.1:{s.ports[0]}/0", args.n,
-                               args.batch))
+                               args.batch, steady=args.steady))
     finally:
         s.close()
     if args.cluster:
         s = Servers(3, cluster=True)
         try:
             url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in s.ports)
-            results.append(measure(args.bench, s, url, args.n, args.batch))
+            results.append(measure(args.bench, s, url, args.n, args.batch, cluster=True,
+                                   steady=args.steady))
         finally:
             s.close()
     for r in results[1:]:

@@ -47,8 +47,10 @@ typedef struct {
  * FINGERPRINT_BANDS. Each indexed band costs every post a key in the store (its largest share
  * of Redis memory and CPU); perf/neardup_eval.py measured recall at Jaccard >= 0.8 of 0.9946
  * with 20 bands and 0.9932 with 16, precision 0.9867 and 0.9893 (docs/DEDUP.md). Every store
- * of a fleet must use the same value. */
+ * of a fleet must use the same value (overridable at build time only for evaluations). */
+#ifndef DEDUP_INDEX_BANDS
 #define DEDUP_INDEX_BANDS 16
+#endif
 
 static inline uint32_t dedup_index_bands(const fingerprint_t *fp)
 {

@@ -160,8 +160,8 @@ static uint64_t dedup_key_id(uint32_t k, uint64_t value)
     return fingerprint_hash64(pair, sizeof(pair), 0x6b6579ULL);
 }
 
-/* Width of the single-server store's time buckets: a quarter of the window, so an entry lives
- * at most 25 % longer than the window and a lookup reads at most five or six buckets. */
+/* Width of the index's time buckets (epochs): half the window, so an entry lives at most 50 %
+ * longer than the window and a lookup reads three epochs (four with an odd window). */
 static int64_t dedup_redis_epoch_s(int64_t window_s)
 {
     return window_s >= 2 ? window_s / 2 : 1;
