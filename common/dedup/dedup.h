@@ -43,14 +43,36 @@ typedef struct {
     const fingerprint_t *fp;
 } dedup_item_t;
 
-/* Band keys a store indexes and looks up: the first DEDUP_INDEX_BANDS of the fingerprint's
- * FINGERPRINT_BANDS. Each indexed band costs every post a key in the store (its largest share
- * of Redis memory and CPU); perf/neardup_eval.py measured recall at Jaccard >= 0.8 of 0.9946
- * with 20 bands and 0.9932 with 16, precision 0.9867 and 0.9893 (docs/DEDUP.md). Every store
- * of a fleet must use the same value (overridable at build time only for evaluations). */
+/* The stores' LSH index: DEDUP_INDEX_BANDS bands of DEDUP_BAND_ROWS rows each, built from the
+ * fingerprint's signature (the low 16 bits of its MinHash minima): band b's value is entries
+ * [b x rows, (b + 1) x rows) packed into 64 bits. Two posts of Jaccard similarity J share a band
+ * with probability 1 - (1 - J^rows)^bands. Each indexed band costs every post a field in the
+ * store (its largest share of Redis memory and CPU), so the choice is measured
+ * (perf/neardup_eval.py, docs/DEDUP.md): 10 bands of 4 rows keep the recall and precision of
+ * the fingerprint's own 16 bands of 5 rows (recall at J >= 0.8 0.9942 and 0.9950 on seeds 7 and
+ * 11, precision 0.9904 and 0.9921) with 11 fields per post instead of 17. Two posts whose 16-bit
+ * entries differ match by chance with probability 2^-16 per row, so a band of 4 rows is as
+ * selective as one over the full minima. Every worker of a fleet must use the same values
+ * (overridable at build time only for evaluations). */
 #ifndef DEDUP_INDEX_BANDS
-#define DEDUP_INDEX_BANDS 16
+#define DEDUP_INDEX_BANDS 10
 #endif
+#ifndef DEDUP_BAND_ROWS
+#define DEDUP_BAND_ROWS 4
+#endif
+_Static_assert(DEDUP_BAND_ROWS >= 1 && DEDUP_BAND_ROWS <= 4, "a band's rows fit 64 bits");
+_Static_assert(DEDUP_INDEX_BANDS >= 1 && DEDUP_INDEX_BANDS <= FINGERPRINT_BANDS &&
+                   DEDUP_INDEX_BANDS * DEDUP_BAND_ROWS <= FINGERPRINT_SIG_LEN,
+               "the index's bands fit the signature and the stores' per-post arrays");
+
+/* Band b's value (b < DEDUP_INDEX_BANDS; the fingerprint must have bands). */
+static inline uint64_t dedup_band_value(const fingerprint_t *fp, uint32_t b)
+{
+    uint64_t v = 0;
+    for (uint32_t r = 0; r < DEDUP_BAND_ROWS; r++)
+        v = v << 16 | fp->sig[b * DEDUP_BAND_ROWS + r];
+    return v;
+}
 
 static inline uint32_t dedup_index_bands(const fingerprint_t *fp)
 {

@@ -399,7 +399,7 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
         uint32_t nbands = dedup_index_bands(it->fp); /* <= FINGERPRINT_BANDS */
         keymap_prefetch(&m->keys, exact_key);
         for (uint32_t b = 0; b < nbands; b++) {
-            band_keys[b] = key_for_band(b, it->fp->bands[b]);
+            band_keys[b] = key_for_band(b, dedup_band_value(it->fp, b));
             keymap_prefetch(&m->keys, band_keys[b]);
         }
         uint64_t id = dedup_memory_find_cluster(m, it, exact_key, band_keys, nbands, now);

@@ -294,7 +294,7 @@ static int single_batch_args(dedup_redis_t *r, const dedup_item_t *items, size_t
         put_be64(id, fp->exact);
         redis_args_bytes(a, id, 8);
         for (uint32_t b = 0; b < dedup_index_bands(fp); b++) {
-            put_be64(id, dedup_key_id(b + 1, fp->bands[b]));
+            put_be64(id, dedup_key_id(b + 1, dedup_band_value(fp, b)));
             redis_args_bytes(a, id, 8);
         }
     }
@@ -691,7 +691,7 @@ static void collect_fields(dedup_redis_t *r, const dedup_item_t *items, size_t n
         uint32_t *pk = &r->post_keys[i * POST_KEYS_STRIDE];
         pk[0] = field_entry(r, fp->exact);
         for (uint32_t b = 0; b < dedup_index_bands(fp); b++)
-            pk[1 + b] = field_entry(r, dedup_key_id(b + 1, fp->bands[b]));
+            pk[1 + b] = field_entry(r, dedup_key_id(b + 1, dedup_band_value(fp, b)));
     }
 }
 
