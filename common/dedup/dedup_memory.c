@@ -143,7 +143,7 @@ typedef struct {
     size_t sample_lens[DEDUP_SAMPLE_IDS];
     size_t nsamples;
     bool has_sig;
-    uint16_t sig[FINGERPRINT_SIG_LEN]; /* of the first signed post, for verification */
+    unsigned char sig[FINGERPRINT_SIG_BYTES]; /* of the first signed post, as stored */
 } cluster_t;
 
 typedef struct {
@@ -318,7 +318,7 @@ static bool dedup_memory_verified(dedup_memory_t *m, uint64_t id, const fingerpr
     const cluster_t *c = &m->cluster_list[*idx - 1];
     if (c->expires_at <= now || !c->has_sig)
         return true;
-    return fingerprint_sig_matches(fp, c->sig) >= m->base.verify_matches;
+    return fingerprint_sig_matches_stored(fp, c->sig, sizeof(c->sig)) >= m->base.verify_matches;
 }
 
 static int dedup_memory_set_key(dedup_memory_t *m, uint64_t key, uint64_t id, int64_t expires)
@@ -412,7 +412,7 @@ static int dedup_memory_check_batch(dedup_store_t *store, const dedup_item_t *it
             goto nomem;
         r->replay = !inserted;
         if (!c->has_sig && it->fp->nbands) {
-            memcpy(c->sig, it->fp->sig, sizeof(c->sig));
+            fingerprint_sig_store(it->fp, c->sig);
             c->has_sig = true;
         }
         if (inserted && dedup_memory_count_post(c, it) != 0)

@@ -244,7 +244,7 @@ static int reserve_rows(dedup_redis_t *r, size_t n)
     return rc;
 }
 
-/* The batch's signatures as fingerprint_sig_to_le() writes them, one after the other; posts
+/* The batch's signatures as fingerprint_sig_store() writes them, one after the other; posts
  * without bands have none. */
 static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
 {
@@ -252,9 +252,9 @@ static int append_sigs(buf_t *sigs, const dedup_item_t *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!items[i].fp->nbands)
             continue;
-        unsigned char le[FINGERPRINT_SIG_BYTES];
-        fingerprint_sig_to_le(items[i].fp, le);
-        buf_append(sigs, le, sizeof(le));
+        unsigned char stored[FINGERPRINT_SIG_BYTES];
+        fingerprint_sig_store(items[i].fp, stored);
+        buf_append(sigs, stored, sizeof(stored));
     }
     return sigs->failed ? TW_ERR_NOMEM : 0;
 }
@@ -480,13 +480,14 @@ static int cluster_signature(dedup_redis_t *r, dedup_cluster_t *c)
 }
 
 /* Step 1's check of a band match against cluster c, as dedup_memory.c and lua/batch.lua make
- * it: a cluster without a signature (or with one of another size) cannot be checked. */
+ * it: a cluster without a signature (or with one of a size it cannot read) cannot be checked. */
 static bool cluster_verified(dedup_redis_t *r, dedup_cluster_t *c, const fingerprint_t *fp)
 {
-    if (cluster_signature(r, c) != 0 || !c->cache.set || c->cache.len != FINGERPRINT_SIG_BYTES)
+    if (cluster_signature(r, c) != 0 || !c->cache.set)
         return true;
     const unsigned char *sig = (const unsigned char *)r->sigbuf.data + c->cache.off;
-    return fingerprint_sig_matches_le(fp, sig) >= r->base.verify_matches;
+    uint32_t matches = fingerprint_sig_matches_stored(fp, sig, c->cache.len);
+    return matches == FINGERPRINT_SIG_UNCHECKABLE || matches >= r->base.verify_matches;
 }
 
 /* What update() in cluster_update.lua does to the signature: the hash keeps its first one,

@@ -752,31 +752,27 @@ size_t fingerprint_canonical(const char *norm, size_t len, char *out, size_t out
     return st.flushed;
 }
 
-uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig)
+void fingerprint_sig_store(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES])
 {
-    uint32_t n = 0;
+    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
+        out[j] = (unsigned char)(fp->sig[j] & 0xFF);
+}
+
+uint32_t fingerprint_sig_matches_stored(const fingerprint_t *a, const unsigned char *b, size_t len)
+{
+    size_t stride;
+    if (len == FINGERPRINT_SIG_BYTES)
+        stride = 1;
+    else if (len == 2 * FINGERPRINT_SIG_LEN)
+        stride = 2; /* 16-bit little-endian entries: the low byte comes first */
+    else
+        return FINGERPRINT_SIG_UNCHECKABLE;
     if (!a->nbands)
         return 0;
-    for (uint32_t i = 0; i < FP_NHASH; i++)
-        n += a->sig[i] == b_sig[i];
-    return n;
-}
-
-void fingerprint_sig_to_le(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES])
-{
-    for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++) {
-        out[2 * j] = (unsigned char)(fp->sig[j] & 0xFF);
-        out[2 * j + 1] = (unsigned char)(fp->sig[j] >> 8);
-    }
-}
-
-uint32_t fingerprint_sig_matches_le(const fingerprint_t *a,
-                                    const unsigned char b_le[FINGERPRINT_SIG_BYTES])
-{
-    uint16_t b_sig[FINGERPRINT_SIG_LEN];
+    uint32_t n = 0;
     for (size_t j = 0; j < FINGERPRINT_SIG_LEN; j++)
-        b_sig[j] = (uint16_t)(b_le[2 * j] | b_le[2 * j + 1] << 8);
-    return fingerprint_sig_matches(a, b_sig);
+        n += (unsigned char)(a->sig[j] & 0xFF) == b[j * stride];
+    return n;
 }
 
 bool fingerprint_is_empty(const fingerprint_t *fp)

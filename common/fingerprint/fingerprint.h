@@ -32,18 +32,20 @@ typedef struct {
     uint16_t sig[FINGERPRINT_SIG_LEN];
 } fingerprint_t;
 
-/* Entries of a and b's signatures that are equal (0 when either has none). */
-uint32_t fingerprint_sig_matches(const fingerprint_t *a, const uint16_t *b_sig);
+/* The signature as the duplicate stores keep it (Redis and the in-process store): the low 8
+ * bits of each entry, one byte per entry, the same bytes on every host. Two posts' entries
+ * agree with probability J + (1 - J) / 256, so the share of equal bytes still estimates their
+ * Jaccard similarity J, at half the bytes of the 16-bit entries. */
+#define FINGERPRINT_SIG_BYTES FINGERPRINT_SIG_LEN
+void fingerprint_sig_store(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES]);
 
-/* The signature as stored outside the process (Redis): little-endian 16-bit entries, the
- * same bytes on every host. */
-#define FINGERPRINT_SIG_BYTES (2 * FINGERPRINT_SIG_LEN)
-void fingerprint_sig_to_le(const fingerprint_t *fp, unsigned char out[FINGERPRINT_SIG_BYTES]);
-
-/* fingerprint_sig_matches() against a signature written by fingerprint_sig_to_le(), so that
- * every store counts equal entries the same way (0 when a has none). */
-uint32_t fingerprint_sig_matches_le(const fingerprint_t *a,
-                                    const unsigned char b_le[FINGERPRINT_SIG_BYTES]);
+/* Entries of a's signature equal to a stored signature b of len bytes: FINGERPRINT_SIG_BYTES
+ * as fingerprint_sig_store() writes them, or twice that, the little-endian 16-bit entries that
+ * versions before it stored, compared on their low bytes like the short form (so a record
+ * written before an upgrade verifies as it would have been written after). 0 when a has no
+ * signature; FINGERPRINT_SIG_UNCHECKABLE for any other length. */
+#define FINGERPRINT_SIG_UNCHECKABLE UINT32_MAX
+uint32_t fingerprint_sig_matches_stored(const fingerprint_t *a, const unsigned char *b, size_t len);
 
 /* Computes the fingerprint of normalized text norm[0, len). Never fails; empty text gives
  * exact = hash of "" and nbands = 0. */

@@ -23,13 +23,15 @@ local min_authors, verify, nms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(
 local ms, sigcache = {}, {}
 for k = 1, nms do ms[k] = tonumber(ARGV[7 + k]) end
 -- @include cluster_update.lua
--- equal 16-bit entries of two signatures
+-- equal entries of the post's signature a (one byte per entry) and a stored one b: the same
+-- form, or the 16-bit little-endian entries of records written before it (compared on their low
+-- bytes); nil when b has another length (it cannot be checked)
 local function agree(a, b)
-  local eq = 0
-  for k = 1, #a - 1, 2 do
-    local x1, x2 = string.byte(a, k, k + 1)
-    local y1, y2 = string.byte(b, k, k + 1)
-    if x1 == y1 and x2 == y2 then eq = eq + 1 end
+  local n, stride = #a, nil
+  if #b == n then stride = 1 elseif #b == 2 * n then stride = 2 else return nil end
+  local x, y, eq = {string.byte(a, 1, n)}, {string.byte(b, 1, #b)}, 0
+  for k = 1, n do
+    if x[k] == y[(k - 1) * stride + 1] then eq = eq + 1 end
   end
   return eq
 end
@@ -157,7 +159,8 @@ for p = 1, n do
         local ok = verify == 0
         if not ok then
           local csig = signature(cand)
-          ok = (not csig) or #csig ~= #sig or agree(sig, csig) >= verify
+          local eq = csig and agree(sig, csig)
+          ok = (not eq) or eq >= verify
         end
         if ok then cluster = cand break end
       end
